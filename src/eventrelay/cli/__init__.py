@@ -1,0 +1,1 @@
+"""cli/: the ``eventrelay`` command. One module per subcommand, each exporting ``add_parser``."""

@@ -1,0 +1,48 @@
+"""Entry point: ``eventrelay <command>``. Each command lives in its own module of this package."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from eventrelay.errors import ConfigError, EventRelayError
+
+COMMANDS = ("serve", "validate", "localaws", "deliveries", "redrive", "aws", "check", "send")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="eventrelay", description="Segment-compatible event router to AWS Lambda")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"eventrelay.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"eventrelay.cli.{name}":
+                raise
+            continue
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code = args.func(args)
+    except ConfigError as exc:
+        print(f"configuration error:\n{_indent(str(exc))}", file=sys.stderr)
+        return 2
+    except EventRelayError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return int(code or 0)
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"  {line}" for line in text.splitlines())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""``eventrelay serve``: ingest, delivery and the admin API on one port.
+
+Without ``--config`` it runs the embedded default (demo): SQLite in ./eventrelay-data, the local
+AWS endpoint with an example handler, a write key printed on start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from typing import Any
+
+from eventrelay.config import load_config
+from eventrelay.config.model import Config
+
+DEFAULT_PORT = 8088
+
+
+def add_parser(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser("serve", help="run eventrelay (demo without --config)")
+    p.add_argument("--config", help="configuration file; without it the embedded demo runs")
+    p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"listen port (default {DEFAULT_PORT})")
+    p.add_argument("--role", choices=("ingest", "deliver", "all"), default="all",
+                   help="ingest only, deliver only, or both (default all)")
+    p.add_argument("--data-dir", default=None, help="demo data directory (default ./eventrelay-data)")
+    p.add_argument("--log-level", default=os.environ.get("EVENTRELAY_LOG_LEVEL", "info"))
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a dependency through uvicorn[standard]
+        pass
+    return asyncio.run(serve(args))
+
+
+async def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from eventrelay.runtime import Runtime
+
+    localaws = None
+    if args.config:
+        config = load_config(args.config)
+        if config.localaws is not None:
+            localaws = await _start_localaws(config)
+    else:
+        from eventrelay.demo import demo_config
+
+        config, localaws = await demo_config(args.data_dir or "./eventrelay-data", port=args.port)
+    runtime = Runtime(config, role=args.role)
+    await runtime.start()
+    _announce(runtime, config, args, demo=not args.config)
+    server = uvicorn.Server(uvicorn.Config(
+        runtime.asgi(), host=args.host, port=args.port, lifespan="off", access_log=False,
+        log_level="warning", http="httptools", loop="none", server_header=False,
+    ))
+    try:
+        await server.serve()
+    finally:
+        await runtime.stop()
+        if localaws is not None:
+            await localaws.stop()
+    return 0
+
+
+async def _start_localaws(config: Config) -> Any:
+    from eventrelay.localaws.server import start_from_config
+
+    return await start_from_config(config)
+
+
+def _announce(runtime: Any, config: Config, args: argparse.Namespace, *, demo: bool) -> None:
+    url = f"http://{args.host}:{args.port}"
+    print(f"eventrelay listening on {url} (role {args.role}, storage {config.storage.backend})", flush=True)
+    if runtime.generated_admin_token:
+        print(f"admin token (generated for this run): {runtime.admin_token}", flush=True)
+    if demo:
+        key = config.sources[0].write_key.get_secret_value()
+        print(f"demo write key: {key}", flush=True)
+        print(
+            "try: curl -u " + key + f": {url}/v1/track -H 'Content-Type: application/json' "
+            "-d '{\"userId\":\"u1\",\"event\":\"Hello\"}'",
+            flush=True,
+        )

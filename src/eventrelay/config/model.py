@@ -1,0 +1,160 @@
+"""The configuration model (DESIGN.md section 2). Unknown keys are refused everywhere."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from eventrelay.config.duration import Duration
+from eventrelay.destinations.aws_lambda.settings import AwsLambdaSettings
+
+MIN_SECRET_LENGTH = 16  # write keys and admin tokens: shorter ones are guessable
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # source/destination names appear in URLs and metrics
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Workspace(Strict):
+    id: str = Field(min_length=2, max_length=1224, pattern=r"^[\w+=,.@:/-]+$")
+    """The workspace id; also the External ID used to assume every destination's role."""
+
+
+class Storage(Strict):
+    backend: Literal["sqlite", "jetstream"] = "sqlite"
+    path: str = "./eventrelay-data"
+    """sqlite: the data directory (queue.db, deliverylog.db). Default ./eventrelay-data."""
+    servers: list[str] = Field(default_factory=lambda: ["nats://127.0.0.1:4222"])
+    """jetstream: NATS server URLs."""
+    replicas: int = Field(default=1, ge=1, le=5)
+    """jetstream: stream replicas. Default 1 (single server); use 3 in a cluster."""
+    max_events: int = Field(default=2_000_000, ge=1)
+    """Bound on jobs waiting in the store; over it ingest answers 429 with Retry-After. Default 2,000,000."""
+    stream: str = "EVENTRELAY"
+    """jetstream: stream name prefix. Default EVENTRELAY."""
+
+
+class Admin(Strict):
+    token: SecretStr | None = None
+    """Bearer token of the admin API. When absent, one is generated at start and printed once."""
+    metrics_require_token: bool = False
+    """Require the token on /metrics too. Default false (Prometheus scrapers expect open metrics)."""
+    endpoint_allow_list: list[str] = Field(default_factory=list)
+    """Hosts (host or host:port) that an ``endpoint_url`` set through the Config API may name."""
+
+    @field_validator("token")
+    @classmethod
+    def _token_length(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value()) < MIN_SECRET_LENGTH:
+            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters")
+        return v
+
+
+class Ingest(Strict):
+    dedup_window: Duration = 86400.0
+    """messageId dedup window per workspace. Default 24h."""
+
+
+class Source(Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    write_key: SecretStr
+
+    @field_validator("write_key")
+    @classmethod
+    def _key_length(cls, v: SecretStr) -> SecretStr:
+        if len(v.get_secret_value()) < MIN_SECRET_LENGTH:
+            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters")
+        return v
+
+
+class DeliveryPolicy(Strict):
+    timeout: Duration = Field(default=5.0, gt=0, le=900)
+    """Per-attempt timeout. Default 5s (as the hosted service)."""
+    retry_window: Duration = Field(default=4 * 3600.0, ge=0)
+    """How long after receipt an event is retried before it is marked failed. Default 4h."""
+    max_attempts: int = Field(default=50, ge=1, le=10_000)
+    """Attempt cap within the window. Default 50."""
+    retry_execution_errors: bool = True
+    """Retry when the function raised (Execution Error). Default true."""
+    concurrency: int = Field(default=64, ge=1, le=10_000)
+    """Attempts in flight for this destination. Default 64."""
+    backoff_base: Duration = Field(default=2.0, gt=0)
+    """First retry within this delay (full jitter, doubling). Default 2s."""
+    backoff_cap: Duration = Field(default=300.0, gt=0)
+    """Longest delay between attempts. Default 5m."""
+
+
+class Destination(Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    type: Literal["aws_lambda"] = "aws_lambda"
+    enabled: bool = True
+    sources: list[str] | None = None
+    """Sources whose events go here. Default: every source."""
+    settings: AwsLambdaSettings
+    delivery: DeliveryPolicy = Field(default_factory=DeliveryPolicy)
+
+
+class LocalAwsFunction(Strict):
+    handler: str = Field(pattern=r"^[A-Za-z_][\w./-]*\.[A-Za-z_]\w*$")
+    """``file.function`` inside the functions folder."""
+    timeout: Duration = Field(default=3.0, gt=0, le=900)
+    versions: list[str] = Field(default_factory=list)
+    aliases: dict[str, str] = Field(default_factory=dict)
+    concurrency: int = Field(default=2, ge=1, le=64)
+
+
+class LocalAwsRole(Strict):
+    trusted_principals: list[str] = Field(default_factory=lambda: ["*"])
+    external_id: str | list[str] | None = None
+    """The ``sts:ExternalId`` the trust policy requires (one or a list). None: the workspace id."""
+    allow_invoke: list[str] = Field(default_factory=lambda: ["*"])
+    """Function names or ARNs (``*`` wildcards) the role may invoke."""
+
+
+class LocalAws(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+    """Port of the local AWS endpoint; 0 picks a free one."""
+    account_id: str = Field(default="123456789012", pattern=r"^\d{12}$")
+    region: str = "us-west-2"
+    functions_dir: str = "./functions"
+    functions: dict[str, LocalAwsFunction] = Field(default_factory=dict)
+    roles: dict[str, LocalAwsRole] = Field(default_factory=dict)
+    """Role name -> trust and permission. Default: every destination's role, trusting anyone with the workspace id."""
+
+
+class Config(Strict):
+    workspace: Workspace | None = None
+    storage: Storage = Field(default_factory=Storage)
+    admin: Admin = Field(default_factory=Admin)
+    ingest: Ingest = Field(default_factory=Ingest)
+    sources: list[Source] = Field(default_factory=list)
+    destinations: list[Destination] = Field(default_factory=list)
+    localaws: LocalAws | None = None
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        names = [s.name for s in self.sources]
+        _unique(names, "sources", "name")
+        _unique([s.write_key.get_secret_value() for s in self.sources], "sources", "write_key")
+        _unique([d.name for d in self.destinations], "destinations", "name")
+        for i, dest in enumerate(self.destinations):
+            for j, src in enumerate(dest.sources or []):
+                if src not in names:
+                    raise ValueError(f"destinations[{i}].sources[{j}]: unknown source {src!r}")
+        return self
+
+    def external_id_for(self, source: str) -> str:
+        """The External ID: the workspace id, else the id (name) of the source, as the hosted service does."""
+        return self.workspace.id if self.workspace else source
+
+
+def _unique(values: list[str], section: str, key: str) -> None:
+    seen: set[str] = set()
+    for i, v in enumerate(values):
+        if v in seen:
+            shown = "(secret)" if key == "write_key" else repr(v)
+            raise ValueError(f"{section}[{i}].{key}: duplicate value {shown}")
+        seen.add(v)

@@ -1,0 +1,1 @@
+"""delivery/: workers that claim due work, send it, classify the outcome and settle the job."""

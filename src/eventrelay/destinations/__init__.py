@@ -1,0 +1,2 @@
+"""destinations/: where events go. One folder per destination type (``aws_lambda/``), each
+implementing ``base.Destination``; ``tests/contract/test_destination_contract.py`` is the shared suite."""

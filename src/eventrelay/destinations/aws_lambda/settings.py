@@ -1,0 +1,140 @@
+"""Settings of the ``aws_lambda`` destination, named as in Segment's catalog (DESIGN.md section 4).
+
+Every field is validated at config time; an error names the field and the rule.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from eventrelay.destinations.aws_lambda.function_name import FunctionRef, parse_function_name
+
+CALL_TYPES = ("track", "identify", "page", "screen", "group", "alias")
+MAX_CLIENT_CONTEXT_BYTES = 3583  # AWS: X-Amz-Client-Context, base64-encoded, at most 3,583 bytes
+CLIENT_CONTEXT_KEYS = frozenset({"custom", "env", "client"})  # the only keys Lambda's Python runtime keeps
+REGION_PATTERN = re.compile(r"^(eusc-)?[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
+ROLE_ARN_PATTERN = re.compile(
+    r"^arn:aws[a-zA-Z-]*:iam::\d{12}:role(/|/[\x21-\x7E]{1,510}/)[\w+=,.@-]{1,64}$"
+)
+EXTERNAL_ID_REFUSAL = (
+    "is read-only: the External ID is always the workspace id (or the source id without a workspace). "
+    "Letting each destination choose it would let one workspace assume another's role (the "
+    "confused-deputy problem); put the workspace id in the role's trust policy instead"
+)
+
+
+class Functions(BaseModel):
+    """Per-call-type function overrides; call types absent here go to ``lambda``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    track: str | None = None
+    identify: str | None = None
+    page: str | None = None
+    screen: str | None = None
+    group: str | None = None
+    alias: str | None = None
+    events: list[str] | None = None
+    """Track event names to deliver (``*`` = all). Default: all."""
+
+    @field_validator("track", "identify", "page", "screen", "group", "alias")
+    @classmethod
+    def _valid_name(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_function_name(v)
+        return v
+
+
+class AwsLambdaSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    lambda_: str = Field(alias="lambda")
+    """Function: name, name:alias, name:version, full ARN or partial ARN (required)."""
+    region: str
+    """AWS region, e.g. us-west-2 (required)."""
+    role_address: str
+    """ARN of the IAM role eventrelay assumes (required)."""
+    external_id: None = None
+    """Read-only: the workspace id. A value here is refused (confused deputy)."""
+    client_context: dict[str, Any] = Field(default_factory=dict)
+    """Sent base64 JSON as X-Amz-Client-Context (sync invokes only). Default {}."""
+    log_type: Literal["None", "Tail"] = "None"
+    """Tail keeps the last 4 KB of the function's log with the attempt. Default None."""
+    invocation_type: Literal["RequestResponse", "Event"] = "RequestResponse"
+    """RequestResponse (default; needed for Client Context, Tail, errors) or Event (async)."""
+    functions: Functions = Field(default_factory=Functions)
+    endpoint_url: str | None = None
+    """AWS endpoint override for STS and Lambda (local runtime, LocalStack, moto, VPC endpoint)."""
+    role_session_name: str = Field(default="eventrelay-lambda", pattern=r"^[\w+=,.@-]{2,64}$")
+    """RoleSessionName used with AssumeRole. Default eventrelay-lambda."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_external_id(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("external_id") not in (None, ""):
+            raise ValueError(f"external_id {EXTERNAL_ID_REFUSAL}")
+        return data
+
+    @field_validator("lambda_")
+    @classmethod
+    def _valid_lambda(cls, v: str) -> str:
+        parse_function_name(v)
+        return v
+
+    @field_validator("region")
+    @classmethod
+    def _valid_region(cls, v: str) -> str:
+        if not REGION_PATTERN.match(v):
+            raise ValueError(f"{v!r} is not an AWS region (like us-west-2)")
+        return v
+
+    @field_validator("role_address")
+    @classmethod
+    def _valid_role(cls, v: str) -> str:
+        if not ROLE_ARN_PATTERN.match(v):
+            raise ValueError(f"{v!r} is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)")
+        return v
+
+    @field_validator("client_context")
+    @classmethod
+    def _client_context_size(cls, v: dict[str, Any]) -> dict[str, Any]:
+        size = len(encode_client_context(v) or b"")
+        if size > MAX_CLIENT_CONTEXT_BYTES:
+            raise ValueError(f"encodes to {size} bytes; AWS allows at most {MAX_CLIENT_CONTEXT_BYTES} (base64 JSON)")
+        return v
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _valid_endpoint(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^/\s]+(/.*)?$", v):
+            raise ValueError(f"{v!r} is not an http(s) URL")
+        return v
+
+    def function_for(self, call_type: str) -> FunctionRef:
+        override = getattr(self.functions, call_type, None) if call_type in CALL_TYPES else None
+        return parse_function_name(override or self.lambda_)
+
+    def all_functions(self) -> list[FunctionRef]:
+        seen: dict[str, FunctionRef] = {}
+        for ref in [self.lambda_, *(getattr(self.functions, t) for t in CALL_TYPES)]:
+            if ref and ref not in seen:
+                seen[ref] = parse_function_name(ref)
+        return list(seen.values())
+
+
+def client_context_payload(context: dict[str, Any]) -> dict[str, Any] | None:
+    """What Lambda's Python runtime will show: a map without custom/env/client goes under ``custom``."""
+    if not context:
+        return None
+    if CLIENT_CONTEXT_KEYS & context.keys():
+        return context
+    return {"custom": context}
+
+
+def encode_client_context(context: dict[str, Any]) -> bytes | None:
+    payload = client_context_payload(context)
+    return None if payload is None else base64.b64encode(orjson.dumps(payload))

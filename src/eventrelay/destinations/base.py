@@ -1,0 +1,29 @@
+"""The destination interface: one configured destination that can take one event."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+from eventrelay.delivery.outcome import Outcome
+
+
+@runtime_checkable
+class Destination(Protocol):
+    """A configured destination instance (e.g. one ``aws_lambda`` entry of the config)."""
+
+    name: str
+
+    def wants(self, event: Mapping[str, Any]) -> bool:
+        """Routing that depends on the destination's own settings (call types, track
+        ``events`` allow-list). Source and ``integrations`` routing happen before this."""
+        ...
+
+    async def send(self, body: bytes, event: Mapping[str, Any], timeout: float) -> Outcome:
+        """Deliver one event (``body`` is its JSON, ``event`` the parsed form) within
+        ``timeout`` seconds and classify the result. Never raises for a delivery failure:
+        every failure is an ``Outcome`` with a category."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""

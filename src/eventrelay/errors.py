@@ -1,0 +1,97 @@
+"""The one exception tree of eventrelay.
+
+    EventRelayError
+    ├── ConfigError                 a configuration value is wrong (names the field path)
+    ├── IngestError                 a Tracking API request is refused (HTTP 4xx; names field/limit)
+    │   ├── AuthError               unknown or missing write key (401)
+    │   └── PayloadError            malformed body, limit exceeded, missing field (400)
+    ├── StorageError                the queue or delivery log failed
+    │   ├── QueueFull               the store is over its bound (429 + Retry-After)
+    │   └── DiskFull                the disk refused a write (503)
+    └── DestinationError            talking to a destination failed at the boundary
+        └── AwsError                a botocore/aiohttp error, wrapped (carries the AWS error code)
+
+Lower-level errors (sqlite3, botocore, aiohttp, nats) are translated at the boundary
+with ``raise ... from exc`` so callers only ever catch these.
+"""
+
+from __future__ import annotations
+
+
+class EventRelayError(Exception):
+    """Base of every error eventrelay raises on purpose."""
+
+
+class ConfigError(EventRelayError):
+    """A configuration value is wrong. ``path`` is the dotted field path, e.g. ``destinations[0].settings.lambda``."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+class ConfigErrors(ConfigError):
+    """Several configuration errors found at once."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        self.errors = errors
+        EventRelayError.__init__(self, "\n".join(str(e) for e in errors))
+        self.path = errors[0].path if errors else ""
+        self.message = str(self)
+
+
+class IngestError(EventRelayError):
+    """A Tracking API request is refused. ``status`` is the HTTP status to answer."""
+
+    status = 400
+    code = "invalid_request"
+
+    def __init__(self, message: str, *, field: str | None = None, limit: str | None = None) -> None:
+        self.message = message
+        self.field = field
+        self.limit = limit
+        super().__init__(message)
+
+
+class AuthError(IngestError):
+    status = 401
+    code = "unauthorized"
+
+
+class PayloadError(IngestError):
+    status = 400
+    code = "invalid_payload"
+
+
+class StorageError(EventRelayError):
+    """The queue or the delivery log failed."""
+
+
+class QueueFull(StorageError):
+    """The store holds as many events as its bound allows: answer 429 with Retry-After."""
+
+    def __init__(self, message: str, retry_after: float = 5.0) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class DiskFull(StorageError):
+    """The disk refused a write; nothing new is accepted until space returns (503)."""
+
+    def __init__(self, message: str, retry_after: float = 10.0) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class DestinationError(EventRelayError):
+    """Talking to a destination failed at the boundary."""
+
+
+class AwsError(DestinationError):
+    """A wrapped botocore/aiohttp error. ``code`` is the AWS error code when one was returned."""
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
+        self.code = code
+        self.status = status
+        super().__init__(message)

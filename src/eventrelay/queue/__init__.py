@@ -1,0 +1,9 @@
+"""queue/: durable storage of accepted events and per-destination work.
+
+``base.Queue`` is the interface; ``sqlite`` (embedded default) and ``jetstream`` (scale-out)
+implement it; ``memory`` is the in-memory fake for unit tests. ``open_queue`` picks one from config.
+"""
+
+from eventrelay.queue.base import Accepted, Job, Queue
+
+__all__ = ["Accepted", "Job", "Queue"]

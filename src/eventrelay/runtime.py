@@ -1,0 +1,121 @@
+"""The composition root: builds queue, delivery log, destinations, engine and the ASGI app from a Config.
+
+``Runtime`` is what the CLI's ``serve`` runs and what tests start in-process.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from eventrelay.asgi import ASGIApp, one_port
+from eventrelay.config.model import Config, Destination as DestinationConfig
+from eventrelay.deliverylog.base import DeliveryLog
+from eventrelay.destinations.base import Destination
+from eventrelay.queue.base import Queue
+
+Role = Literal["ingest", "deliver", "all"]
+log = logging.getLogger("eventrelay")
+
+
+class Runtime:
+    """Everything one eventrelay process runs, built from one ``Config``."""
+
+    def __init__(self, config: Config, *, role: Role = "all") -> None:
+        self.config = config
+        self.role = role
+        token = config.admin.token.get_secret_value() if config.admin.token else None
+        self.generated_admin_token = token is None
+        self.admin_token: str = token or secrets.token_urlsafe(32)
+        self.queue: Queue = _open_queue(config)
+        self.log: DeliveryLog = _open_log(config)
+        self.destinations: dict[str, Destination] = {}
+        self.engine: Any = None
+        self._sources_by_key: dict[str, str] = {}
+        self._apply_sources(config)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.queue.start()
+        await self.log.start()
+        self.destinations = {d.name: _build_destination(d, self.config) for d in self.config.destinations}
+        if self.role in ("deliver", "all"):
+            from eventrelay.delivery.engine import DeliveryEngine
+
+            self.engine = DeliveryEngine(self.queue, self.log, self._engine_targets())
+            await self.engine.start()
+
+    async def stop(self) -> None:
+        if self.engine is not None:
+            await self.engine.stop()
+        for dest in self.destinations.values():
+            await dest.close()
+        await self.queue.close()
+        await self.log.close()
+
+    async def reconfigure(self, config: Config) -> None:
+        """Apply a new configuration (Config API) without a restart."""
+        old = self.destinations
+        self.config = config
+        self._apply_sources(config)
+        self.destinations = {d.name: _build_destination(d, config) for d in config.destinations}
+        if self.engine is not None:
+            await self.engine.set_targets(self._engine_targets())
+        for name, dest in old.items():
+            await dest.close()
+            log.debug("closed destination %s after reconfigure", name)
+
+    # -- what ingest and the admin API ask ----------------------------------------------------
+    def source_for_key(self, write_key: str) -> str | None:
+        """The source name of ``write_key`` (constant-time compare), or None."""
+        found = None
+        for key, name in self._sources_by_key.items():
+            if hmac.compare_digest(key.encode(), write_key.encode()):
+                found = name
+        return found
+
+    def route(self, source: str, event: Mapping[str, Any]) -> tuple[str, ...]:
+        from eventrelay.delivery.routing import route
+
+        return route(self.config.destinations, self.destinations, source, event)
+
+    def asgi(self) -> ASGIApp:
+        from eventrelay.admin.app import build_admin_app
+        from eventrelay.ingest.app import IngestApp
+
+        return one_port(IngestApp(self), build_admin_app(self))
+
+    def destination_config(self, name: str) -> DestinationConfig | None:
+        return next((d for d in self.config.destinations if d.name == name), None)
+
+    # -- internals ----------------------------------------------------------------------------
+    def _apply_sources(self, config: Config) -> None:
+        self._sources_by_key = {s.write_key.get_secret_value(): s.name for s in config.sources}
+
+    def _engine_targets(self) -> dict[str, tuple[Destination, Any]]:
+        return {
+            d.name: (self.destinations[d.name], d.delivery)
+            for d in self.config.destinations
+            if d.enabled and d.name in self.destinations
+        }
+
+
+def _open_queue(config: Config) -> Queue:
+    from eventrelay.queue.factory import open_queue
+
+    return open_queue(config)
+
+
+def _open_log(config: Config) -> DeliveryLog:
+    from eventrelay.deliverylog.factory import open_log
+
+    return open_log(config)
+
+
+def _build_destination(dest: DestinationConfig, config: Config) -> Destination:
+    from eventrelay.destinations.factory import build_destination
+
+    return build_destination(dest, config)
