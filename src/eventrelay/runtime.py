@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from eventrelay.asgi import ASGIApp, one_port
-from eventrelay.config.model import Config, Destination as DestinationConfig
+from eventrelay.config.model import Config
+from eventrelay.config.model import Destination as DestinationConfig
 from eventrelay.deliverylog.base import DeliveryLog
 from eventrelay.destinations.base import Destination
 from eventrelay.queue.base import Queue

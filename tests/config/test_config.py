@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from eventrelay.cli.main import main
 from eventrelay.config import load_config, parse_config
@@ -19,7 +20,8 @@ destinations:
   - name: lambda-prod
     type: aws_lambda
     sources: [web]
-    settings: {lambda: "my-fn:live", region: us-west-2, role_address: "arn:aws:iam::123456789012:role/eventrelay-invoke",
+    settings: {lambda: "my-fn:live", region: us-west-2,
+               role_address: "arn:aws:iam::123456789012:role/eventrelay-invoke",
                log_type: Tail, client_context: {app: shop}, functions: {identify: users-fn}}
     delivery: {timeout: 5s, retry_window: 4h}
 """
@@ -57,7 +59,7 @@ def test_unknown_key_is_refused_with_its_path() -> None:
         ('lambda: "my-fn:live"', 'lambda: "my fn"', "destinations[0].settings.lambda"),
         ('lambda: "my-fn:live"', 'lambda: "' + "f" * 65 + '"', "destinations[0].settings.lambda"),
         ("region: us-west-2", "region: westus", "destinations[0].settings.region"),
-        ("role_address: \"arn:aws:iam::123456789012:role/eventrelay-invoke\"", "role_address: arn:aws:iam::1:role/x",
+        ('role_address: "arn:aws:iam::123456789012:role/eventrelay-invoke"', "role_address: arn:aws:iam::1:role/x",
          "destinations[0].settings.role_address"),
         ("client_context: {app: shop}", "client_context: {app: " + "x" * 3000 + "}",
          "destinations[0].settings.client_context"),
@@ -101,8 +103,9 @@ def test_load_config_missing_file(tmp_path: pytest.TempPathFactory) -> None:
 
 
 yaml_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20))
-yaml_values = st.recursive(yaml_scalars, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c,
-                                                                                                max_size=3), max_leaves=10)
+yaml_values = st.recursive(
+    yaml_scalars, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3), max_leaves=10
+)
 
 
 @settings(max_examples=200, deadline=None)

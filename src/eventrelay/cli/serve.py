@@ -15,6 +15,7 @@ from typing import Any
 
 from eventrelay.config import load_config
 from eventrelay.config.model import Config
+from eventrelay.config.store import merge_api_entities
 
 DEFAULT_PORT = 8088
 
@@ -50,7 +51,7 @@ async def serve(args: argparse.Namespace) -> int:
 
     localaws = None
     if args.config:
-        config = load_config(args.config)
+        config = merge_api_entities(load_config(args.config))
         if config.localaws is not None:
             localaws = await _start_localaws(config)
     else:

@@ -123,6 +123,13 @@ class LocalAws(Strict):
     functions: dict[str, LocalAwsFunction] = Field(default_factory=dict)
     roles: dict[str, LocalAwsRole] = Field(default_factory=dict)
     """Role name -> trust and permission. Default: every destination's role, trusting anyone with the workspace id."""
+    users: dict[str, SecretStr] = Field(default_factory=dict)
+    """Base credentials (access key id -> secret) the endpoint verifies. Empty (default): any base access
+    key may call STS unverified, as LocalStack does; set it to produce Invalid Credentials locally."""
+    allow_base_credentials_invoke: bool = False
+    """Let base (non-session) credentials call Invoke. Default false: Invoke needs an assumed role."""
+    echo_logs: bool = False
+    """Copy what handlers print to this process's stdout. Default false (the demo turns it on)."""
 
 
 class Config(Strict):

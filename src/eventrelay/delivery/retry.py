@@ -37,7 +37,8 @@ class RetryPolicy:
     ) -> RetryDecision:
         """``attempts`` includes the attempt that just failed."""
         if attempts >= self.max_attempts:
-            return RetryDecision(None, f"gave up after {attempts} attempts (max_attempts {self.max_attempts})")
+            cap = self.max_attempts
+            return RetryDecision(None, f"gave up after {attempts} attempts (max_attempts {cap})")
         deadline = received_at + self.window
         delay = max(self.delay(attempts, rng), retry_after or 0.0)
         at = now + delay

@@ -46,7 +46,7 @@ def route(
 
 
 def integration_allows(integrations: Mapping[str, Any], name: str, catalog_names: Sequence[str]) -> bool:
-    """Whether an ``integrations`` object lets the destination ``name`` (or its catalog names) have the event."""
+    """Whether ``integrations`` lets the destination ``name`` (or its catalog names) have the event."""
     for key in (name, *catalog_names):
         if key in integrations:
             return _enabled(integrations[key])

@@ -55,6 +55,7 @@ class DeliveryRow:
     received_at: float
     updated_at: float
     next_attempt_at: float | None = None
+    delivered_at: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -70,7 +71,67 @@ class DeliveryRow:
             "received_at": self.received_at,
             "updated_at": self.updated_at,
             "next_attempt_at": self.next_attempt_at,
+            "delivered_at": self.delivered_at,
         }
+
+
+def finished_at(a: AttemptRecord) -> float:
+    """When the attempt ended (epoch seconds)."""
+    return a.started_at + a.latency_ms / 1000.0
+
+
+def error_text(a: AttemptRecord) -> str | None:
+    """The one-line error a delivery row shows: ``ErrorType: message`` (None when delivered)."""
+    if a.category is Category.DELIVERED:
+        return None
+    parts = [p for p in (a.error_type, a.error_message) if p]
+    return ": ".join(parts) if parts else str(a.category)
+
+
+@dataclass(slots=True)
+class Latency:
+    """End-to-end latency (receivedAt to success) over the delivered events of a range."""
+
+    count: int
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+
+
+@dataclass(slots=True)
+class ErrorCount:
+    """Failed attempts of one category in a range, and how many distinct events they were."""
+
+    category: Category
+    attempts: int
+    events: int
+
+
+@dataclass(slots=True)
+class Bucket:
+    """One step of the time series: attempts that ended in ``[start, start + width)``."""
+
+    start: float
+    delivered: int = 0
+    errors: dict[str, int] = field(default_factory=dict)  # category -> failed attempts
+
+
+@dataclass(slots=True)
+class Stats:
+    """Statistics of one destination over ``[since, until]``.
+
+    ``counts`` are events (event x destination) by their state, updated in the range;
+    ``errors`` and ``buckets`` count attempts.
+    """
+
+    destination: str
+    since: float
+    until: float
+    counts: dict[str, int]
+    latency: Latency
+    errors: list[ErrorCount]
+    buckets: list[Bucket]
+    bucket_seconds: float
 
 
 @runtime_checkable
@@ -94,3 +155,19 @@ class DeliveryLog(Protocol):
     ) -> list[DeliveryRow]: ...
 
     async def attempts(self, message_id: str, destination: str | None = None) -> list[AttemptRecord]: ...
+
+    async def stats(self, destination: str, since: float, until: float) -> Stats:
+        """Counts, latency percentiles, errors by category and a time series of one destination."""
+        ...
+
+    async def samples(
+        self, destination: str, category: str | None = None, limit: int = 5
+    ) -> list[AttemptRecord]:
+        """The most recent failed attempts (with their event) of ``category``, newest first;
+        without a category, up to ``limit`` of each failure category."""
+        ...
+
+    async def redriven(self, destination: str, message_ids: Sequence[str] | None, at: float) -> int:
+        """Mark failed/discarded events of ``destination`` (all, or those ids) as retrying again
+        after a redrive. Returns how many rows changed."""
+        ...

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
-from eventrelay.deliverylog.base import AttemptRecord, DeliveryRow
+from eventrelay.delivery.outcome import Category
+from eventrelay.deliverylog.base import AttemptRecord, DeliveryRow, Stats, error_text, finished_at
+from eventrelay.deliverylog.stats import compute_stats
 
 
 class MemoryDeliveryLog:
@@ -20,12 +23,17 @@ class MemoryDeliveryLog:
 
     async def record(self, attempts: Sequence[AttemptRecord]) -> None:
         for a in attempts:
-            self.records.append(a)
-            self.rows[(a.message_id, a.destination)] = DeliveryRow(
+            delivered = a.category is Category.DELIVERED
+            # As the SQLite store: the event body is kept for failed attempts only (samples).
+            self.records.append(replace(a, event=b"") if delivered else a)
+            key = (a.message_id, a.destination)
+            before = self.rows.get(key)
+            end = finished_at(a)
+            self.rows[key] = DeliveryRow(
                 message_id=a.message_id, destination=a.destination, source=a.source, call_type=a.call_type,
-                function=a.function, category=a.category, attempts=a.attempt, status=a.status,
-                error=a.error_message, received_at=a.received_at, updated_at=a.started_at + a.latency_ms / 1000,
-                next_attempt_at=a.next_attempt_at,
+                function=a.function, category=a.category, attempts=(before.attempts if before else 0) + 1,
+                status=a.status, error=error_text(a), received_at=a.received_at, updated_at=end,
+                next_attempt_at=a.next_attempt_at, delivered_at=end if delivered else None,
             )
 
     async def deliveries(
@@ -42,4 +50,39 @@ class MemoryDeliveryLog:
         return rows[:limit]
 
     async def attempts(self, message_id: str, destination: str | None = None) -> list[AttemptRecord]:
-        return [a for a in self.records if a.message_id == message_id and destination in (None, a.destination)]
+        found = [
+            a for a in self.records
+            if a.message_id == message_id and destination in (None, a.destination)
+        ]
+        return sorted(found, key=finished_at)
+
+    async def stats(self, destination: str, since: float, until: float) -> Stats:
+        return compute_stats(destination, since, until, self.rows.values(), self.records)
+
+    async def samples(
+        self, destination: str, category: str | None = None, limit: int = 5
+    ) -> list[AttemptRecord]:
+        failed = [
+            a for a in self.records
+            if a.destination == destination and a.category is not Category.DELIVERED
+            and category in (None, str(a.category))
+        ]
+        failed.sort(key=finished_at, reverse=True)
+        out: list[AttemptRecord] = []
+        taken: dict[Category, int] = {}
+        for a in failed:
+            if taken.get(a.category, 0) < limit:
+                taken[a.category] = taken.get(a.category, 0) + 1
+                out.append(a)
+        return out
+
+    async def redriven(self, destination: str, message_ids: Sequence[str] | None, at: float) -> int:
+        wanted = set(message_ids) if message_ids is not None else None
+        changed = 0
+        for key, row in self.rows.items():
+            if row.destination == destination and row.status in ("failed", "discarded") and (
+                wanted is None or row.message_id in wanted
+            ):
+                self.rows[key] = replace(row, status="retrying", updated_at=at, next_attempt_at=at)
+                changed += 1
+        return changed

@@ -19,10 +19,18 @@ class Destination(Protocol):
         ``events`` allow-list). Source and ``integrations`` routing happen before this."""
         ...
 
-    async def send(self, body: bytes, event: Mapping[str, Any], timeout: float) -> Outcome:
+    async def send(
+        self,
+        body: bytes,
+        event: Mapping[str, Any],
+        timeout: float,  # noqa: ASYNC109 (a plain number the destination applies per attempt)
+        *,
+        source: str | None = None,
+    ) -> Outcome:
         """Deliver one event (``body`` is its JSON, ``event`` the parsed form) within
         ``timeout`` seconds and classify the result. Never raises for a delivery failure:
-        every failure is an ``Outcome`` with a category."""
+        every failure is an ``Outcome`` with a category. ``source`` is the name of the source
+        the event came from (the External ID when no workspace id is configured)."""
         ...
 
     async def close(self) -> None:

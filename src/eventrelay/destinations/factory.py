@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from eventrelay.config.model import Config, Destination as DestinationConfig
+from eventrelay.config.model import Config
+from eventrelay.config.model import Destination as DestinationConfig
 from eventrelay.destinations.base import Destination
 
 
@@ -10,7 +11,12 @@ def build_destination(dest: DestinationConfig, config: Config) -> Destination:
     if dest.type == "aws_lambda":
         from eventrelay.destinations.aws_lambda.destination import AwsLambdaDestination
 
-        return AwsLambdaDestination(dest.name, dest.settings, external_id=_external_id(config, dest))
+        return AwsLambdaDestination(
+            dest.name,
+            dest.settings,
+            external_id=_external_id(config, dest),
+            concurrency=dest.delivery.concurrency,  # one pooled connection per attempt in flight
+        )
     raise ValueError(f"unknown destination type {dest.type!r}")
 
 

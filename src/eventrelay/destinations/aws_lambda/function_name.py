@@ -62,14 +62,17 @@ def parse_function_name(value: str) -> FunctionRef:
             f"{value!r} is not a Lambda function name, name:alias, name:version, or function ARN "
             "(AWS FunctionName pattern)"
         )
-    arn_prefix, partition, region_part, account_part, function_kw = m.group(1), m.group(2), m.group(3), m.group(9), m.group(10)
+    arn_prefix, partition, region_part = m.group(1), m.group(2), m.group(3)
+    account_part, function_kw = m.group(9), m.group(10)
     name, qualifier = m.group(11), m.group(13)
     if arn_prefix and not (region_part and account_part and function_kw):
         raise ValueError(f"{value!r}: a full ARN needs arn:aws:lambda:REGION:ACCOUNT:function:NAME")
     if account_part and not function_kw:
         raise ValueError(f"{value!r}: a partial ARN needs ACCOUNT:function:NAME")
     if len(name) > MAX_NAME_LENGTH:
-        raise ValueError(f"function name {name!r} is {len(name)} characters; AWS allows at most {MAX_NAME_LENGTH}")
+        raise ValueError(
+            f"function name {name!r} is {len(name)} characters; AWS allows at most {MAX_NAME_LENGTH}"
+        )
     return FunctionRef(
         raw=value,
         name=name,

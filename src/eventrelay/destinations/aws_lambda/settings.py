@@ -10,7 +10,7 @@ import re
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from eventrelay.destinations.aws_lambda.function_name import FunctionRef, parse_function_name
 
@@ -18,9 +18,7 @@ CALL_TYPES = ("track", "identify", "page", "screen", "group", "alias")
 MAX_CLIENT_CONTEXT_BYTES = 3583  # AWS: X-Amz-Client-Context, base64-encoded, at most 3,583 bytes
 CLIENT_CONTEXT_KEYS = frozenset({"custom", "env", "client"})  # the only keys Lambda's Python runtime keeps
 REGION_PATTERN = re.compile(r"^(eusc-)?[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
-ROLE_ARN_PATTERN = re.compile(
-    r"^arn:aws[a-zA-Z-]*:iam::\d{12}:role(/|/[\x21-\x7E]{1,510}/)[\w+=,.@-]{1,64}$"
-)
+ROLE_ARN_PATTERN = re.compile(r"^arn:aws[a-zA-Z-]*:iam::\d{12}:role(/|/[\x21-\x7E]{1,510}/)[\w+=,.@-]{1,64}$")
 EXTERNAL_ID_REFUSAL = (
     "is read-only: the External ID is always the workspace id (or the source id without a workspace). "
     "Letting each destination choose it would let one workspace assume another's role (the "
@@ -72,12 +70,13 @@ class AwsLambdaSettings(BaseModel):
     role_session_name: str = Field(default="eventrelay-lambda", pattern=r"^[\w+=,.@-]{2,64}$")
     """RoleSessionName used with AssumeRole. Default eventrelay-lambda."""
 
-    @model_validator(mode="before")
+    @field_validator("external_id", mode="before")
     @classmethod
-    def _refuse_external_id(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("external_id") not in (None, ""):
-            raise ValueError(f"external_id {EXTERNAL_ID_REFUSAL}")
-        return data
+    def _refuse_external_id(cls, v: Any) -> None:
+        # a field validator (not a model one) so the error's path ends in .settings.external_id
+        if v not in (None, ""):
+            raise ValueError(EXTERNAL_ID_REFUSAL)
+        return None
 
     @field_validator("lambda_")
     @classmethod
@@ -104,7 +103,9 @@ class AwsLambdaSettings(BaseModel):
     def _client_context_size(cls, v: dict[str, Any]) -> dict[str, Any]:
         size = len(encode_client_context(v) or b"")
         if size > MAX_CLIENT_CONTEXT_BYTES:
-            raise ValueError(f"encodes to {size} bytes; AWS allows at most {MAX_CLIENT_CONTEXT_BYTES} (base64 JSON)")
+            raise ValueError(
+                f"encodes to {size} bytes; AWS allows at most {MAX_CLIENT_CONTEXT_BYTES} (base64 JSON)"
+            )
         return v
 
     @field_validator("endpoint_url")

@@ -1,0 +1,410 @@
+"""Benchmark: end-to-end latency at a steady 1,000 events/s (issue 8 item 5). Target: p99 < 50 ms.
+
+Three processes on this machine:
+  (a) a zero-latency AWS stub (uvicorn + a raw ASGI app): STS AssumeRole answers fixed session
+      credentials; Lambda Invoke answers 200 at once and records when each messageId arrived;
+  (b) ``eventrelay serve`` (real process: SQLite queue and delivery log, delivery engine, the
+      aws_lambda destination signing every invoke) with ``endpoint_url`` = the stub;
+  (c) this script: sends single track events over HTTP at a steady rate and records when each 200
+      came back.
+Latency = arrival at the stub - the 200 at the client (negative values, i.e. delivered before the
+client read its 200, count as 0). Ceiling measured in the same run: the same paced load sent
+straight to the stub's Invoke path (the HTTP floor on this machine).
+
+    python bench/end_to_end.py [--rate 1000] [--seconds 20]
+
+``backlog.py`` and ``diy_baseline.py`` reuse the stub and the eventrelay launcher from here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+HERE = Path(__file__).resolve()
+WRITE_KEY = "wk_bench_e2e_0123456789abcdef"
+ADMIN_TOKEN = "adm_bench_e2e_0123456789abcdef"
+ROLE = "arn:aws:iam::123456789012:role/eventrelay-bench"
+
+
+# -- the zero-latency AWS stub (child process) ------------------------------------------------------
+
+
+class Stub:
+    """Raw ASGI: POST / -> STS AssumeRole; POST .../invocations -> 200, arrival recorded."""
+
+    def __init__(self) -> None:
+        self.arrivals: dict[str, float] = {}
+        self.invokes = 0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        path = scope["path"]
+        if path.endswith("/invocations"):
+            now = time.time()
+            self.invokes += 1
+            body = b"".join(chunks)
+            try:
+                self.arrivals.setdefault(str(orjson.loads(body)["messageId"]), now)
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                pass
+            await _answer(send, 200, b"null", b"application/json")
+        elif path == "/arrivals":
+            await _answer(
+                send,
+                200,
+                orjson.dumps({"invokes": self.invokes, "arrivals": self.arrivals}),
+                b"application/json",
+            )
+        elif path == "/count":
+            await _answer(
+                send,
+                200,
+                orjson.dumps({"invokes": self.invokes, "unique": len(self.arrivals)}),
+                b"application/json",
+            )
+        else:
+            await _answer(send, 200, sts_answer(), b"text/xml")
+
+
+async def _answer(send: Any, status: int, body: bytes, content_type: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def sts_answer() -> bytes:
+    expires = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"""<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+<AssumeRoleResult><Credentials><AccessKeyId>ASIABENCHSESSION0001</AccessKeyId>
+<SecretAccessKey>bench-session-secret-0000000000000000000</SecretAccessKey>
+<SessionToken>bench-session-token</SessionToken><Expiration>{expires}</Expiration></Credentials>
+<AssumedRoleUser><AssumedRoleId>AROABENCH:bench</AssumedRoleId>
+<Arn>arn:aws:sts::123456789012:assumed-role/eventrelay-bench/bench</Arn></AssumedRoleUser>
+</AssumeRoleResult><ResponseMetadata><RequestId>bench</RequestId></ResponseMetadata></AssumeRoleResponse>""".encode()
+
+
+def run_stub(port: int) -> None:
+    import uvicorn
+    import uvloop
+
+    uvloop.install()
+    uvicorn.run(
+        Stub(),
+        host="127.0.0.1",
+        port=port,
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+        http="httptools",
+        loop="none",
+        server_header=False,
+        date_header=False,
+    )
+
+
+# -- processes ------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    import urllib.request
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process for {url} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout}s")
+
+
+@contextmanager
+def stub_process(port: int | None = None) -> Iterator[str]:
+    port = port or free_port()
+    proc = subprocess.Popen([sys.executable, str(HERE), "--stub", str(port)])
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/count", proc)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def write_config(
+    workdir: Path,
+    stub_url: str,
+    *,
+    concurrency: int = 64,
+    backoff_cap: str = "5m",
+    max_events: int = 2_000_000,
+) -> Path:
+    path = workdir / "eventrelay.yaml"
+    path.write_text(f"""
+workspace: {{id: ws_bench}}
+storage: {{backend: sqlite, path: {workdir / "data"}, max_events: {max_events}}}
+admin: {{token: {ADMIN_TOKEN}}}
+sources:
+  - {{name: bench, write_key: {WRITE_KEY}}}
+destinations:
+  - name: bench-fn
+    settings: {{lambda: bench-fn, region: us-west-2, role_address: "{ROLE}", endpoint_url: "{stub_url}"}}
+    delivery: {{timeout: 5s, concurrency: {concurrency}, backoff_base: 200ms, backoff_cap: {backoff_cap}}}
+""")
+    return path
+
+
+def bench_env() -> dict[str, str]:
+    env = dict(os.environ)
+    for key in (
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_STS",
+        "AWS_ENDPOINT_URL_LAMBDA",
+        "AWS_SESSION_TOKEN",
+    ):
+        env.pop(key, None)
+    env.update(
+        {
+            "AWS_ACCESS_KEY_ID": "AKIABENCHBASEKEY0001",
+            "AWS_SECRET_ACCESS_KEY": "bench-base-secret-0001",
+            "AWS_CONFIG_FILE": "/nonexistent",
+            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+        }
+    )
+    return env
+
+
+@contextmanager
+def eventrelay_process(
+    config: Path, port: int | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    port = port or free_port()
+    log = open(config.parent / "serve.log", "wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "eventrelay.cli.main",
+            "serve",
+            "--config",
+            str(config),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=config.parent,
+        env=bench_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/healthz", proc)
+        yield url, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def track(message_id: str) -> bytes:
+    return orjson.dumps(
+        {
+            "type": "track",
+            "event": "Order Completed",
+            "userId": "user-0001",
+            "messageId": message_id,
+            "properties": {
+                "orderId": message_id,
+                "total": 129.95,
+                "currency": "USD",
+                "products": [{"sku": "SKU-100", "price": 89.95}, {"sku": "SKU-200", "price": 15.0}],
+            },
+            "context": {"library": {"name": "bench", "version": "1"}, "locale": "en-US"},
+        }
+    )
+
+
+def auth_header() -> dict[str, str]:
+    import base64
+
+    return {
+        "Authorization": "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode(),
+        "Content-Type": "application/json",
+    }
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+async def fetch_json(url: str) -> Any:
+    async with aiohttp.ClientSession() as http, http.get(url) as resp:
+        return await resp.json(content_type=None)
+
+
+# -- the paced load -------------------------------------------------------------------------------
+
+
+async def paced(url: str, rate: int, seconds: float, headers: dict[str, str]) -> dict[str, float]:
+    """Send ``rate`` events/s for ``seconds``; return messageId -> time its 200 arrived."""
+    done: dict[str, float] = {}
+    errors = 0
+    connector = aiohttp.TCPConnector(limit=256)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def one(message_id: str) -> None:
+            nonlocal errors
+            try:
+                async with http.post(url, data=track(message_id), headers=headers) as resp:
+                    await resp.read()
+                    if resp.status == 200:
+                        done[message_id] = time.time()
+                    else:
+                        errors += 1
+            except aiohttp.ClientError:
+                errors += 1
+
+        tasks: set[asyncio.Task[None]] = set()
+        start = time.perf_counter()
+        total = int(rate * seconds)
+        for i in range(total):
+            due = start + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.create_task(one(f"e2e-{uuid.uuid4()}"))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        await asyncio.gather(*tasks)
+    if errors:
+        print(f"  ({errors} requests not answered 200)")
+    return done
+
+
+async def measure(ingest_url: str, stub_url: str, rate: int, seconds: float) -> list[float]:
+    sent = await paced(ingest_url, rate, seconds, auth_header())
+    deadline = time.time() + 30
+    arrivals: dict[str, float] = {}
+    while time.time() < deadline:
+        arrivals = (await fetch_json(f"{stub_url}/arrivals"))["arrivals"]
+        if all(m in arrivals for m in sent):
+            break
+        await asyncio.sleep(0.5)
+    missing = [m for m in sent if m not in arrivals]
+    if missing:
+        print(f"  {len(missing)} of {len(sent)} events did not arrive within 30 s")
+    return [max(0.0, arrivals[m] - t) * 1000 for m, t in sent.items() if m in arrivals]
+
+
+def report(name: str, latencies: list[float]) -> tuple[float, float]:
+    p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+    print(
+        f"{name:<38} n={len(latencies):>6}  p50={p50:7.2f} ms  p99={p99:7.2f} ms  "
+        f"max={max(latencies, default=float('nan')):7.2f} ms"
+    )
+    return p50, p99
+
+
+async def ceiling(stub_url: str, rate: int, seconds: float) -> list[float]:
+    """The same paced load straight to the stub's Invoke path: the HTTP floor (latency of the POST)."""
+    latencies: list[float] = []
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as http:
+
+        async def one(i: int) -> None:
+            t0 = time.time()
+            async with http.post(
+                f"{stub_url}/2015-03-31/functions/ceiling/invocations", data=track(f"ceiling-{i}")
+            ) as resp:
+                await resp.read()
+            latencies.append((time.time() - t0) * 1000)
+
+        start = time.perf_counter()
+        tasks = []
+        for i in range(int(rate * seconds)):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+    return latencies
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--rate", type=int, default=1000, help="events per second (default 1000)")
+    p.add_argument("--seconds", type=float, default=20.0, help="duration of the steady load (default 20)")
+    p.add_argument("--stub", type=int, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.stub:
+        run_stub(args.stub)
+        return
+    with tempfile.TemporaryDirectory(prefix="eventrelay-e2e-") as tmp, stub_process() as stub_url:
+        floor = asyncio.run(ceiling(stub_url, args.rate, min(args.seconds, 5.0)))
+        with eventrelay_process(write_config(Path(tmp), stub_url)) as (url, _proc):
+            asyncio.run(_warm(url))
+            print(
+                f"end to end at {args.rate} events/s for {args.seconds:g} s (2 cores, load generator, "
+                "eventrelay and the stub on the same machine)"
+            )
+            latencies = asyncio.run(measure(f"{url}/v1/track", stub_url, args.rate, args.seconds))
+        report("ceiling: POST straight to the stub", floor)
+        _, p99 = report("eventrelay: 200 -> invoke arrives", latencies)
+        print(f"target p99 < 50 ms: {'met' if p99 < 50 else 'NOT met'}")
+
+
+async def _warm(url: str) -> None:
+    """A few events first: the STS step and connection set-up happen once, before measuring."""
+    async with aiohttp.ClientSession() as http:
+        for i in range(20):
+            async with http.post(f"{url}/v1/track", data=track(f"warm-{i}"), headers=auth_header()) as resp:
+                await resp.read()
+    await asyncio.sleep(1.0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""A CloudFormation template creating the role eventrelay assumes and its invoke policy.
+
+Parameters ``ExternalId``, ``LambdaARN`` and ``TrustedPrincipal`` (defaults from the configuration),
+``RoleName`` and ``RolePath`` (from the configured ``role_address``, so the created role is the one
+eventrelay is configured to assume); resources ``Role`` (AWS::IAM::Role whose trust policy requires the
+External ID) and ``InvokePolicy`` (AWS::IAM::Policy allowing ``lambda:InvokeFunction`` on
+``LambdaARN``); output ``RoleArn``. Several functions or External IDs make the parameter a
+``CommaDelimitedList``, which CloudFormation expands into the policy's list.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from eventrelay.awsiam.policy import INVOKE_ACTION, POLICY_VERSION, STATEMENT_ID
+from eventrelay.awsiam.trust import ASSUME_ACTION, check_principal
+
+TEMPLATE_VERSION = "2010-09-09"  # the only CloudFormation template format version
+_ROLE_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:iam::\d{12}:role(/|/.*/)([\w+=,.@-]{1,64})$")
+LAMBDA_ARN_PATTERN = (
+    r"^arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:[a-zA-Z0-9-_.]+(:[a-zA-Z0-9-_$.]+)?$"
+)
+PRINCIPAL_PARAM_PATTERN = r"^(\d{12}|arn:aws[a-zA-Z-]*:(iam|sts)::\d{12}:\S+)$"
+EXTERNAL_ID_PATTERN = r"^[\w+=,.@:/-]{2,1224}$"  # AWS: ExternalId 2-1224 of [\w+=,.@:/-]
+
+
+def template(
+    *,
+    functions: list[str],
+    external_ids: list[str],
+    principal: str,
+    role_arn: str | None = None,
+    description: str = "eventrelay: the role it assumes to invoke Lambda functions, and its invoke policy",
+) -> dict[str, Any]:
+    """The template as a JSON-compatible dict (intrinsics in long form: ``{"Ref": ...}``)."""
+    if not functions:
+        raise ValueError("the template needs at least one function ARN")
+    if not external_ids:
+        raise ValueError("the template needs at least one External ID")
+    check_principal(principal)
+    name, path = _role_name_path(role_arn)
+    params: dict[str, Any] = {
+        "ExternalId": _list_param(
+            external_ids,
+            "The External ID eventrelay sends (the workspace id)",
+            "External IDs eventrelay sends (workspace or source ids), comma-separated",
+            EXTERNAL_ID_PATTERN,
+        ),
+        "LambdaARN": _list_param(
+            functions,
+            "ARN of the Lambda function eventrelay invokes (qualified for an alias or version)",
+            "ARNs of the Lambda functions eventrelay invokes, comma-separated",
+            LAMBDA_ARN_PATTERN,
+        ),
+        "TrustedPrincipal": {
+            "Type": "String",
+            "Default": principal,
+            "AllowedPattern": PRINCIPAL_PARAM_PATTERN,
+            "Description": "The account id or IAM ARN eventrelay runs as (who may assume the role)",
+        },
+    }
+    role_props: dict[str, Any] = {
+        "Description": "Assumed by eventrelay to invoke Lambda functions",
+        "AssumeRolePolicyDocument": {
+            "Version": POLICY_VERSION,
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": {"Ref": "TrustedPrincipal"}},
+                    "Action": ASSUME_ACTION,
+                    "Condition": {"StringEquals": {"sts:ExternalId": {"Ref": "ExternalId"}}},
+                }
+            ],
+        },
+    }
+    if name:
+        params["RoleName"] = {
+            "Type": "String",
+            "Default": name,
+            "AllowedPattern": r"^[\w+=,.@-]{1,64}$",
+            "Description": "Name of the role (as in the configured role_address)",
+        }
+        role_props["RoleName"] = {"Ref": "RoleName"}
+    if path and path != "/":
+        role_props["Path"] = path
+    lambda_ref: Any = {"Ref": "LambdaARN"} if len(functions) > 1 else [{"Ref": "LambdaARN"}]
+    return {
+        "AWSTemplateFormatVersion": TEMPLATE_VERSION,
+        "Description": description,
+        "Parameters": params,
+        "Resources": {
+            "Role": {"Type": "AWS::IAM::Role", "Properties": role_props},
+            "InvokePolicy": {
+                "Type": "AWS::IAM::Policy",
+                "Properties": {
+                    "PolicyName": "eventrelay-invoke",
+                    "Roles": [{"Ref": "Role"}],
+                    "PolicyDocument": {
+                        "Version": POLICY_VERSION,
+                        "Statement": [
+                            {
+                                "Sid": STATEMENT_ID,
+                                "Effect": "Allow",
+                                "Action": INVOKE_ACTION,
+                                "Resource": lambda_ref,
+                            }
+                        ],
+                    },
+                },
+            },
+        },
+        "Outputs": {
+            "RoleArn": {
+                "Description": "Put this in the destination's role_address",
+                "Value": {"Fn::GetAtt": ["Role", "Arn"]},
+            }
+        },
+    }
+
+
+def _list_param(values: list[str], one: str, many: str, pattern: str) -> dict[str, Any]:
+    if len(values) == 1:
+        return {"Type": "String", "Default": values[0], "AllowedPattern": pattern, "Description": one}
+    return {"Type": "CommaDelimitedList", "Default": ",".join(values), "Description": many}
+
+
+def _role_name_path(role_arn: str | None) -> tuple[str | None, str | None]:
+    m = _ROLE_ARN.match(role_arn or "")
+    return (m.group(2), m.group(1)) if m else (None, None)

@@ -1,0 +1,143 @@
+"""What to do with a job after one attempt: a pure function from (job, outcome, policy) to a ``Settlement``.
+
+SUCCESS                          -> record delivered, ack
+RETRY                            -> record retrying, retry at the RetryPolicy's time
+                                    (or, when it gives up: record failed, dead letter "failed")
+RETRY of an execution_error when
+  delivery.retry_execution_errors is false -> record failed, dead letter "failed"
+DISCARD                          -> record discarded, dead letter "discarded" with the reason
+BACKOFF_DESTINATION              -> as RETRY (the attempt counts), due no earlier than the end of
+                                    the destination-wide pause; the worker pauses the destination
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Literal
+
+from eventrelay.config.model import DeliveryPolicy
+from eventrelay.delivery.outcome import Category, Outcome, Verdict
+from eventrelay.delivery.retry import RetryPolicy
+from eventrelay.deliverylog.base import AttemptRecord, DeliveryStatus
+from eventrelay.queue.base import DeadStatus, Job
+
+Action = Literal["ack", "retry", "dead_letter"]
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """The record to write and the queue call to make, in that order."""
+
+    job: Job
+    record: AttemptRecord
+    action: Action
+    due_at: float | None = None  # retry
+    dead_status: DeadStatus | None = None  # dead_letter
+    reason: str = ""
+
+
+def retry_policy(policy: DeliveryPolicy) -> RetryPolicy:
+    return RetryPolicy(
+        base=policy.backoff_base,
+        cap=policy.backoff_cap,
+        window=policy.retry_window,
+        max_attempts=policy.max_attempts,
+    )
+
+
+def decide(
+    job: Job,
+    outcome: Outcome,
+    policy: DeliveryPolicy,
+    *,
+    started_at: float,
+    now: float,
+    not_before: float | None = None,
+    rng: random.Random | None = None,
+) -> Settlement:
+    """Settle ``job`` after the attempt that produced ``outcome``.
+
+    ``not_before``: the end of a destination-wide pause; a retry is never due earlier.
+    """
+    verdict = outcome.verdict
+    if verdict is Verdict.SUCCESS:
+        return Settlement(job, _record(job, outcome, "delivered", started_at), "ack")
+    if verdict is Verdict.DISCARD:
+        reason = _reason(outcome)
+        return Settlement(
+            job,
+            _record(job, outcome, "discarded", started_at),
+            "dead_letter",
+            dead_status="discarded",
+            reason=reason,
+        )
+    if outcome.category is Category.EXECUTION_ERROR and not policy.retry_execution_errors:
+        reason = f"{_reason(outcome)} (delivery.retry_execution_errors is false)"
+        return _failed(job, outcome, started_at, reason)
+    attempts = job.attempts + 1
+    retry_after = outcome.retry_after
+    if not_before is not None:
+        retry_after = max(retry_after or 0.0, not_before - now)
+    decision = retry_policy(policy).decide(
+        attempts=attempts,
+        received_at=job.received_at,
+        now=now,
+        retry_after=retry_after,
+        rng=rng,
+    )
+    if decision.retry_at is None:
+        return _failed(job, outcome, started_at, f"{_reason(outcome)}; {decision.reason}")
+    record = _record(job, outcome, "retrying", started_at, next_attempt_at=decision.retry_at)
+    return Settlement(job, record, "retry", due_at=decision.retry_at, reason=decision.reason)
+
+
+def _failed(job: Job, outcome: Outcome, started_at: float, reason: str) -> Settlement:
+    return Settlement(
+        job, _record(job, outcome, "failed", started_at), "dead_letter", dead_status="failed", reason=reason
+    )
+
+
+def _reason(outcome: Outcome) -> str:
+    parts = [str(outcome.category)]
+    if outcome.error_type:
+        parts.append(outcome.error_type)
+    if outcome.error_message:
+        parts.append(outcome.error_message)
+    return ": ".join(parts)
+
+
+def _record(
+    job: Job,
+    outcome: Outcome,
+    status: DeliveryStatus,
+    started_at: float,
+    *,
+    next_attempt_at: float | None = None,
+) -> AttemptRecord:
+    request = outcome.request
+    invocation_type = request.get("invocation_type", request.get("InvocationType"))
+    return AttemptRecord(
+        message_id=job.message_id,
+        destination=job.destination,
+        source=job.source,
+        call_type=job.call_type,
+        attempt=job.attempts + 1,
+        status=status,
+        category=outcome.category,
+        started_at=started_at,
+        latency_ms=outcome.latency_ms,
+        received_at=job.received_at,
+        function=outcome.function,
+        qualifier=outcome.qualifier,
+        invocation_type=invocation_type if isinstance(invocation_type, str) else None,
+        status_code=outcome.status_code,
+        error_type=outcome.error_type,
+        error_message=outcome.error_message,
+        log_tail=outcome.log_tail,
+        executed_version=outcome.executed_version,
+        request=request,
+        response_body=outcome.response_body,
+        event=job.body,
+        next_attempt_at=next_attempt_at,
+    )

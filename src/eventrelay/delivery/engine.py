@@ -1,0 +1,126 @@
+"""The delivery engine: one ``DestinationWorker`` per destination, one shared ``Settler``.
+
+    engine = DeliveryEngine(queue, log, {"lambda-prod": (destination, policy)})
+    await engine.start()
+    engine.notify(("lambda-prod",))     # ingest appended work: claim now
+    await engine.set_targets({...})     # hot reconfigure
+    await engine.stop()                 # graceful: in-flight attempts finish and settle
+
+Shutdown and reconfiguration never lose a job: an attempt that cannot finish in time is
+cancelled before it is recorded or settled, and its lease returns it to the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Iterable, Mapping
+
+from eventrelay import telemetry
+from eventrelay.config.model import DeliveryPolicy
+from eventrelay.delivery.settler import Settler
+from eventrelay.delivery.worker import DestinationWorker
+from eventrelay.deliverylog.base import DeliveryLog
+from eventrelay.destinations.base import Destination
+from eventrelay.queue.base import Queue
+
+Targets = Mapping[str, tuple[Destination, DeliveryPolicy]]
+QUEUE_DEPTH_INTERVAL = 5.0  # seconds between eventrelay_queue_depth refreshes (a COUNT per destination)
+
+log = logging.getLogger("eventrelay.delivery")
+
+
+class DeliveryEngine:
+    def __init__(
+        self,
+        queue: Queue,
+        log: DeliveryLog,
+        targets: Targets,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._queue = queue
+        self._settler = Settler(queue, log)
+        self._targets: dict[str, tuple[Destination, DeliveryPolicy]] = dict(targets)
+        self._workers: dict[str, DestinationWorker] = {}
+        self._rng = rng
+        self._depth_task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self._started = False
+
+    async def start(self) -> None:
+        self._settler.start()
+        for name, (destination, policy) in self._targets.items():
+            self._start_worker(name, destination, policy)
+        self._depth_task = asyncio.create_task(self._report_depth(), name="eventrelay-queue-depth")
+        self._started = True
+
+    async def stop(self, wait_seconds: float | None = None) -> None:
+        """Stop claiming; in-flight attempts finish (up to ``wait_seconds``, default each
+        destination's attempt timeout plus a grace) and settle; the rest return to the queue by lease."""
+        if not self._started:
+            return
+        self._started = False
+        async with self._lock:
+            if self._depth_task is not None:
+                self._depth_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._depth_task
+            workers, self._workers = list(self._workers.values()), {}
+            await asyncio.gather(*(w.drain(wait_seconds) for w in workers))
+            await self._settler.close()
+
+    async def set_targets(self, targets: Targets) -> None:
+        """Hot reconfigure: start new destinations, drain removed ones, swap changed ones.
+
+        A changed destination's new worker starts before the old one drains, so delivery does
+        not pause; leases keep the two from taking the same job.
+        """
+        async with self._lock:
+            self._targets = dict(targets)
+            if not self._started:
+                return
+            draining: list[DestinationWorker] = []
+            for name, worker in list(self._workers.items()):
+                target = targets.get(name)
+                if target is None or target[0] is not worker.destination or target[1] != worker.policy:
+                    worker.stop_claiming()
+                    draining.append(self._workers.pop(name))
+            for name, (destination, policy) in targets.items():
+                if name not in self._workers:
+                    self._start_worker(name, destination, policy)
+            await asyncio.gather(*(w.drain() for w in draining))
+
+    def notify(self, destinations: Iterable[str] | None = None) -> None:
+        """Work was appended for ``destinations`` (None: any): their workers claim now."""
+        if destinations is None:
+            for worker in self._workers.values():
+                worker.notify()
+            return
+        for name in destinations:
+            found = self._workers.get(name)
+            if found is not None:
+                found.notify()
+
+    def status(self) -> dict[str, dict[str, object]]:
+        """Per destination: attempts in flight and the destination-wide pause, for the admin API."""
+        return {
+            name: {"in_flight": w.in_flight, "paused": w.paused, "paused_until": w.paused_until or None}
+            for name, w in self._workers.items()
+        }
+
+    def _start_worker(self, name: str, destination: Destination, policy: DeliveryPolicy) -> None:
+        worker = DestinationWorker(name, destination, policy, self._queue, self._settler, rng=self._rng)
+        self._workers[name] = worker
+        worker.start()
+
+    async def _report_depth(self) -> None:
+        while True:
+            for name in list(self._workers):
+                try:
+                    telemetry.queue_depth(name, await self._queue.depth(name))
+                except Exception:
+                    log.debug("queue depth of %s unavailable", name, exc_info=True)
+            await asyncio.sleep(QUEUE_DEPTH_INTERVAL)

@@ -1,0 +1,299 @@
+"""The Tracking API as a raw ASGI app (no framework: this is the hot path).
+
+``IngestApp(host)`` answers every ``/v1/...`` path: the event endpoints, the browser short
+forms, the analytics.js settings endpoint, CORS preflights, and JSON 404/405 answers. An event
+is answered 200 only once ``host.queue.append`` has returned, i.e. once it is durable. Bad
+input is always a 4xx with a JSON error naming the field or the limit; a full store is a 429
+(or 503 for a full disk) with ``Retry-After``; the server keeps serving after any of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import orjson
+
+from eventrelay import telemetry
+from eventrelay.asgi import Receive, Scope, Send
+from eventrelay.errors import DiskFull, IngestError, PayloadError, QueueFull, StorageError
+from eventrelay.ingest.auth import authenticate, basic_user, source_of
+from eventrelay.ingest.batch import Rejection, prepare_batch
+from eventrelay.ingest.body import EVENT_LIMIT, MAX_EVENT_BYTES, decode, parse_object, read_body
+from eventrelay.ingest.cors import Headers, cors_headers, preflight_headers
+from eventrelay.ingest.normalise import iso, normalise
+from eventrelay.ingest.settings_endpoint import settings_document, settings_key
+from eventrelay.ingest.validate import validate
+from eventrelay.queue.base import Accepted, Queue
+
+log = logging.getLogger("eventrelay.ingest")
+
+STORAGE_RETRY_AFTER = 5.0  # seconds a client waits after a storage error without its own hint
+
+# path -> (call type or None for a batch, default channel)
+ROUTES: dict[str, tuple[str | None, str]] = {
+    **{f"/v1/{t}": (t, "server") for t in ("track", "identify", "page", "screen", "group", "alias")},
+    **{f"/v1/{t[0]}": (t, "client") for t in ("track", "identify", "page", "screen", "group", "alias")},
+    "/v1/batch": (None, "server"),
+    "/v1/import": (None, "server"),
+    "/v1/b": (None, "client"),
+}
+
+_SUCCESS = b'{"success":true}'
+_JSON = (b"content-type", b"application/json")
+_SUCCESS_HEADERS = [_JSON, (b"content-length", b"%d" % len(_SUCCESS)), *cors_headers(None)]
+
+
+class IngestHost(Protocol):
+    """What the Tracking API needs from the runtime."""
+
+    queue: Queue
+
+    def source_for_key(self, write_key: str) -> str | None:
+        """The source name of a write key, or None."""
+        ...
+
+    def route(self, source: str, event: Mapping[str, Any]) -> tuple[str, ...]:
+        """The destinations that get ``event`` (may be empty: it is stored anyway)."""
+        ...
+
+
+class IngestApp:
+    """The ASGI app of the Tracking API. ``host`` is the ``Runtime`` (or a test double)."""
+
+    def __init__(self, host: IngestHost) -> None:
+        self.host = host
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await _lifespan(receive, send)
+            return
+        origin: bytes | None = None
+        try:
+            request = _Request(scope)
+            origin = request.origin
+            status, body, extra = await self._dispatch(scope, request, receive)
+        except IngestError as exc:
+            telemetry.rejected(exc.code)
+            status, body, extra = exc.status, _error(exc.code, exc.message, exc.field, exc.limit), []
+        except QueueFull as exc:
+            status, body, extra = 429, _error("queue_full", str(exc)), _retry_after(exc.retry_after)
+        except DiskFull as exc:
+            status, body, extra = 503, _error("disk_full", str(exc)), _retry_after(exc.retry_after)
+        except StorageError as exc:
+            log.error("storage error while accepting events: %s", exc)
+            status, body, extra = (
+                503,
+                _error("storage_error", "the store failed; retry later"),
+                _retry_after(STORAGE_RETRY_AFTER),
+            )
+        except Exception:  # a bug, not the client's fault: answer JSON, log it, keep serving
+            log.exception("unexpected error in the Tracking API on %s", scope.get("path", "?")[:100])
+            status, body, extra = 500, _error("internal_error", "unexpected server error; retry later"), []
+        if body is _SUCCESS and origin is None:  # the hot path: headers built once, at import
+            await send({"type": "http.response.start", "status": 200, "headers": list(_SUCCESS_HEADERS)})
+            await send({"type": "http.response.body", "body": _SUCCESS})
+            return
+        await _respond(send, status, body, cors_headers(origin) + extra)
+
+    async def _dispatch(self, scope: Scope, request: _Request, receive: Receive) -> tuple[int, bytes, Headers]:
+        path: str = scope["path"]
+        method: str = scope["method"]
+        target = ROUTES.get(path) or ROUTES.get(path.rstrip("/"))
+        if method == "OPTIONS":
+            return (
+                204,
+                b"",
+                preflight_headers(request.origin, _header(scope, b"access-control-request-headers")),
+            )
+        if target is None:
+            key = settings_key(path)
+            if key is None:
+                return 404, _error("not_found", f"no endpoint {path[:100]}; see the Tracking API"), []
+            if method != "GET":
+                return _not_allowed(method, b"GET, OPTIONS")
+            return self._settings(scope, key)
+        if method != "POST":
+            return _not_allowed(method, b"POST, OPTIONS")
+        call_type, channel = target
+        if call_type is None:
+            return await self._batch(scope, request, receive, channel)
+        return await self._single(scope, request, receive, call_type, channel)
+
+    async def _single(
+        self, scope: Scope, request: _Request, receive: Receive, call_type: str, channel: str
+    ) -> tuple[int, bytes, Headers]:
+        source = self._source_from_header(request)
+        data = decode(await read_body(receive, request.content_length), request.content_encoding)
+        if len(data) > MAX_EVENT_BYTES:
+            raise PayloadError(
+                f"event is {len(data)} bytes; the limit is {MAX_EVENT_BYTES} bytes ({EVENT_LIMIT})",
+                field="body",
+                limit=EVENT_LIMIT,
+            )
+        event = parse_object(data)
+        if source is None:
+            source = authenticate(None, event, self.host.source_for_key)
+        validate(event, call_type)
+        received_at = time.time()
+        received_iso = iso(received_at)
+        normalise(
+            event,
+            call_type,
+            received_at=received_at,
+            received_iso=received_iso,
+            ip=_client_ip(scope),
+            channel=channel,
+        )
+        await self._store(source, received_at, ((event, orjson.dumps(event)),))
+        return 200, _SUCCESS, []
+
+    async def _batch(
+        self, scope: Scope, request: _Request, receive: Receive, channel: str
+    ) -> tuple[int, bytes, Headers]:
+        source = self._source_from_header(request)
+        data = decode(await read_body(receive, request.content_length), request.content_encoding)
+        body = parse_object(data)
+        if source is None:
+            source = authenticate(None, body, self.host.source_for_key)
+        received_at = time.time()
+        received_iso = iso(received_at)
+        events, rejected = prepare_batch(
+            body,
+            received_at=received_at,
+            received_iso=received_iso,
+            ip=_client_ip(scope),
+            channel=channel,
+        )
+        if rejected:
+            telemetry.rejected("invalid_event", len(rejected))
+        if not events:
+            return 400, _batch_refused(rejected), []
+        await self._store(source, received_at, events)
+        if not rejected:
+            return 200, _SUCCESS, []
+        answer = {"success": True, "accepted": len(events), "rejected": [r.as_json() for r in rejected]}
+        return 200, orjson.dumps(answer), []
+
+    def _source_from_header(self, request: _Request) -> str | None:
+        """The source of a Basic ``Authorization`` header; None when there is none (body key then)."""
+        key = basic_user(request.authorization)
+        if key is None:
+            return None
+        return source_of(key, self.host.source_for_key)
+
+    async def _store(self, source: str, received_at: float, events: Sequence[tuple[dict[str, Any], bytes]]) -> None:
+        """Append (event, its JSON) pairs; returns once durable. Duplicates are counted, not refused."""
+        route = self.host.route
+        items = [
+            Accepted(event["messageId"], source, event["type"], received_at, stored, route(source, event))
+            for event, stored in events
+        ]
+        fresh = await self.host.queue.append(items)
+        new = sum(fresh)
+        if new:
+            telemetry.ingested(source, new)
+            engine = getattr(self.host, "engine", None)  # wake delivery now instead of at its next poll
+            if engine is not None:
+                engine.notify({d for item in items for d in item.destinations})
+        if new != len(items):
+            telemetry.duplicate(source, len(items) - new)
+
+    def _settings(self, scope: Scope, key: str) -> tuple[int, bytes, Headers]:
+        if self.host.source_for_key(key) is None:
+            return 404, _error("unknown_write_key", "no source has this write key"), []
+        host = (_header(scope, b"host") or b"localhost").decode("latin-1")
+        proto = _header(scope, b"x-forwarded-proto")
+        scheme = proto.decode("latin-1").split(",")[0].strip() if proto else scope.get("scheme", "http")
+        return 200, orjson.dumps(settings_document(key, host, scheme)), [(b"cache-control", b"max-age=60")]
+
+
+class _Request:
+    """The few request headers ingest reads (one C-level dict build; a repeated header: the last wins)."""
+
+    __slots__ = ("authorization", "content_encoding", "content_length", "origin")
+
+    def __init__(self, scope: Scope) -> None:
+        headers: dict[bytes, bytes] = dict(scope["headers"])
+        self.authorization = headers.get(b"authorization")
+        self.content_encoding = headers.get(b"content-encoding")
+        self.origin = headers.get(b"origin")
+        self.content_length = _int(headers.get(b"content-length"))
+
+
+def _int(value: bytes | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _header(scope: Scope, wanted: bytes) -> bytes | None:
+    for name, value in scope["headers"]:
+        if name == wanted:
+            return bytes(value)
+    return None
+
+
+def _client_ip(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return str(client[0]) if client else None
+
+
+def _error(code: str, message: str, field: str | None = None, limit: str | None = None) -> bytes:
+    error: dict[str, str] = {"code": code, "message": message}
+    if field is not None:
+        error["field"] = field
+    if limit is not None:
+        error["limit"] = limit
+    return orjson.dumps({"success": False, "error": error})
+
+
+def _batch_refused(rejected: list[Rejection]) -> bytes:
+    return orjson.dumps(
+        {
+            "success": False,
+            "error": {
+                "code": "invalid_payload",
+                "message": "every event in the batch was rejected",
+                "field": "batch",
+            },
+            "accepted": 0,
+            "rejected": [r.as_json() for r in rejected],
+        }
+    )
+
+
+def _not_allowed(method: str, allow: bytes) -> tuple[int, bytes, Headers]:
+    message = f"method {method[:16]} is not allowed here; use {allow.decode()}"
+    return 405, _error("method_not_allowed", message), [(b"allow", allow)]
+
+
+def _retry_after(seconds: float) -> Headers:
+    return [(b"retry-after", str(max(1, math.ceil(seconds))).encode())]
+
+
+async def _respond(send: Send, status: int, body: bytes, headers: Headers) -> None:
+    if status == 204:
+        all_headers = headers
+    else:
+        all_headers = [_JSON, (b"content-length", str(len(body)).encode()), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": all_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    """Answer the ASGI lifespan protocol when run on its own (the runtime starts the host)."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

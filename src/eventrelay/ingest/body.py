@@ -1,0 +1,120 @@
+"""Reading and decoding a Tracking API request body, within named limits.
+
+A body is read from ASGI ``http.request`` messages up to ``MAX_BODY_BYTES``, gunzipped when
+``Content-Encoding: gzip`` (never past ``MAX_DECOMPRESSED_BYTES``: a gzip bomb stops there), and
+parsed as a JSON object. ``text/plain`` (what analytics.js sends to avoid a CORS preflight) is
+JSON too: the content type is not consulted.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import orjson
+
+from eventrelay.asgi import Receive
+from eventrelay.errors import PayloadError
+
+MAX_EVENT_BYTES = 32 * 1024
+"""One event, as JSON: Segment's documented limit (analytics-python checks the same 32 KB)."""
+MAX_BATCH_BYTES = 500 * 1024
+"""One batch request, as JSON (decompressed): Segment's documented limit."""
+MAX_BATCH_EVENTS = 2500
+"""Events in one batch request: Segment's documented limit."""
+MAX_BODY_BYTES = MAX_BATCH_BYTES
+"""Bytes read off the wire: a gzip body is smaller than its JSON, and no valid request's JSON
+is over the batch limit, so nothing valid is ever longer."""
+MAX_DECOMPRESSED_BYTES = MAX_BATCH_BYTES
+"""Bytes a gzip body may inflate to (gzip bomb guard): the largest valid JSON is one full batch."""
+
+EVENT_LIMIT = "32 KB per event"
+BATCH_LIMIT = "500 KB per batch request"
+BATCH_EVENTS_LIMIT = "2,500 events per batch"
+
+
+async def read_body(receive: Receive, content_length: int | None) -> bytes:
+    """The raw body, refusing one longer than ``MAX_BODY_BYTES`` without reading all of it."""
+    if content_length is not None and content_length > MAX_BODY_BYTES:
+        raise _too_large(f"request body is {content_length} bytes")
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):
+        return body
+    chunks = [body]
+    size = len(body)
+    while message.get("more_body", False):
+        message = await receive()
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _too_large(f"request body is over {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def gunzip(data: bytes) -> bytes:
+    """Inflate a gzip body, stopping at ``MAX_DECOMPRESSED_BYTES``. Bad gzip is a 400 naming the problem."""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data, MAX_DECOMPRESSED_BYTES + 1)
+    except zlib.error as exc:
+        raise PayloadError(f"body is not valid gzip (Content-Encoding: gzip): {exc}", field="body") from exc
+    if len(out) > MAX_DECOMPRESSED_BYTES:
+        raise PayloadError(
+            f"gzip body inflates to more than {MAX_DECOMPRESSED_BYTES} bytes; "
+            f"the limit is {MAX_DECOMPRESSED_BYTES} bytes decompressed ({BATCH_LIMIT})",
+            field="body",
+            limit=BATCH_LIMIT,
+        )
+    if not inflater.eof:
+        raise PayloadError("body is not valid gzip (Content-Encoding: gzip): truncated stream", field="body")
+    return out
+
+
+def parse_object(data: bytes) -> dict[str, Any]:
+    """The body as a JSON object; empty, malformed and non-object bodies are 400s."""
+    if not data:
+        raise PayloadError("request body is empty; send a JSON object", field="body")
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise PayloadError(f"body is not valid JSON: {exc}", field="body") from exc
+    if not isinstance(value, dict):
+        raise PayloadError(f"body must be a JSON object, not {json_type(value)}", field="body")
+    return value
+
+
+def decode(raw: bytes, content_encoding: bytes | None) -> bytes:
+    """Undo ``Content-Encoding`` (gzip, or identity)."""
+    if not content_encoding or content_encoding == b"identity":
+        return raw
+    if content_encoding.strip().lower() in (b"gzip", b"x-gzip"):
+        if not raw:
+            raise PayloadError("request body is empty; send a JSON object", field="body")
+        return gunzip(raw)
+    raise PayloadError(
+        f"Content-Encoding {content_encoding.decode('latin-1')!r} is not supported; use gzip or none",
+        field="Content-Encoding",
+    )
+
+
+def json_type(value: object) -> str:
+    """The JSON name of a parsed value's type, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string" if value else "an empty string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _too_large(what: str) -> PayloadError:
+    return PayloadError(
+        f"{what}; the limit is {MAX_BATCH_BYTES} bytes ({BATCH_LIMIT})", field="body", limit=BATCH_LIMIT
+    )

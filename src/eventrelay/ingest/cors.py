@@ -1,0 +1,40 @@
+"""CORS for the Tracking API and the settings endpoint: any origin may call them, as Segment allows.
+
+Browsers send analytics.js events from any site, so every answer carries
+``Access-Control-Allow-Origin`` (the request's ``Origin`` when it sent one, else ``*``) and a
+preflight ``OPTIONS`` is answered 204 with the methods and headers the clients use.
+"""
+
+from __future__ import annotations
+
+Headers = list[tuple[bytes, bytes]]
+
+ALLOW_METHODS = b"GET, POST, OPTIONS"
+ALLOW_HEADERS = b"Content-Type, Authorization, Content-Encoding, X-Retry-Count"
+PREFLIGHT_MAX_AGE = b"86400"  # browsers may cache the preflight answer for a day
+
+_WILDCARD: Headers = [(b"access-control-allow-origin", b"*")]
+
+
+def cors_headers(origin: bytes | None) -> Headers:
+    """Headers for an ordinary answer to a request from ``origin`` (None: not a CORS request)."""
+    if not origin:
+        return _WILDCARD
+    return [
+        (b"access-control-allow-origin", origin),
+        (b"access-control-allow-credentials", b"true"),
+        (b"vary", b"Origin"),
+    ]
+
+
+def preflight_headers(origin: bytes | None, requested_headers: bytes | None) -> Headers:
+    """Headers of the 204 answer to a preflight ``OPTIONS``."""
+    allow = ALLOW_HEADERS
+    if requested_headers:
+        allow = ALLOW_HEADERS + b", " + requested_headers
+    return [
+        *cors_headers(origin),
+        (b"access-control-allow-methods", ALLOW_METHODS),
+        (b"access-control-allow-headers", allow),
+        (b"access-control-max-age", PREFLIGHT_MAX_AGE),
+    ]

@@ -1,0 +1,93 @@
+"""Required fields and field types of one Segment event (DESIGN.md section 3).
+
+``validate`` checks an event of a known call type and raises ``PayloadError`` naming the first
+wrong field. It also makes the one change Segment makes while validating: identifiers sent
+as numbers (``"userId": 42``) become strings. ``null`` is the same as absent everywhere
+(analytics-python sends ``"anonymousId": null`` beside a ``userId``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventrelay.errors import PayloadError
+from eventrelay.ingest.body import json_type
+
+CALL_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
+MAX_MESSAGE_ID_CHARS = 100  # Segment's documented messageId limit
+
+# Fields with a required JSON type when present (null counts as absent).
+_OBJECT_FIELDS = ("context", "integrations", "properties", "traits")
+_STRING_FIELDS = ("timestamp", "sentAt", "originalTimestamp", "name", "category")
+_OBJECT_OK = frozenset({dict, type(None)})
+_STRING_OK = frozenset({str, type(None)})
+
+
+def validate(event: dict[str, Any], call_type: str) -> None:
+    """Check ``event`` as a ``call_type`` call; coerce numeric ids to strings in place."""
+    user_id = _identifier(event, "userId")
+    anonymous_id = _identifier(event, "anonymousId")
+    if call_type == "alias":
+        if not user_id:
+            raise _missing("userId", "an alias call needs userId (the new id)")
+        if not _identifier(event, "previousId"):
+            raise _missing("previousId", "an alias call needs previousId (the old id)")
+    elif not user_id and not anonymous_id:
+        raise _missing("userId", "userId or anonymousId is required (a non-empty string)")
+    if call_type == "track":
+        name = event.get("event")
+        if not isinstance(name, str) or not name:
+            raise _wrong("event", "a track call needs event, a non-empty string", name)
+    elif call_type == "group" and not _identifier(event, "groupId"):
+        raise _missing("groupId", "a group call needs groupId")
+    _message_id(event)
+    # The common case (every typed field right) is checked in C, without a Python-level loop.
+    get = event.get
+    if not _OBJECT_OK.issuperset(map(type, map(get, _OBJECT_FIELDS))):
+        _first_wrong(event, _OBJECT_FIELDS, dict, "an object")
+    if not _STRING_OK.issuperset(map(type, map(get, _STRING_FIELDS))):
+        _first_wrong(event, _STRING_FIELDS, str, "a string")
+
+
+def _first_wrong(event: dict[str, Any], keys: tuple[str, ...], expected: type, name: str) -> None:
+    """Raise for the first of ``keys`` whose value is neither null nor of ``expected`` type."""
+    for key in keys:
+        value = event.get(key)
+        if value is not None and not isinstance(value, expected):
+            raise _wrong(key, f"{key} must be {name}", value)
+
+
+def _identifier(event: dict[str, Any], key: str) -> str | None:
+    """The id at ``key`` as a string (numbers converted in place), None when absent/null/empty."""
+    value = event.get(key)
+    if isinstance(value, str):
+        return value or None
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        text = str(value)
+        event[key] = text
+        return text
+    raise _wrong(key, f"{key} must be a string or a number", value)
+
+
+def _message_id(event: dict[str, Any]) -> None:
+    value = event.get("messageId")
+    if value is None or value == "":
+        return
+    if not isinstance(value, str):
+        raise _wrong("messageId", "messageId must be a string", value)
+    if len(value) > MAX_MESSAGE_ID_CHARS:
+        raise PayloadError(
+            f"messageId is {len(value)} characters; the limit is {MAX_MESSAGE_ID_CHARS}",
+            field="messageId",
+            limit=f"{MAX_MESSAGE_ID_CHARS} characters",
+        )
+
+
+def _missing(field: str, message: str) -> PayloadError:
+    return PayloadError(message, field=field)
+
+
+def _wrong(field: str, message: str, value: object) -> PayloadError:
+    return PayloadError(f"{message}, not {json_type(value)}", field=field)

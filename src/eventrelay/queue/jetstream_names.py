@@ -1,0 +1,88 @@
+"""Subjects, stream and consumer names, and message headers of the JetStream backend.
+
+Layout (``P`` = ``storage.stream``, default ``EVENTRELAY``)::
+
+    stream P        subjects P.job.<destination>.<source>   one message per (event, destination): the work
+                             P.unrouted.<source>            events no destination wanted (dedup + archive)
+    stream P_DEAD   subjects P.dead.<destination>           dead letters, kept until redriven
+    KV P_ATTEMPTS   <seq>-<hash> -> {attempts, first}       attempt count of retried jobs
+    consumer d-<destination> on P, filter P.job.<destination>.>   durable pull consumer shared by all
+                                                                   delivery processes
+
+Names become subject tokens and consumer names, which may not hold ``.``, ``*``, ``>``,
+spaces or slashes: ``token()`` keeps ``[A-Za-z0-9_-]`` and escapes anything else as ``~XX``
+(reversible, so two different names never share a token).
+"""
+
+from __future__ import annotations
+
+import re
+
+_SAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+# Header names carried on every work message (the body is the normalised event JSON).
+MSG_ID = "Nats-Msg-Id"
+H_MESSAGE_ID = "Er-Message-Id"
+H_SOURCE = "Er-Source"
+H_CALL_TYPE = "Er-Call-Type"
+H_RECEIVED_AT = "Er-Received-At"
+H_DESTINATION = "Er-Destination"
+# Extra headers of dead letters.
+H_STATUS = "Er-Dead-Status"
+H_REASON = "Er-Dead-Reason"
+H_ATTEMPTS = "Er-Attempts"
+H_DEAD_AT = "Er-Dead-At"
+
+
+def redact(servers: list[str]) -> str:
+    """Server URLs for messages, without any ``user:password@`` or token part."""
+    return ", ".join(re.sub(r"//[^@/]*@", "//***@", url) for url in servers)
+
+
+def token(name: str) -> str:
+    """``name`` as one subject token / consumer-name fragment, escaped reversibly."""
+    return _SAFE.sub(lambda m: "".join(f"~{b:02X}" for b in m.group().encode()), name)
+
+
+class Names:
+    """Every name derived from the stream prefix."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.stream = prefix
+        self.dead_stream = f"{prefix}_DEAD"
+        self.attempts_bucket = f"{prefix}_ATTEMPTS"
+
+    def job_subject(self, destination: str, source: str) -> str:
+        return f"{self.prefix}.job.{token(destination)}.{token(source)}"
+
+    def job_filter(self, destination: str) -> str:
+        return f"{self.prefix}.job.{token(destination)}.>"
+
+    def job_filter_all(self) -> str:
+        return f"{self.prefix}.job.>"
+
+    def unrouted_subject(self, source: str) -> str:
+        return f"{self.prefix}.unrouted.{token(source)}"
+
+    def dead_subject(self, destination: str) -> str:
+        return f"{self.prefix}.dead.{token(destination)}"
+
+    def work_subjects(self) -> list[str]:
+        return [f"{self.prefix}.job.>", f"{self.prefix}.unrouted.>"]
+
+    def dead_subjects(self) -> list[str]:
+        return [f"{self.prefix}.dead.>"]
+
+    @staticmethod
+    def durable(destination: str) -> str:
+        return f"d-{token(destination)}"
+
+    @staticmethod
+    def work_msg_id(destination: str, message_id: str) -> str:
+        """Dedup key of one (event, destination): a resend within the window is dropped per destination."""
+        return f"{destination}/{message_id}"
+
+    @staticmethod
+    def unrouted_msg_id(message_id: str) -> str:
+        return f"/{message_id}"  # a destination name is never empty, so this cannot collide

@@ -1,0 +1,98 @@
+"""A real eventrelay app on a free port (uvicorn in this event loop), for admin API and browser tests.
+
+The Runtime is built from a real Config with the SQLite queue and SQLite delivery log; its role
+is ``ingest`` so no delivery engine runs: tests write delivery records directly, as the engine
+would, and see exactly what the API, CLI and page make of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from eventrelay.config.model import Config
+from eventrelay.queue.base import Accepted
+from eventrelay.runtime import Runtime
+
+ADMIN_TOKEN = "admin-token-0123456789abcdef"
+WRITE_KEY = "write-key-SECRET-0123456789"
+WORKSPACE_ID = "ws_eventlog_test"
+START_TIMEOUT = 30.0  # seconds; generous for a loaded 2-core machine
+
+
+def make_config(data_dir: Path, *, metrics_require_token: bool = False) -> Config:
+    settings = {
+        "lambda": "my-fn:live",
+        "region": "us-west-2",
+        "log_type": "Tail",
+        "role_address": "arn:aws:iam::123456789012:role/eventrelay-invoke",
+        "client_context": {"app": "shop"},
+    }
+    return Config.model_validate(
+        {
+            "workspace": {"id": WORKSPACE_ID},
+            "storage": {"backend": "sqlite", "path": str(data_dir)},
+            "admin": {"token": ADMIN_TOKEN, "metrics_require_token": metrics_require_token},
+            "sources": [{"name": "web", "write_key": WRITE_KEY}],
+            "destinations": [
+                {"name": "lambda-prod", "settings": settings},
+                {"name": "lambda-other", "settings": {**settings, "lambda": "other-fn"}},
+            ],
+        }
+    )
+
+
+@dataclass
+class Served:
+    runtime: Runtime
+    url: str
+
+    async def dead_job(
+        self, message_id: str, destination: str = "lambda-prod", status: str = "failed"
+    ) -> None:
+        """Put one event in the queue and dead-letter it, as the engine does after the last attempt."""
+        queue = self.runtime.queue
+        body = (
+            b'{"type":"track","event":"Order Completed","userId":"u1","messageId":"%s"}' % message_id.encode()
+        )
+        await queue.append([Accepted(message_id, "web", "track", 0.0, body, (destination,))])
+        jobs = [j for j in await queue.claim(destination, 1000, 60.0) if j.message_id == message_id]
+        assert jobs, f"{message_id} was not claimable"
+        await queue.dead_letter(jobs[0], status, "test")  # type: ignore[arg-type]
+
+
+@contextlib.asynccontextmanager
+async def serve(config: Config) -> AsyncIterator[Served]:
+    runtime = Runtime(config, role="ingest")
+    await runtime.start()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(runtime.asgi(), lifespan="off", log_level="warning", access_log=False, loop="none")
+    )
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(START_TIMEOUT):
+            while not server.started:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.02)
+        yield Served(runtime, f"http://127.0.0.1:{port}")
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, START_TIMEOUT)
+        sock.close()
+        await runtime.stop()
+
+
+def auth(token: str = ADMIN_TOKEN) -> dict[str, Any]:
+    return {"Authorization": f"Bearer {token}"}

@@ -1,0 +1,205 @@
+"""The Destination contract: every destination type passes this suite.
+
+To add a destination type, add a ``Harness`` to ``HARNESSES``: it builds a destination whose
+endpoint works, answers with an error, is dead (nothing listens) or is slow, and lists the
+secrets that must never appear in an Outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+
+from eventrelay.delivery.outcome import Category, Outcome, Verdict
+from eventrelay.destinations.aws_lambda.credentials import RoleCredentialCache
+from eventrelay.destinations.aws_lambda.destination import AwsLambdaDestination
+from eventrelay.destinations.base import Destination
+from tests.destinations.lambda_doubles import (
+    EXTERNAL_ID,
+    IamUser,
+    MotoServer,
+    RecordingLambda,
+    aws_error,
+    free_port,
+    fresh_session,
+    settings,
+)
+
+CALL_TYPES = ("track", "identify", "page", "screen", "group", "alias")
+EVENT = {"type": "track", "event": "Order Completed", "userId": "u1", "messageId": "m-1"}
+TIMEOUT_TOLERANCE = 1.5  # seconds over the timeout a loaded 2-core machine may take to return
+
+
+@dataclass
+class Harness:
+    """Builds destinations of one type in the four states the contract needs."""
+
+    make: Callable[[str], Awaitable[Destination]]  # "working" | "failing" | "dead" | "slow"
+    secrets: Callable[[], Awaitable[list[str]]]
+    made: list[Destination] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[tuple[MotoServer, IamUser]]:
+    server = MotoServer()
+    server.start()
+    try:
+        yield server, server.setup_iam()
+    finally:
+        server.stop()
+
+
+async def _aws_lambda(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, moto: tuple[MotoServer, IamUser]
+) -> AsyncIterator[Harness]:
+    server, user = moto
+    lambdas = {kind: RecordingLambda() for kind in ("working", "failing", "slow")}
+    for recorder in lambdas.values():
+        await recorder.start()
+    lambdas["failing"].default = aws_error(500, "ServiceException", "Lambda is having a bad day")
+
+    async def slow(request: web.Request) -> web.StreamResponse:
+        if request.headers.get("X-Amz-Invocation-Type") == "DryRun":
+            return web.Response(status=204)  # make() checks the connection; only sends are slow
+        await asyncio.sleep(3)
+        return web.Response(status=200)
+
+    lambdas["slow"].default = slow
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_LAMBDA"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", user.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", user.secret_key)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", server.url)
+    cache = RoleCredentialCache()
+    harness: Harness
+
+    async def make(kind: str) -> Destination:
+        url = lambdas[kind].url if kind in lambdas else f"http://127.0.0.1:{free_port()}"
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", url)
+        dest = AwsLambdaDestination(
+            f"contract-{kind}",
+            settings(log_type="Tail", client_context={"app": "shop"}),
+            external_id=EXTERNAL_ID,
+            botocore_session=fresh_session(),
+            credential_cache=cache,
+        )
+        await dest.check()  # resolve endpoints now, while the environment points at this kind
+        harness.made.append(dest)
+        return dest
+
+    async def secrets() -> list[str]:
+        found = [user.secret_key]
+        for creds in cache._sessions.values():
+            found += [creds.secret_key, creds.token or ""]
+        return [s for s in found if s]
+
+    harness = Harness(make, secrets)
+    yield harness
+    for dest in harness.made:
+        await dest.close()
+    for recorder in lambdas.values():
+        await recorder.stop()
+
+
+HARNESSES = {"aws_lambda": _aws_lambda}
+
+
+@pytest.fixture(params=sorted(HARNESSES))
+async def harness(
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+    moto: tuple[MotoServer, IamUser],
+) -> AsyncIterator[Harness]:
+    async for h in HARNESSES[request.param](monkeypatch, tmp_path, moto):
+        yield h
+
+
+async def _send(dest: Destination, within: float = 10.0, event: dict[str, Any] = EVENT) -> Outcome:
+    return await dest.send(orjson.dumps(event), event, within)
+
+
+async def test_is_a_destination(harness: Harness) -> None:
+    dest = await harness.make("working")
+    assert isinstance(dest, Destination)
+    assert isinstance(dest.name, str) and dest.name
+
+
+async def test_working_endpoint_delivers(harness: Harness) -> None:
+    dest = await harness.make("working")
+    outcome = await _send(dest)
+    assert isinstance(outcome, Outcome)
+    assert (outcome.category, outcome.verdict) == (Category.DELIVERED, Verdict.SUCCESS)
+    assert outcome.ok
+    assert outcome.latency_ms > 0
+
+
+async def test_every_call_type_is_wanted_and_delivered(harness: Harness) -> None:
+    dest = await harness.make("working")
+    for call_type in CALL_TYPES:
+        event = {"type": call_type, "userId": "u1"}
+        assert dest.wants(event) is True
+        assert (await _send(dest, event=event)).ok
+
+
+async def test_error_answer_is_an_outcome_not_an_exception(harness: Harness) -> None:
+    dest = await harness.make("failing")
+    outcome = await _send(dest)
+    assert not outcome.ok
+    assert outcome.verdict is Verdict.RETRY
+    assert outcome.error_type and outcome.error_message
+
+
+async def test_dead_endpoint_never_raises(harness: Harness) -> None:
+    dest = await harness.make("dead")
+    outcome = await _send(dest)
+    assert not outcome.ok
+    assert outcome.verdict is not Verdict.SUCCESS
+    assert outcome.error_message
+
+
+async def test_timeout_is_respected(harness: Harness) -> None:
+    dest = await harness.make("slow")
+    started = time.monotonic()
+    outcome = await _send(dest, within=0.5)
+    elapsed = time.monotonic() - started
+    assert outcome.category is Category.TIMEOUT
+    assert 0.5 <= elapsed < 0.5 + TIMEOUT_TOLERANCE
+
+
+async def test_concurrent_sends_each_get_their_outcome(harness: Harness) -> None:
+    dest = await harness.make("working")
+    outcomes = await asyncio.gather(*(_send(dest) for _ in range(40)))
+    assert [o.category for o in outcomes] == [Category.DELIVERED] * 40
+
+
+async def test_close_is_idempotent_and_send_after_close_does_not_raise(harness: Harness) -> None:
+    dest = await harness.make("working")
+    assert (await _send(dest)).ok
+    await dest.close()
+    await dest.close()
+    outcome = await _send(dest)
+    assert isinstance(outcome, Outcome)
+
+
+async def test_no_secret_in_any_outcome(harness: Harness) -> None:
+    outcomes = []
+    for kind in ("working", "failing", "dead"):
+        outcomes.append(await _send(await harness.make(kind)))
+    secrets = await harness.secrets()
+    assert secrets
+    for outcome in outcomes:
+        text = repr(outcome) + orjson.dumps(dataclasses.asdict(outcome), default=str).decode()
+        for secret in secrets:
+            assert secret not in text

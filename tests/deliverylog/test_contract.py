@@ -1,0 +1,198 @@
+"""The delivery log contract: what delivery records is what the API, CLI and page read back.
+
+Runs against the in-memory fake and the SQLite store, so the fake behaves as the real one.
+"""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from eventrelay.delivery.outcome import Category
+from eventrelay.deliverylog.base import DeliveryLog
+from tests.deliverylog.records import BASE_TIME as T
+from tests.deliverylog.records import attempt
+
+
+async def test_a_delivered_event_is_one_row_with_all_its_attempts(log: DeliveryLog) -> None:
+    await log.record([attempt("m1", Category.EXECUTION_ERROR, n=1, at=T)])
+    await log.record([attempt("m1", Category.DELIVERED, n=2, at=T + 3, received_at=T - 1)])
+
+    (row,) = await log.deliveries()
+    assert (row.message_id, row.destination, row.status, row.category, row.attempts) == (
+        "m1",
+        "lambda-prod",
+        "delivered",
+        Category.DELIVERED,
+        2,
+    )
+    assert row.error is None
+    assert row.delivered_at == pytest.approx(T + 3.01)
+    assert row.to_json()["category"] == "delivered"
+
+
+async def test_a_retrying_row_shows_the_category_and_error_of_the_latest_attempt(log: DeliveryLog) -> None:
+    await log.record([attempt("m1", Category.TIMEOUT, n=1, at=T)])
+    await log.record([attempt("m1", Category.EXECUTION_ERROR, n=2, at=T + 2)])
+
+    (row,) = await log.deliveries()
+    assert row.status == "retrying"
+    assert row.category is Category.EXECUTION_ERROR
+    assert row.error == "Exception: boom from handler"
+    assert row.next_attempt_at == pytest.approx(T + 4)
+    assert row.function == "my-fn"
+
+
+async def test_deliveries_filter_by_destination_category_status_and_time(log: DeliveryLog) -> None:
+    await log.record(
+        [
+            attempt("a", Category.DELIVERED, at=T),
+            attempt("b", Category.EXECUTION_ERROR, status="failed", at=T + 10),
+            attempt("c", Category.ACCESS_DENIED, at=T + 20),
+            attempt("d", Category.CONFIGURATION, status="discarded", at=T + 30, destination="other"),
+        ]
+    )
+
+    def ids(rows: list) -> list[str]:  # type: ignore[type-arg]
+        return [r.message_id for r in rows]
+
+    assert ids(await log.deliveries()) == ["d", "c", "b", "a"]  # newest first
+    assert ids(await log.deliveries(destination="lambda-prod")) == ["c", "b", "a"]
+    assert ids(await log.deliveries(category="access_denied")) == ["c"]
+    assert ids(await log.deliveries(status="failed")) == ["b"]
+    assert ids(await log.deliveries(status="discarded", destination="other")) == ["d"]
+    assert ids(await log.deliveries(since=T + 5, until=T + 25)) == ["c", "b"]
+    assert ids(await log.deliveries(limit=2)) == ["d", "c"]
+    assert await log.deliveries(destination="nowhere") == []
+
+
+async def test_attempts_keep_what_the_function_said_and_the_event_of_failures(log: DeliveryLog) -> None:
+    await log.record(
+        [attempt("m1", Category.EXECUTION_ERROR, n=1, at=T, log_tail="boom from handler\nTraceback")]
+    )
+    await log.record([attempt("m1", Category.DELIVERED, n=2, at=T + 5)])
+    await log.record([attempt("m2", Category.DELIVERED, at=T + 6)])
+
+    first, second = await log.attempts("m1")
+    assert (first.attempt, first.category, second.attempt, second.category) == (
+        1,
+        Category.EXECUTION_ERROR,
+        2,
+        Category.DELIVERED,
+    )
+    assert first.log_tail == "boom from handler\nTraceback"
+    assert (first.status_code, first.error_type, first.executed_version) == (200, "Exception", "3")
+    assert first.request["client_context"] == {"custom": {"app": "shop"}}
+    assert orjson.loads(first.event)["messageId"] == "m1"
+    assert second.event == b""  # bodies are kept for failed attempts (samples) only
+    assert await log.attempts("m1", destination="other") == []
+
+
+async def test_stats_count_events_by_state_in_the_range(log: DeliveryLog) -> None:
+    await log.record(
+        [
+            attempt("d1", Category.DELIVERED, at=T + 1),
+            attempt("d2", Category.DELIVERED, at=T + 2),
+            attempt("f1", Category.EXECUTION_ERROR, status="failed", at=T + 3),
+            attempt("r1", Category.TIMEOUT, at=T + 4),
+            attempt("x1", Category.CONFIGURATION, status="discarded", at=T + 5),
+            attempt("old", Category.DELIVERED, at=T - 1000),
+            attempt("o1", Category.DELIVERED, at=T + 6, destination="other"),
+        ]
+    )
+    stats = await log.stats("lambda-prod", T, T + 600)
+    assert stats.counts == {"delivered": 2, "failed": 1, "retrying": 1, "discarded": 1}
+
+
+async def test_latency_percentiles_are_nearest_rank_over_delivered_events(log: DeliveryLog) -> None:
+    # 100 events delivered k ms after receipt, k = 1..100, recorded in shuffled order.
+    order = [(k * 37) % 100 + 1 for k in range(100)]
+    await log.record(
+        [
+            attempt(f"m{k}", Category.DELIVERED, at=T + k, latency_ms=0.0, received_at=T + k - k / 1000)
+            for k in order
+        ]
+    )
+    await log.record(
+        [attempt("slow-but-failed", Category.TIMEOUT, status="failed", at=T + 1, received_at=T - 900)]
+    )
+
+    lat = (await log.stats("lambda-prod", T, T + 600)).latency
+    assert lat.count == 100
+    assert lat.p50_ms == pytest.approx(50, abs=0.01)
+    assert lat.p95_ms == pytest.approx(95, abs=0.01)
+    assert lat.p99_ms == pytest.approx(99, abs=0.01)
+    empty = await log.stats("lambda-prod", T - 10_000, T - 5_000)
+    assert (empty.latency.count, empty.latency.p50_ms) == (0, None)
+
+
+async def test_error_table_counts_failed_attempts_and_events_by_category(log: DeliveryLog) -> None:
+    await log.record([attempt("e1", Category.EXECUTION_ERROR, n=1, at=T + 1)])
+    await log.record([attempt("e1", Category.EXECUTION_ERROR, n=2, at=T + 3)])
+    await log.record([attempt("e2", Category.EXECUTION_ERROR, n=1, at=T + 4)])
+    await log.record([attempt("a1", Category.ACCESS_DENIED, n=1, at=T + 5)])
+    await log.record([attempt("ok", Category.DELIVERED, n=1, at=T + 6)])
+
+    stats = await log.stats("lambda-prod", T, T + 600)
+    table = [(str(e.category), e.attempts, e.events) for e in stats.errors]
+    assert table == [("execution_error", 3, 2), ("access_denied", 1, 1)]
+
+
+async def test_time_series_puts_each_attempt_in_its_bucket(log: DeliveryLog) -> None:
+    await log.record(
+        [
+            attempt("a", Category.DELIVERED, at=T + 1, latency_ms=0.0),
+            attempt("b", Category.DELIVERED, at=T + 2, latency_ms=0.0),
+            attempt("c", Category.EXECUTION_ERROR, at=T + 305, latency_ms=0.0),
+            attempt("d", Category.TIMEOUT, at=T + 599, latency_ms=0.0),
+        ]
+    )
+    stats = await log.stats("lambda-prod", T, T + 600)
+    assert stats.bucket_seconds == 10
+    assert len(stats.buckets) == 60
+    assert stats.buckets[0].delivered == 2
+    assert stats.buckets[30].errors == {"execution_error": 1}
+    assert stats.buckets[59].errors == {"timeout": 1}
+    assert sum(b.delivered + sum(b.errors.values()) for b in stats.buckets) == 4
+
+
+async def test_samples_are_the_latest_failures_per_category(log: DeliveryLog) -> None:
+    await log.record(
+        [attempt(f"e{i}", Category.EXECUTION_ERROR, at=T + i, log_tail=f"tail {i}") for i in range(8)]
+    )
+    await log.record([attempt("t1", Category.TIMEOUT, at=T + 100)])
+    await log.record([attempt("ok", Category.DELIVERED, at=T + 200)])
+
+    some = await log.samples("lambda-prod", "execution_error", limit=3)
+    assert [s.message_id for s in some] == ["e7", "e6", "e5"]
+    assert some[0].log_tail == "tail 7"
+    assert orjson.loads(some[0].event)["messageId"] == "e7"
+
+    each = await log.samples("lambda-prod", limit=2)
+    assert [s.message_id for s in each] == ["t1", "e7", "e6"]
+    assert await log.samples("other") == []
+
+
+async def test_redriven_marks_failed_and_discarded_rows_as_retrying(log: DeliveryLog) -> None:
+    await log.record(
+        [
+            attempt("f1", Category.EXECUTION_ERROR, status="failed", at=T),
+            attempt("f2", Category.EXECUTION_ERROR, status="failed", at=T + 1),
+            attempt("x1", Category.CONFIGURATION, status="discarded", at=T + 2),
+            attempt("ok", Category.DELIVERED, at=T + 3),
+            attempt("f3", Category.TIMEOUT, status="failed", at=T + 4, destination="other"),
+        ]
+    )
+    assert await log.redriven("lambda-prod", ["f2", "ok", "f3"], at=T + 10) == 1
+    assert [r.message_id for r in await log.deliveries(status="retrying")] == ["f2"]
+    assert await log.redriven("lambda-prod", None, at=T + 20) == 2
+    statuses = {r.message_id: r.status for r in await log.deliveries()}
+    assert statuses == {
+        "f1": "retrying",
+        "f2": "retrying",
+        "x1": "retrying",
+        "ok": "delivered",
+        "f3": "failed",
+    }
+    (x1,) = [r for r in await log.deliveries() if r.message_id == "x1"]
+    assert x1.category is Category.CONFIGURATION  # still says why it failed until the next attempt

@@ -1,0 +1,85 @@
+"""Fixtures: moto (STS, IAM auth on), a recording Invoke server, and destinations wired to both."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from eventrelay.destinations.aws_lambda.credentials import RoleCredentialCache
+from eventrelay.destinations.aws_lambda.destination import AwsLambdaDestination
+from tests.destinations.lambda_doubles import (
+    EXTERNAL_ID,
+    IamUser,
+    MakeDestination,
+    MotoServer,
+    RecordingLambda,
+    fresh_session,
+    settings,
+)
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[tuple[MotoServer, IamUser]]:
+    server = MotoServer()
+    server.start()
+    try:
+        user = server.setup_iam()
+        yield server, user
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def lambda_server() -> AsyncIterator[RecordingLambda]:
+    server = RecordingLambda()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def aws_env(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+    moto: tuple[MotoServer, IamUser],
+    lambda_server: RecordingLambda,
+) -> IamUser:
+    """Base credentials of the IAM user in the environment; STS -> moto, Lambda -> recorder, both
+    through botocore's own endpoint variables."""
+    server, user = moto
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", user.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", user.secret_key)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", server.url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambda_server.url)
+    return user
+
+
+@pytest.fixture
+async def make_destination(aws_env: IamUser) -> AsyncIterator[MakeDestination]:
+    """Build destinations with a fresh botocore session (reads the patched environment) and a
+    fresh credential cache (exposed as ``.cache`` on the fixture's result)."""
+    made: list[AwsLambdaDestination] = []
+
+    def make(
+        external_id: str | None = EXTERNAL_ID, cache: RoleCredentialCache | None = None, **overrides: Any
+    ) -> AwsLambdaDestination:
+        dest = AwsLambdaDestination(
+            "lambda-test",
+            settings(**overrides),
+            external_id=external_id,
+            botocore_session=fresh_session(),
+            credential_cache=cache or RoleCredentialCache(),
+        )
+        made.append(dest)
+        return dest
+
+    yield make
+    for dest in made:
+        await dest.close()

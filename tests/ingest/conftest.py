@@ -1,0 +1,164 @@
+"""Fixtures of the Tracking API tests: a fake host over the in-memory queue, a raw ASGI caller,
+and the real app under uvicorn on a free port."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import socket
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pytest
+import uvicorn
+
+from eventrelay.ingest.app import IngestApp
+from eventrelay.queue.memory import MemoryQueue
+
+WRITE_KEY = "wk_test_0123456789abcdef"
+DESTINATION = "lambda-test"
+
+
+class FakeHost:
+    """The runtime as ingest sees it: one source, every event routed to one destination."""
+
+    def __init__(self, queue: Any = None) -> None:
+        self.queue = queue if queue is not None else MemoryQueue()
+        self.sources = {WRITE_KEY: "web"}
+        self.routed: list[Mapping[str, Any]] = []
+
+    def source_for_key(self, write_key: str) -> str | None:
+        return self.sources.get(write_key)
+
+    def route(self, source: str, event: Mapping[str, Any]) -> tuple[str, ...]:
+        self.routed.append(event)
+        return (DESTINATION,)
+
+    async def stored(self) -> list[dict[str, Any]]:
+        """Every event stored so far (claims all jobs of the one destination)."""
+        jobs = await self.queue.claim(DESTINATION, 100_000, 60)
+        return [orjson.loads(j.body) for j in jobs]
+
+
+def basic(key: str = WRITE_KEY, password: str = "") -> bytes:
+    return b"Basic " + base64.b64encode(f"{key}:{password}".encode())
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    raw_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+
+async def call(
+    app: Any,
+    path: str,
+    body: bytes | Any = b"",
+    *,
+    method: str = "POST",
+    headers: Mapping[str, str | bytes] | None = None,
+    auth: bytes | None = None,
+    chunks: int = 1,
+    client: tuple[str, int] | None = ("203.0.113.7", 50000),
+) -> Answer:
+    """One raw ASGI request; ``body`` that is not bytes is sent as JSON."""
+    data = body if isinstance(body, bytes) else orjson.dumps(body)
+    hdrs: list[tuple[bytes, bytes]] = [(b"host", b"ingest.test:8088")]
+    if auth is not None:
+        hdrs.append((b"authorization", auth))
+    for k, v in (headers or {}).items():
+        hdrs.append((k.lower().encode(), v if isinstance(v, bytes) else v.encode()))
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "headers": hdrs,
+        "scheme": "http",
+        "client": client,
+        "query_string": b"",
+        "http_version": "1.1",
+    }
+    size = max(1, -(-len(data) // chunks))
+    parts = [data[i : i + size] for i in range(0, len(data), size)] or [b""]
+    messages = [{"type": "http.request", "body": p, "more_body": i < len(parts) - 1} for i, p in enumerate(parts)]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    start = sent[0]
+    assert start["type"] == "http.response.start"
+    raw = list(start["headers"])
+    return Answer(
+        start["status"],
+        {k.decode(): v.decode() for k, v in raw},
+        b"".join(m.get("body", b"") for m in sent[1:]),
+        raw,
+    )
+
+
+@pytest.fixture
+def host() -> FakeHost:
+    return FakeHost()
+
+
+@pytest.fixture
+def app(host: FakeHost) -> IngestApp:
+    return IngestApp(host)
+
+
+def bound_socket() -> socket.socket:
+    """A listening-ready socket on a free loopback port (no race between choosing and binding)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@dataclass
+class LiveServer:
+    url: str
+    host: FakeHost
+
+
+async def serve(asgi_app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
+    """Run ``asgi_app`` under uvicorn on a free port; returns the server, its task and its URL."""
+    sock = bound_socket()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = uvicorn.Server(
+        uvicorn.Config(
+            asgi_app,
+            lifespan="off",
+            access_log=False,
+            log_level="warning",
+        )
+    )
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    deadline = asyncio.get_running_loop().time() + 20
+    while not server.started:
+        if task.done() or asyncio.get_running_loop().time() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        await asyncio.sleep(0.02)
+    return server, task, url
+
+
+@pytest.fixture
+async def live(host: FakeHost) -> AsyncIterator[LiveServer]:
+    """The real ingest app under uvicorn on a free port."""
+    server, task, url = await serve(IngestApp(host))
+    try:
+        yield LiveServer(url, host)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 20)

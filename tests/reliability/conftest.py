@@ -1,0 +1,162 @@
+"""Fixtures for crash/fault/security suites: eventrelay as a real subprocess with the local AWS endpoint.
+
+The handler used here appends each event's messageId to a sink file, so a test can tell exactly
+which accepted events reached the function, even across kill -9 of eventrelay.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+WRITE_KEY = "wk_reliability_0123456789abcdef"
+ADMIN_TOKEN = "adm_reliability_0123456789abcdef"
+WORKSPACE = "ws_reliability"
+
+SINK_HANDLER = '''
+import json, os, time
+
+def handler(event, context):
+    mode_file = os.path.join(os.path.dirname(__file__), "mode")
+    mode = open(mode_file).read().strip() if os.path.exists(mode_file) else "ok"
+    if mode == "raise":
+        print("boom from handler")
+        raise RuntimeError("handler is failing on purpose")
+    if mode == "slow":
+        time.sleep(30)
+    with open(os.path.join(os.path.dirname(__file__), "sink.txt"), "a") as f:
+        f.write(event["messageId"] + "\\n")
+        f.flush()
+        os.fsync(f.fileno())
+    print("delivered", event["messageId"])
+    return {"ok": True}
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """One eventrelay process started with a config file; restartable."""
+
+    workdir: Path
+    config_path: Path
+    port: int
+    sink: Path
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+    logs: list[Path] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        log = self.workdir / f"serve-{len(self.logs)}.log"
+        self.logs.append(log)
+        out = open(log, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "eventrelay.cli.main", "serve", "--config", str(self.config_path),
+             "--port", str(self.port)],
+            cwd=self.workdir, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+        )
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"eventrelay exited early:\n{log.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"eventrelay did not start:\n{log.read_text()}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=60)
+        self.proc = None
+
+    def set_mode(self, mode: str) -> None:
+        (self.workdir / "functions" / "mode").write_text(mode)
+
+    def delivered_ids(self) -> list[str]:
+        return self.sink.read_text().split() if self.sink.exists() else []
+
+    def all_output(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in self.logs if p.exists())
+
+
+def write_config(workdir: Path, port: int, aws_port: int, *, timeout: str = "5s", extra_dest: str = "") -> Path:
+    functions = workdir / "functions"
+    functions.mkdir(parents=True, exist_ok=True)
+    (functions / "sink.py").write_text(SINK_HANDLER)
+    config = workdir / "eventrelay.yaml"
+    config.write_text(f"""
+workspace: {{id: {WORKSPACE}}}
+storage: {{backend: sqlite, path: {workdir / "data"}}}
+admin: {{token: {ADMIN_TOKEN}}}
+sources:
+  - {{name: app, write_key: {WRITE_KEY}}}
+destinations:
+  - name: sink
+    settings:
+      lambda: sink
+      region: us-west-2
+      role_address: arn:aws:iam::123456789012:role/eventrelay-invoke
+      endpoint_url: http://127.0.0.1:{aws_port}
+      log_type: Tail
+    delivery: {{timeout: {timeout}, backoff_base: 200ms, backoff_cap: 1s, concurrency: 8}}
+{extra_dest}
+localaws:
+  port: {aws_port}
+  functions_dir: {functions}
+  functions:
+    sink: {{handler: sink.handler, timeout: 30s, concurrency: 2}}
+  roles:
+    eventrelay-invoke: {{}}
+""")
+    return config
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    port, aws_port = free_port(), free_port()
+    config = write_config(tmp_path, port, aws_port)
+    env = dict(os.environ)
+    env.update({
+        "AWS_ACCESS_KEY_ID": "AKIALOCALTESTKEY0001", "AWS_SECRET_ACCESS_KEY": "local-test-secret-key-0001",
+        "AWS_DEFAULT_REGION": "us-west-2",
+        "EVENTRELAY_LOG_LEVEL": "info",
+    })
+    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_LAMBDA"):
+        env.pop(key, None)
+    srv = Server(tmp_path, config, port, tmp_path / "functions" / "sink.txt", env)
+    yield srv
+    if srv.proc is not None:
+        srv.kill()
+
+
+def wait_until(predicate: Any, timeout: float, interval: float = 0.2) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
