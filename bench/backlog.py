@@ -118,8 +118,7 @@ async def drain(stub_url: str, events: int, proc: subprocess.Popen[bytes], limit
             break
         if time.perf_counter() > next_report:
             print(
-                f"  ... {unique} delivered after {time.perf_counter() - started:.0f} s, "
-                f"RSS {rss_mb(proc.pid):.0f} MB"
+                f"  ... {unique} delivered after {time.perf_counter() - started:.0f} s, RSS {rss_mb(proc.pid):.0f} MB"
             )
             next_report += 10
         await asyncio.sleep(0.25)
@@ -164,10 +163,7 @@ def main() -> None:
                 f"2 cores shared by eventrelay, the stub and this load generator"
             )
             asyncio.run(append_all(url, args.events, args.connections, proc))
-            print(
-                f"RSS after the backlog: {rss_mb(proc.pid):.0f} MB "
-                f"(peak so far {rss_mb(proc.pid, 'VmHWM'):.0f} MB)"
-            )
+            print(f"RSS after the backlog: {rss_mb(proc.pid):.0f} MB (peak so far {rss_mb(proc.pid, 'VmHWM'):.0f} MB)")
             with stub_process(stub_port) as stub_url:
                 elapsed, unique = asyncio.run(drain(stub_url, args.events, proc, args.drain_timeout))
                 invokes = asyncio.run(fetch_json(f"{stub_url}/count"))["invokes"]

@@ -84,9 +84,7 @@ def diy_app(stub_url: str) -> Any:
 def run_diy(port: int, stub_url: str) -> None:
     import uvicorn
 
-    uvicorn.run(
-        diy_app(stub_url), host="127.0.0.1", port=port, lifespan="off", access_log=False, log_level="warning"
-    )
+    uvicorn.run(diy_app(stub_url), host="127.0.0.1", port=port, lifespan="off", access_log=False, log_level="warning")
 
 
 # -- load ---------------------------------------------------------------------------------------
@@ -102,9 +100,7 @@ async def blast(url: str, events: int, connections: int, stub_url: str, tag: str
 
         async def worker() -> None:
             for i in ids:
-                async with http.post(
-                    url, data=track(f"{tag}-{i}-{uuid.uuid4().hex[:6]}"), headers=headers
-                ) as r:
+                async with http.post(url, data=track(f"{tag}-{i}-{uuid.uuid4().hex[:6]}"), headers=headers) as r:
                     await r.read()
 
         await asyncio.gather(*(worker() for _ in range(connections)))
@@ -145,20 +141,11 @@ def main() -> None:
         ceiling = asyncio.run(stub_ceiling(stub_url))
     diy_rate, er_rate = diy_n / diy_s, er_n / er_s
     print(f"{args.events} events per side, {args.connections} connections, 2 cores ({os.cpu_count()} here)")
-    print(
-        f"DIY (Starlette + boto3 invoke per event): {diy_rate:8,.0f} events/s delivered "
-        f"({diy_n} in {diy_s:.1f} s)"
-    )
-    print(
-        f"eventrelay end to end:                   {er_rate:8,.0f} events/s delivered "
-        f"({er_n} in {er_s:.1f} s)"
-    )
+    print(f"DIY (Starlette + boto3 invoke per event): {diy_rate:8,.0f} events/s delivered ({diy_n} in {diy_s:.1f} s)")
+    print(f"eventrelay end to end:                   {er_rate:8,.0f} events/s delivered ({er_n} in {er_s:.1f} s)")
     print(f"ceiling: unsigned POSTs straight to the stub, 64 in flight: {ceiling:,.0f}/s")
     ratio = er_rate / diy_rate
-    print(
-        f"ratio eventrelay / DIY: {ratio:.2f}x; target >= {TARGET:g}x: "
-        f"{'met' if ratio >= TARGET else 'NOT met'}"
-    )
+    print(f"ratio eventrelay / DIY: {ratio:.2f}x; target >= {TARGET:g}x: {'met' if ratio >= TARGET else 'NOT met'}")
 
 
 if __name__ == "__main__":

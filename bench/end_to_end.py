@@ -212,9 +212,7 @@ def bench_env() -> dict[str, str]:
 
 
 @contextmanager
-def eventrelay_process(
-    config: Path, port: int | None = None
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def eventrelay_process(config: Path, port: int | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = port or free_port()
     log = open(config.parent / "serve.log", "wb")
     proc = subprocess.Popen(

@@ -12,10 +12,11 @@ Ceilings (WAL + synchronous=FULL, 1.2 KB rows, one connection, no Python between
 
 Then SQLiteQueue.append with 64 concurrent appenders (one event per call; then 100-event
 batches), and the drain: workers claiming 100 jobs and acking each one separately. The disk is
-shared and its speed drifts, so each ceiling is measured before and after and averaged.
-Issue 8's absolute goals on this machine are printed with the figures.
+shared and its speed drifts by 2-3x within a minute, so each figure and its ceiling run in
+interleaved slices (--rounds) and are summed. Also printed: process CPU per event (the figure
+least disturbed by other programs' disk use), events per commit, and issue 8's absolute goals.
 
-    python bench/queue_commit.py [--events N] [--dir DIR]
+    python bench/queue_commit.py [--events N] [--rounds R] [--dir DIR]
 """
 
 from __future__ import annotations
@@ -49,40 +50,31 @@ def _raw(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def raw_insert(path: Path, rows: int, per_commit: int) -> float:
-    conn = _raw(path)
+def raw_insert(conn: sqlite3.Connection, rows: int, per_commit: int) -> float:
+    """Seconds to INSERT ``rows`` rows, ``per_commit`` per commit."""
     batches = [[(str(uuid.uuid4()), BODY) for _ in range(per_commit)] for _ in range(rows // per_commit)]
     started = time.perf_counter()
     for batch in batches:
         conn.execute("BEGIN")
         conn.executemany("INSERT INTO t (message_id, body) VALUES (?, ?)", batch)
         conn.execute("COMMIT")
-    elapsed = time.perf_counter() - started
-    conn.close()
-    return len(batches) * per_commit / elapsed
+    return time.perf_counter() - started
 
 
-def raw_dequeue(path: Path, rows: int) -> float:
-    """Fill (untimed), then take the 100 oldest rows per commit until empty."""
-    conn = _raw(path)
-    conn.execute("BEGIN")
-    conn.executemany("INSERT INTO t (message_id, body) VALUES (?, ?)", ((str(uuid.uuid4()), BODY) for _ in range(rows)))
-    conn.execute("COMMIT")
+def raw_dequeue(conn: sqlite3.Connection, rows: int) -> float:
+    """Seconds to take ``rows`` rows, the 100 oldest per commit."""
     taken = 0
     started = time.perf_counter()
-    while True:
+    while taken < rows:
         conn.execute("BEGIN")
         got = conn.execute(
             "DELETE FROM t WHERE id IN (SELECT id FROM t ORDER BY id LIMIT ?) RETURNING id, message_id, body",
             (CLAIM_LIMIT,),
         ).fetchall()
         conn.execute("COMMIT")
-        if not got:
-            break
+        assert got, "the raw table ran dry"
         taken += len(got)
-    elapsed = time.perf_counter() - started
-    conn.close()
-    return taken / elapsed
+    return time.perf_counter() - started
 
 
 def events(n: int) -> list[Accepted]:
@@ -90,84 +82,97 @@ def events(n: int) -> list[Accepted]:
     return [Accepted(str(uuid.uuid4()), "web", "track", now, BODY, ("lambda",)) for _ in range(n)]
 
 
-async def append_rate(path: Path, total: int, per_call: int) -> tuple[float, SQLiteQueue]:
-    queue = SQLiteQueue(path, max_events=10_000_000, dedup_window=86_400.0)
-    await queue.start()
-    calls = total // per_call
-    work = [events(per_call) for _ in range(calls)]  # built before the clock starts
+async def append_slice(queue: SQLiteQueue, total: int, per_call: int) -> tuple[float, float]:
+    """Seconds and process CPU seconds for ``total`` events from 64 concurrent appenders."""
+    work = [events(per_call) for _ in range(total // per_call)]  # built before the clock starts
 
     async def appender(worker: int) -> None:
         for items in work[worker::APPENDERS]:
             await queue.append(items)
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(appender(w) for w in range(APPENDERS)))
-    rate = calls * per_call / (time.perf_counter() - started)
-    return rate, queue
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
-async def drain_rate(queue: SQLiteQueue) -> tuple[float, int]:
-    todo = await queue.depth("lambda")
+async def drain_slice(queue: SQLiteQueue, total: int) -> tuple[int, float, float]:
+    """Jobs, seconds and process CPU seconds to claim and ack about ``total`` jobs (each ack its
+    own call; workers stop once ``total`` is reached, or the queue is empty)."""
     done = 0
 
     async def worker() -> None:
         nonlocal done
-        while jobs := await queue.claim("lambda", CLAIM_LIMIT, 60.0):
-            await asyncio.gather(*(queue.ack(job) for job in jobs))
+        while done < total and (jobs := await queue.claim("lambda", CLAIM_LIMIT, 60.0)):
             done += len(jobs)
+            await asyncio.gather(*(queue.ack(job) for job in jobs))
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker() for _ in range(DRAIN_WORKERS)))
-    elapsed = time.perf_counter() - started
-    assert done == todo, (done, todo)
-    return done / elapsed, done
+    return done, time.perf_counter() - started, time.process_time() - cpu
 
 
-def ceilings(directory: Path, total: int, tag: str) -> dict[str, float]:
-    return {
-        "single": raw_insert(directory / f"raw64-{tag}.db", total // 4, APPENDERS),
-        "batch": raw_insert(directory / f"raw100-{tag}.db", total, 100),
-        "drain": raw_dequeue(directory / f"rawdq-{tag}.db", total // 2),
-    }
+class Tally:
+    """Queue and ceiling time summed over interleaved rounds (both see the same disk weather)."""
 
+    def __init__(self, label: str, ceiling: str) -> None:
+        self.label, self.ceiling = label, ceiling
+        self.count = self.seconds = self.cpu = self.raw_seconds = 0.0
+        self.raw_count = 0
+        self.commits = 0
 
-async def run(directory: Path, total: int) -> None:
-    before = ceilings(directory, total, "before")
-    figures: dict[str, tuple[str, float]] = {}
-    for per_call, n in ((1, total // 4), (100, total)):
-        rate, queue = await append_rate(directory / f"queue-{per_call}.db", n, per_call)
-        kind = "single" if per_call == 1 else "batch"
-        label = f"SQLiteQueue.append, {APPENDERS} appenders x {per_call} event(s)/call"
-        figures[kind] = (label, rate)
-        print(f"{label}: {rate:,.0f} events/s, {n / max(queue.commits, 1):,.0f} events/commit")
-        if per_call == 100:
-            commits = queue.commits
-            drain, done = await drain_rate(queue)
-            figures["drain"] = (f"drain, {DRAIN_WORKERS} workers x claim({CLAIM_LIMIT}) + ack per job", drain)
-            print(
-                f"{figures['drain'][0]}: {drain:,.0f} jobs/s, {done / max(queue.commits - commits, 1):,.0f} jobs/commit"
-            )
-        await queue.close()
-    after = ceilings(directory, total, "after")
-    names = {
-        "single": f"raw INSERT, {APPENDERS} rows/commit",
-        "batch": "raw INSERT, 100 rows/commit",
-        "drain": f"raw DELETE..RETURNING {CLAIM_LIMIT} oldest/commit",
-    }
-    print("ceilings (1.2 KB rows, WAL, synchronous=FULL), before / after / mean:")
-    for kind, name in names.items():
-        mean = (before[kind] + after[kind]) / 2
-        print(f"  {name}: {before[kind]:,.0f} / {after[kind]:,.0f} / {mean:,.0f} rows/s")
-    for kind, (label, rate) in figures.items():
-        mean = (before[kind] + after[kind]) / 2
-        goal = GOALS[kind]
+    def report(self, goal: float, unit: str) -> None:
+        rate, raw = self.count / self.seconds, self.raw_count / self.raw_seconds
         verdict = "met" if rate >= goal else "NOT met"
-        print(f"ratio to ceiling {rate / mean:.2f} ({names[kind]}); goal {goal:,.0f}/s {verdict}  {label}")
+        print(f"{self.label}: {rate:,.0f} {unit}/s, {self.cpu / self.count * 1e6:.0f} us CPU per {unit[:-1]},")
+        print(f"    {self.count / max(self.commits, 1):,.0f} per commit; ceiling ({self.ceiling}) {raw:,.0f} rows/s")
+        print(f"    ratio to ceiling {rate / raw:.2f}; issue 8 goal {goal:,.0f}/s {verdict}")
+
+
+async def run(directory: Path, total: int, rounds: int) -> None:
+    slice_ = total // rounds
+    raw = _raw(directory / "raw.db")
+    raw_dq = _raw(directory / "raw-dequeue.db")
+    single = Tally(f"SQLiteQueue.append, {APPENDERS} appenders x 1 event/call", f"raw INSERT, {APPENDERS} rows/commit")
+    batch = Tally(f"SQLiteQueue.append, {APPENDERS} appenders x 100 events/call", "raw INSERT, 100 rows/commit")
+    drain = Tally(
+        f"drain, {DRAIN_WORKERS} workers x claim({CLAIM_LIMIT}) + ack per job",
+        f"raw DELETE..RETURNING {CLAIM_LIMIT} oldest/commit",
+    )
+    plan = ((single, 1, APPENDERS, slice_ // 4), (batch, 100, 100, slice_))
+    for tally, per_call, per_commit, n in plan:
+        queue = SQLiteQueue(directory / f"queue-{per_call}.db", max_events=10_000_000, dedup_window=86_400.0)
+        await queue.start()
+        for _ in range(rounds):
+            tally.raw_seconds += raw_insert(raw, n, per_commit)
+            tally.raw_count += n // per_commit * per_commit
+            commits = queue.commits
+            seconds, cpu = await append_slice(queue, n, per_call)
+            tally.count += n // per_call * per_call
+            tally.seconds, tally.cpu = tally.seconds + seconds, tally.cpu + cpu
+            tally.commits += queue.commits - commits
+        if per_call == 100:  # the batch queue holds total events: drain it in slices
+            raw_insert(raw_dq, total, 1_000)  # the ceiling's backlog, untimed
+            for _ in range(rounds):
+                drain.raw_seconds += raw_dequeue(raw_dq, slice_)
+                drain.raw_count += slice_
+                commits = queue.commits
+                done, seconds, cpu = await drain_slice(queue, slice_)
+                drain.count += done
+                drain.seconds, drain.cpu = drain.seconds + seconds, drain.cpu + cpu
+                drain.commits += queue.commits - commits
+        await queue.close()
+    raw.close()
+    raw_dq.close()
+    print(f"1.2 KB events, WAL, synchronous=FULL; {rounds} interleaved rounds of queue and ceiling:")
+    single.report(GOALS["single"], "events")
+    batch.report(GOALS["batch"], "events")
+    drain.report(GOALS["drain"], "jobs")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100_000, help="events per measurement (default 100,000)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--dir", type=Path, default=None, help="where the files go (default: a temp dir)")
     args = parser.parse_args()
     try:
@@ -179,7 +184,7 @@ def main() -> None:
         loop_name = "asyncio"
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         print(f"files in {tmp}; loop: {loop_name}; cores: {os.cpu_count()}")
-        asyncio.run(run(Path(tmp), args.events))
+        asyncio.run(run(Path(tmp), args.events, args.rounds))
 
 
 if __name__ == "__main__":

@@ -306,3 +306,32 @@ async def test_close_and_reopen_keeps_unsettled_jobs(durable_queues: Queues) -> 
     assert found[retried.message_id].attempts == 1
     assert found[waiting.message_id].body == waiting.body
     assert await queue.redrive("lambda") == 1
+
+
+async def test_a_claim_of_many_returns_each_body_and_time_exactly(queue: Queue) -> None:
+    bodies = [bytes(range(256)), b"", b"\x00\x00", "Zoë ✓".encode(), b"\xff\xfe not utf-8", b"{}" * 5_000]
+    items = [
+        Accepted(f"m-exact-{i}", "web", "track", 1_795_692_269.4529798 + i / 7, body, ("lambda",))
+        for i, body in enumerate(bodies)
+    ]
+    await queue.append(items)
+
+    jobs = await queue.claim("lambda", 100, LEASE)
+
+    assert {j.message_id: (j.body, j.received_at) for j in jobs} == {
+        i.message_id: (i.body, i.received_at) for i in items
+    }
+
+
+async def test_first_attempt_time_is_kept_exactly(queue: Queue) -> None:
+    await queue.append([event()])
+    [job] = await queue.claim("lambda", 10, LEASE)
+    before = time.time()
+    await queue.retry(job, before)
+
+    [again] = await claim_within(queue, "lambda")
+
+    assert again.first_attempt_at is not None and before <= again.first_attempt_at <= time.time()
+    await queue.retry(again, time.time())
+    [third] = await claim_within(queue, "lambda")
+    assert third.first_attempt_at == again.first_attempt_at

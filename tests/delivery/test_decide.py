@@ -17,9 +17,7 @@ NOW = 1_800_000_000.0
 
 
 def job(attempts: int = 0, received_at: float = NOW - 1.0) -> Job:
-    return Job(
-        "h1", "lambda-prod", "m1", "web", "identify", received_at, b'{"type":"identify"}', attempts=attempts
-    )
+    return Job("h1", "lambda-prod", "m1", "web", "identify", received_at, b'{"type":"identify"}', attempts=attempts)
 
 
 def test_success_acks_and_records_delivered_with_every_field() -> None:
@@ -81,9 +79,7 @@ def test_first_retry_comes_within_two_seconds_by_default() -> None:
 
 
 def test_retry_after_sets_a_floor() -> None:
-    s = decide(
-        job(), failing(Category.THROTTLED, Verdict.RETRY, retry_after=30.0), policy(), started_at=NOW, now=NOW
-    )
+    s = decide(job(), failing(Category.THROTTLED, Verdict.RETRY, retry_after=30.0), policy(), started_at=NOW, now=NOW)
     assert s.due_at is not None and s.due_at >= NOW + 30.0
 
 
@@ -150,9 +146,7 @@ def test_execution_error_fails_at_once_when_not_retried() -> None:
 
 
 def test_destination_backoff_counts_the_attempt_and_waits_for_the_pause() -> None:
-    outcome = Outcome(
-        Category.ACCESS_DENIED, Verdict.BACKOFF_DESTINATION, status_code=403, error_type="AccessDenied"
-    )
+    outcome = Outcome(Category.ACCESS_DENIED, Verdict.BACKOFF_DESTINATION, status_code=403, error_type="AccessDenied")
     s = decide(job(attempts=1), outcome, policy(), started_at=NOW, now=NOW, not_before=NOW + 60.0)
     assert s.action == "retry" and s.due_at is not None and s.due_at >= NOW + 60.0
     assert s.record.attempt == 2 and s.record.category is Category.ACCESS_DENIED

@@ -76,10 +76,7 @@ async def test_outcome_is_recorded_before_the_queue_settles() -> None:
     await harness.engine({"d-order": (dest, policy())})
     await append(queue, ("d-order",), *[f"m{i}" for i in range(6)])
     await eventually(
-        lambda: (
-            set(harness.statuses("d-order").values()) == {"delivered"}
-            and len(harness.statuses("d-order")) == 6
-        )
+        lambda: set(harness.statuses("d-order").values()) == {"delivered"} and len(harness.statuses("d-order")) == 6
     )
     await harness.engines[0].stop()
     assert queue.settled_before_recorded == []
@@ -88,9 +85,7 @@ async def test_outcome_is_recorded_before_the_queue_settles() -> None:
 async def test_retries_with_jittered_backoff_until_delivered(harness: Harness) -> None:
     dest = FakeDestination(
         "d-retry",
-        respond=lambda e, n: (
-            delivered() if n >= 4 else failing(Category.AWS_ERROR, Verdict.RETRY, status_code=503)
-        ),
+        respond=lambda e, n: delivered() if n >= 4 else failing(Category.AWS_ERROR, Verdict.RETRY, status_code=503),
     )
     await harness.engine({"d-retry": (dest, policy(backoff_base=0.05, backoff_cap=0.15))})
     await append(harness.queue, ("d-retry",), "m1")
@@ -116,9 +111,7 @@ async def test_retry_after_from_the_destination_is_honoured(harness: Harness) ->
     dest = FakeDestination(
         "d-429",
         respond=lambda e, n: (
-            delivered()
-            if n >= 2
-            else failing(Category.THROTTLED, Verdict.RETRY, status_code=429, retry_after=0.4)
+            delivered() if n >= 2 else failing(Category.THROTTLED, Verdict.RETRY, status_code=429, retry_after=0.4)
         ),
     )
     await harness.engine({"d-429": (dest, policy())})
@@ -135,11 +128,7 @@ async def test_gives_up_after_the_attempt_cap_keeps_the_event_and_redrive_delive
     healthy = False
 
     def respond(event: Mapping[str, Any], n: int) -> Outcome:
-        return (
-            delivered()
-            if healthy
-            else failing(Category.EXECUTION_ERROR, Verdict.RETRY, error_type="Unhandled")
-        )
+        return delivered() if healthy else failing(Category.EXECUTION_ERROR, Verdict.RETRY, error_type="Unhandled")
 
     dest = FakeDestination("d-cap", respond=respond)
     before = metric("eventrelay_events_failed_total", destination="d-cap", category="execution_error")
@@ -152,10 +141,7 @@ async def test_gives_up_after_the_attempt_cap_keeps_the_event_and_redrive_delive
     assert dead[1] == "failed" and "max_attempts 3" in dead[2] and "Unhandled" in dead[2]
     await asyncio.sleep(0.2)
     assert len(dest.sent) == 3  # dead-lettered: no more attempts
-    assert (
-        metric("eventrelay_events_failed_total", destination="d-cap", category="execution_error")
-        == before + 1
-    )
+    assert metric("eventrelay_events_failed_total", destination="d-cap", category="execution_error") == before + 1
 
     healthy = True
     assert await harness.queue.redrive("d-cap") == 1
@@ -206,9 +192,7 @@ async def test_execution_errors_are_retried_only_when_configured(
         respond=lambda e, n: (
             delivered()
             if n >= 2
-            else failing(
-                Category.EXECUTION_ERROR, Verdict.RETRY, error_type="Unhandled", log_tail="Traceback ..."
-            )
+            else failing(Category.EXECUTION_ERROR, Verdict.RETRY, error_type="Unhandled", log_tail="Traceback ...")
         ),
     )
     await harness.engine({"d-exec": (dest, policy(retry_execution_errors=retry_execution_errors))})
@@ -253,10 +237,7 @@ async def test_access_denied_pauses_the_whole_destination_then_recovers(
 
     denied = False
     await eventually(
-        lambda: (
-            set(harness.statuses("d-denied").values()) == {"delivered"}
-            and len(harness.statuses("d-denied")) == 5
-        ),
+        lambda: set(harness.statuses("d-denied").values()) == {"delivered"} and len(harness.statuses("d-denied")) == 5,
         within=5,
     )
     assert dest.sent[1][0] - t_denied >= 0.45  # resumed only after the pause
@@ -273,9 +254,7 @@ async def test_destination_wide_pause_grows_while_access_stays_denied(
         respond=lambda e, n: (
             delivered()
             if n >= 4
-            else failing(
-                Category.INVALID_CREDENTIALS, Verdict.BACKOFF_DESTINATION, error_type="InvalidClientTokenId"
-            )
+            else failing(Category.INVALID_CREDENTIALS, Verdict.BACKOFF_DESTINATION, error_type="InvalidClientTokenId")
         ),
     )
     await harness.engine({"d-grow": (dest, policy(concurrency=1))})
@@ -461,3 +440,19 @@ async def test_a_stored_body_that_is_not_json_is_discarded_not_retried(harness: 
     await harness.queue.append([Accepted("m1", "web", "track", time.time(), b"not json", ("d-bad",))])
     await eventually(lambda: harness.statuses("d-bad").get("m1") == "discarded")
     assert dest.sent == [] and harness.log.records[0].category is Category.CONFIGURATION
+
+
+@pytest.mark.timeout(30)
+async def test_a_notified_worker_at_its_concurrency_limit_does_not_starve_the_event_loop(
+    harness: Harness,
+) -> None:
+    dest = FakeDestination("d-full", delay=0.3)
+    engine = await harness.engine({"d-full": (dest, policy(concurrency=2))})
+    await append(harness.queue, ("d-full",), *[f"m{i}" for i in range(6)])
+    await eventually(lambda: dest.in_flight == 2)
+    engine.notify(["d-full"])  # new work arrives while every slot is busy
+    t0 = time.monotonic()
+    await asyncio.sleep(0.01)
+    assert time.monotonic() - t0 < 0.25  # other tasks (ingest, the admin API) still run
+    await eventually(lambda: len(harness.statuses("d-full")) == 6)
+    assert dest.max_in_flight == 2

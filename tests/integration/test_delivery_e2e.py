@@ -87,9 +87,7 @@ class Recorder:
     async def handle(self, request: web.Request) -> web.Response:
         name = unquote(request.match_info["name"])
         body = orjson.loads(await request.read())
-        self.invokes.append(
-            Invoke(name, request.query.get("Qualifier"), dict(request.headers), body, time.time())
-        )
+        self.invokes.append(Invoke(name, request.query.get("Qualifier"), dict(request.headers), body, time.time()))
         if len(self.calls(name)) <= self.fail_first.get(name, 0):
             if name == "throttle-fn":
                 return web.json_response(
@@ -125,9 +123,7 @@ async def recording_endpoint() -> AsyncIterator[Recorder]:
         await runner.cleanup()
 
 
-def make_config(
-    data: Path, functions: Path, local_url: str, *, users: dict[str, str] | None = None
-) -> Config:
+def make_config(data: Path, functions: Path, local_url: str, *, users: dict[str, str] | None = None) -> Config:
     settings = {"region": "us-west-2", "role_address": ROLE}
     local = {**settings, "endpoint_url": local_url}
     return Config.model_validate(
@@ -334,10 +330,7 @@ async def test_each_call_type_reaches_its_function_signed_with_the_assumed_role(
                 call_type,
             )
             auth = invoke.headers["Authorization"]
-            assert (
-                auth.startswith("AWS4-HMAC-SHA256 Credential=ASIA")
-                and "/us-west-2/lambda/aws4_request" in auth
-            )
+            assert auth.startswith("AWS4-HMAC-SHA256 Credential=ASIA") and "/us-west-2/lambda/aws4_request" in auth
             assert ACCESS_KEY not in auth and invoke.headers.get("X-Amz-Security-Token")
             assert invoke.headers.get("X-Amz-Invocation-Type", "RequestResponse") == "RequestResponse"
             context = orjson.loads(base64.b64decode(invoke.headers["X-Amz-Client-Context"]))
@@ -359,10 +352,7 @@ async def test_every_failure_category_comes_from_a_real_failing_path(
         await asyncio.to_thread(
             send_all,
             s.url,
-            [
-                ("track", {"user_id": f"u{i}", "event": "Signed Up", "message_id": m})
-                for i, m in enumerate(ids)
-            ],
+            [("track", {"user_id": f"u{i}", "event": "Signed Up", "message_id": m}) for i, m in enumerate(ids)],
         )
 
         # a function failing for a while (6 invokes) then recovering: every event delivered
@@ -373,9 +363,7 @@ async def test_every_failure_category_comes_from_a_real_failing_path(
         )
         assert sum(r["attempts"] for r in flaky) == 4 + 6
         assert len({i.body["messageId"] for i in s.recorder.calls("flaky-fn")}) == 4
-        attempts = await s.runtime.log.attempts(
-            next(r["message_id"] for r in flaky if r["attempts"] > 1), "flaky"
-        )
+        attempts = await s.runtime.log.attempts(next(r["message_id"] for r in flaky if r["attempts"] > 1), "flaky")
         assert attempts[0].category == "execution_error" and attempts[-1].category == "delivered"
 
         # 429 then recovery: throttled, then delivered (Retry-After honoured)
@@ -384,9 +372,7 @@ async def test_every_failure_category_comes_from_a_real_failing_path(
             lambda rows: len(rows) == 4 and all(r["status"] == "delivered" for r in rows),
             "throttled events delivered",
         )
-        throttled = [
-            a for m in ids for a in await s.runtime.log.attempts(m, "throttled") if a.category == "throttled"
-        ]
+        throttled = [a for m in ids for a in await s.runtime.log.attempts(m, "throttled") if a.category == "throttled"]
         assert len(throttled) == 2 and all(a.status_code == 429 for a in throttled)
 
         # a function that raises: execution_error, failed (retry_execution_errors false), with its log tail
@@ -414,9 +400,7 @@ async def test_every_failure_category_comes_from_a_real_failing_path(
         assert s.runtime.engine.status()["denied"]["paused"] is True
 
 
-async def test_a_wrong_secret_key_is_invalid_credentials(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_wrong_secret_key_is_invalid_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     async with stack(
         tmp_path, monkeypatch, secret="this-is-the-wrong-secret-key-000000", users={ACCESS_KEY: SECRET_KEY}
     ) as s:
@@ -424,9 +408,7 @@ async def test_a_wrong_secret_key_is_invalid_credentials(
         await asyncio.to_thread(send_all, s.url, [("identify", {"user_id": "u1", "message_id": message_id})])
         rows = await s.wait_for(
             "routed",
-            lambda rows: any(
-                r["message_id"] == message_id and r["category"] == "invalid_credentials" for r in rows
-            ),
+            lambda rows: any(r["message_id"] == message_id and r["category"] == "invalid_credentials" for r in rows),
             "invalid credentials",
         )
         assert rows[0]["status"] == "retrying"

@@ -166,3 +166,14 @@ async def test_queue_full_refuses_one_request_not_its_batch_mates(open_queue: Op
     assert small == [True]
     assert type(big).__name__ == "QueueFull"
     assert await queue.depth() == 1
+
+
+async def test_a_file_of_an_older_layout_is_refused_clearly(tmp_path: Path) -> None:
+    from eventrelay.queue.sqlite import SQLiteQueue
+
+    with sqlite3.connect(tmp_path / "queue.db") as conn:
+        conn.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, body BLOB)")
+    queue = SQLiteQueue(tmp_path / "queue.db", max_events=10, dedup_window=60.0)
+
+    with pytest.raises(StorageError, match=r"queue\.db.*layout 0.*move the file away"):
+        await queue.start()

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import sys
+from collections.abc import Iterator
 from typing import Any
+
+import uvicorn
 
 from eventrelay.config import load_config
 from eventrelay.config.model import Config
@@ -45,8 +50,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from eventrelay.runtime import Runtime
 
     localaws = None
@@ -61,7 +64,7 @@ async def serve(args: argparse.Namespace) -> int:
     runtime = Runtime(config, role=args.role)
     await runtime.start()
     _announce(runtime, config, args, demo=not args.config)
-    server = uvicorn.Server(uvicorn.Config(
+    server = _GracefulServer(uvicorn.Config(
         runtime.asgi(), host=args.host, port=args.port, lifespan="off", access_log=False,
         log_level="warning", http="httptools", loop="none", server_header=False,
     ))
@@ -72,6 +75,21 @@ async def serve(args: argparse.Namespace) -> int:
         if localaws is not None:
             await localaws.stop()
     return 0
+
+
+class _GracefulServer(uvicorn.Server):
+    """uvicorn re-raises SIGTERM/SIGINT once ``serve()`` returns, which would end the process
+    before in-flight deliveries settle. Here the signal only stops the server; ``serve`` then
+    stops the runtime (in-flight attempts finish and are recorded) and exits normally."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        originals = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in originals.items():
+                signal.signal(sig, handler)
 
 
 async def _start_localaws(config: Config) -> Any:

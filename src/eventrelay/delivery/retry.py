@@ -32,7 +32,12 @@ class RetryPolicy:
         return (rng or random).uniform(0.0, bound)
 
     def decide(
-        self, *, attempts: int, received_at: float, now: float, retry_after: float | None = None,
+        self,
+        *,
+        attempts: int,
+        received_at: float,
+        now: float,
+        retry_after: float | None = None,
         rng: random.Random | None = None,
     ) -> RetryDecision:
         """``attempts`` includes the attempt that just failed."""

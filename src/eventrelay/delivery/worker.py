@@ -117,6 +117,7 @@ class DestinationWorker:
                 continue
             free = self.policy.concurrency - len(self._inflight)
             if free <= 0:
+                self._kick.clear()  # wait for a slot; a notify meanwhile is served by the next claim
                 self._waiting_for_slot = True
                 await self._wait_kick(None)
                 continue
@@ -137,6 +138,9 @@ class DestinationWorker:
             idle = IDLE_MIN if jobs else min(idle * 2, IDLE_MAX)
 
     async def _wait_kick(self, seconds: float | None) -> None:
+        if self._kick.is_set():
+            await asyncio.sleep(0)  # Event.wait() would not yield: let other tasks run first
+            return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
                 await self._kick.wait()

@@ -7,14 +7,21 @@ others; a transaction that fails (disk full, I/O error) is rolled back and its o
 one transaction each, so one failing append does not fail the acks that shared its commit.
 
 The hot paths are a handful of statements per transaction whatever its size: appends and acks
-are staged and written together (one ``executemany`` of row tuples, one ``DELETE ... IN``), and
-id lists travel as one JSON parameter (``json_each``) so every statement stays prepared.
+are staged and written together, and id lists travel as one JSON parameter (``json_each``) so
+every statement stays prepared.
+
+Few statement steps, not only few statements: the sqlite3 module releases the GIL around every
+step (every row of an ``executemany`` or of a result), and taking it back while the event loop
+runs Python can wait a whole switch interval (5 ms). So rows are inserted many per statement
+(multi-row ``VALUES``) and acks are counted by one aggregate row instead of ``RETURNING`` a row
+per job.
 
 Nothing here is touched by the event loop except through ``Store.run_batch``'s return value.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 import time
@@ -42,26 +49,57 @@ DEDUP_SWEEP_INTERVAL = 1.0
 QUEUE_FULL_RETRY_AFTER = 5.0
 NEVER = float("-inf")
 
-_INSERT_JOB = (
-    "INSERT INTO jobs (destination, due_at, message_id, source, call_type, received_at, body)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
-_INSERT_DEDUP = "INSERT OR REPLACE INTO dedup (message_id, seen_at) VALUES (?, ?)"
+# Rows per multi-row INSERT at most (7 parameters each: far below SQLite's 32,766). A batch is
+# split into power-of-two slices, so a handful of statement shapes cover every size.
+INSERT_SLICE = 256
+_INSERT_JOB = "INSERT INTO jobs (destination, due_at, message_id, source, call_type, received_at, body) VALUES "
+_INSERT_DEDUP = "INSERT OR REPLACE INTO dedup (message_id, seen_at) VALUES "
 _LOOKUP_DEDUP = "SELECT message_id, seen_at FROM dedup WHERE message_id IN (SELECT value FROM json_each(?))"
-_DELETE_JOBS = "DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(?)) RETURNING destination, state"
-# One statement: pick the due jobs by the claim index and push them to the lease's end.
-_CLAIM = """
-    UPDATE jobs SET due_at = ?1, leased = 1
-    WHERE id IN (
-        SELECT id FROM jobs WHERE destination = ?2 AND state = 'ready' AND due_at <= ?3
-        ORDER BY due_at LIMIT ?4
+_COUNT_READY = (
+    "SELECT destination, COUNT(*) FROM jobs WHERE id IN (SELECT value FROM json_each(?)) AND state = 'ready'"
+    " GROUP BY destination"
+)
+_DELETE_JOBS = "DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(?))"
+# A claim in three statement steps whatever its size (see the module doc on steps): the ids of
+# the due jobs by the claim index, the lease on them, and the jobs as ONE row: their fields as a
+# JSON array and their bodies concatenated in the same order (JSON holds no bytes), cut apart by
+# the lengths in the JSON. Times travel as 17 significant digits (an exact round trip for any
+# timestamp; SQLite's default text form keeps 15).
+_DUE = """
+    SELECT json_group_array(id) FROM (
+        SELECT id FROM jobs WHERE destination = ? AND state = 'ready' AND due_at <= ? ORDER BY due_at LIMIT ?
     )
-    RETURNING id, message_id, attempts, first_attempt_at, source, call_type, received_at, body
+"""
+_LEASE = "UPDATE jobs SET due_at = ?, leased = 1 WHERE id IN (SELECT value FROM json_each(?))"
+_JOBS = """
+    SELECT
+        json_group_array(json_array(
+            id, message_id, attempts, iif(first_attempt_at IS NULL, NULL, printf('%!.17g', first_attempt_at)),
+            source, call_type, printf('%!.17g', received_at), length(body)
+        )),
+        CAST(group_concat(body, '') AS BLOB)
+    FROM jobs WHERE id IN (SELECT value FROM json_each(?))
 """
 
 
 def _json(values: Sequence[object]) -> str:
     return orjson.dumps(values).decode()
+
+
+@functools.cache
+def _values(head: str, width: int, rows: int) -> str:
+    one = "(" + ",".join("?" * width) + ")"
+    return head + ",".join([one] * rows)
+
+
+def _insert(conn: sqlite3.Connection, head: str, rows: Sequence[tuple[object, ...]]) -> None:
+    """INSERT ``rows`` with one statement step per slice of up to ``INSERT_SLICE`` rows."""
+    width = len(rows[0])
+    start, total = 0, len(rows)
+    while start < total:
+        size = min(INSERT_SLICE, 1 << ((total - start).bit_length() - 1))
+        conn.execute(_values(head, width, size), [v for row in rows[start : start + size] for v in row])
+        start += size
 
 
 @dataclass
@@ -99,15 +137,15 @@ class Tx:
     def flush(self) -> None:
         """Write the staged appends and acks (so later ops in this transaction see them)."""
         if self.acked:
-            acked, self.acked = self.acked, []
-            for destination, state in self.conn.execute(_DELETE_JOBS, (_json(acked),)).fetchall():
-                if state == "ready":
-                    self.count(destination, -1)
+            ids, self.acked = _json(self.acked), []
+            for destination, count in self.conn.execute(_COUNT_READY, (ids,)).fetchall():
+                self.count(destination, -count)
+            self.conn.execute(_DELETE_JOBS, (ids,))
         if self.dedup_rows:
-            self.conn.executemany(_INSERT_DEDUP, self.dedup_rows)
+            _insert(self.conn, _INSERT_DEDUP, self.dedup_rows)
             self.dedup_rows = []
         if self.job_rows:
-            self.conn.executemany(_INSERT_JOB, self.job_rows)
+            _insert(self.conn, _INSERT_JOB, self.job_rows)
             self.job_rows = []
 
 
@@ -178,13 +216,32 @@ class Claim:
         self.rows = limit
 
     def run(self, tx: Tx, store: Store) -> list[Job]:
-        until = tx.now + self.lease_seconds
-        destination = self.destination
-        rows = tx.conn.execute(_CLAIM, (until, destination, tx.now, self.limit)).fetchall()
-        return [
-            Job(str(job_id), destination, message_id, source, call_type, received_at, body, attempts, first)
-            for job_id, message_id, attempts, first, source, call_type, received_at, body in rows
-        ]
+        conn, destination = tx.conn, self.destination
+        ids = conn.execute(_DUE, (destination, tx.now, self.limit)).fetchone()[0]
+        if ids == "[]":
+            return []
+        conn.execute(_LEASE, (tx.now + self.lease_seconds, ids))
+        fields, bodies = conn.execute(_JOBS, (ids,)).fetchone()
+        jobs: list[Job] = []
+        end = 0
+        for job_id, message_id, attempts, first, source, call_type, received_at, size in orjson.loads(fields):
+            start, end = end, end + size
+            first_at = None if first is None else float(first)
+            body = bodies[start:end]
+            jobs.append(
+                Job(
+                    str(job_id),
+                    destination,
+                    message_id,
+                    source,
+                    call_type,
+                    float(received_at),
+                    body,
+                    attempts,
+                    first_at,
+                )
+            )
+        return jobs
 
 
 class Ack:

@@ -59,6 +59,9 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS dedup (message_id TEXT PRIMARY KEY, seen_at REAL NOT NULL) WITHOUT ROWID",
 )
 
+# PRAGMA user_version of files with the tables above. 0 with tables present: the first layout
+# (events + jobs + dedup). No migration before the first release: such a file is refused clearly.
+SCHEMA_VERSION = 2
 SQLITE_FULL = 13  # "database or disk is full"
 
 
@@ -73,12 +76,24 @@ def connect(path: Path) -> sqlite3.Connection:
     try:
         for pragma in PRAGMAS:
             conn.execute(pragma)
+        _check_version(conn)
         for statement in SCHEMA:
             conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _check_version(conn: sqlite3.Connection) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    tables = conn.execute("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table'").fetchone()[0]
+    if tables and version != SCHEMA_VERSION:
+        raise sqlite3.DatabaseError(
+            f"the file has queue layout {version}, this eventrelay uses {SCHEMA_VERSION};"
+            " move the file away to start with an empty queue"
+        )
 
 
 def is_disk_full(exc: BaseException) -> bool:
