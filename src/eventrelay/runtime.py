@@ -14,6 +14,7 @@ from typing import Any, Literal
 from eventrelay.asgi import ASGIApp, one_port
 from eventrelay.config.model import Config
 from eventrelay.config.model import Destination as DestinationConfig
+from eventrelay.delivery.routing import route
 from eventrelay.deliverylog.base import DeliveryLog
 from eventrelay.destinations.base import Destination
 from eventrelay.queue.base import Queue
@@ -79,8 +80,6 @@ class Runtime:
         return found
 
     def route(self, source: str, event: Mapping[str, Any]) -> tuple[str, ...]:
-        from eventrelay.delivery.routing import route
-
         return route(self.config.destinations, self.destinations, source, event)
 
     def asgi(self) -> ASGIApp:

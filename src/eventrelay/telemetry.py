@@ -6,6 +6,9 @@ functions here rather than touching metric objects, so names stay in one place.
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -33,8 +36,13 @@ END_TO_END_SECONDS = Histogram(
 )
 
 
+@functools.cache
+def _ingested(source: str) -> Any:
+    return INGESTED.labels(source)  # labels() takes a lock and builds a key: once per source
+
+
 def ingested(source: str, count: int = 1) -> None:
-    INGESTED.labels(source).inc(count)
+    _ingested(source).inc(count)
 
 
 def duplicate(source: str, count: int = 1) -> None:

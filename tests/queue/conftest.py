@@ -18,9 +18,7 @@ OpenQueue = Callable[..., Awaitable[SQLiteQueue]]
 
 
 def event(*destinations: str, message_id: str | None = None) -> Accepted:
-    return Accepted(
-        message_id or str(uuid.uuid4()), "web", "track", time.time(), BODY, destinations or ("lambda",)
-    )
+    return Accepted(message_id or str(uuid.uuid4()), "web", "track", time.time(), BODY, destinations or ("lambda",))
 
 
 @pytest.fixture

@@ -22,8 +22,7 @@ async def appender(queue: SQLiteQueue, prefix: str, worker: int) -> None:
     for n in range(1_000_000):
         ids = [f"{prefix}-{worker}-{n}-{i}" for i in range(BATCH)]
         items = [
-            Accepted(mid, "web", "track", time.time(), b'{"event":"%s"}' % mid.encode(), ("lambda",))
-            for mid in ids
+            Accepted(mid, "web", "track", time.time(), b'{"event":"%s"}' % mid.encode(), ("lambda",)) for mid in ids
         ]
         await queue.append(items)
         sys.stdout.write("".join(f"{mid}\n" for mid in ids))

@@ -57,9 +57,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mountpoint)], check=False)
 
 
-async def test_full_filesystem_refuses_appends_keeps_data_and_recovers(
-    open_queue: OpenQueue, small_disk: Path
-) -> None:
+async def test_full_filesystem_refuses_appends_keeps_data_and_recovers(open_queue: OpenQueue, small_disk: Path) -> None:
     ballast = small_disk / "other-program.dat"
     ballast.write_bytes(b"\0" * 1024 * 1024)  # another program's file; deleting it frees space
     queue = await open_queue(small_disk / "queue.db")
@@ -77,9 +75,7 @@ async def test_full_filesystem_refuses_appends_keeps_data_and_recovers(
     assert await all_ids(reopened) == {*stored, after.message_id}
 
 
-async def test_page_cap_refuses_appends_keeps_data_and_recovers(
-    open_queue: OpenQueue, tmp_path: Path
-) -> None:
+async def test_page_cap_refuses_appends_keeps_data_and_recovers(open_queue: OpenQueue, tmp_path: Path) -> None:
     queue = await open_queue()
     await queue.append([event() for _ in range(BATCH)])
     pages = (tmp_path / "queue.db").stat().st_size // 4096

@@ -10,6 +10,7 @@ import pytest
 
 from eventrelay.errors import StorageError
 from eventrelay.queue import sqlite_ops
+from eventrelay.queue.base import Accepted
 from tests.queue.conftest import OpenQueue, event
 
 
@@ -177,3 +178,13 @@ async def test_a_file_of_an_older_layout_is_refused_clearly(tmp_path: Path) -> N
 
     with pytest.raises(StorageError, match=r"queue\.db.*layout 0.*move the file away"):
         await queue.start()
+
+
+async def test_a_claim_of_only_empty_bodies(open_queue: OpenQueue) -> None:
+    queue = await open_queue()
+    items = [Accepted(f"m-empty-{i}", "web", "track", 1.5, b"", ("lambda",)) for i in range(3)]
+    await queue.append(items)
+
+    jobs = await queue.claim("lambda", 10, 30.0)
+
+    assert sorted((j.message_id, j.body) for j in jobs) == [(i.message_id, b"") for i in items]

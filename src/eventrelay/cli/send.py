@@ -45,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
 
 def build_event(call_type: str, *, name: str, user_id: str, properties: dict[str, Any]) -> dict[str, Any]:
     """A test event of ``call_type``, validated and normalised exactly as the Tracking API does."""
-    from eventrelay.ingest.normalise import Clock, normalise
+    import time
+
+    from eventrelay.ingest.normalise import iso, normalise
     from eventrelay.ingest.validate import validate
 
     event: dict[str, Any] = {"userId": user_id, "context": {"library": dict(LIBRARY)}}
@@ -61,7 +63,8 @@ def build_event(call_type: str, *, name: str, user_id: str, properties: dict[str
         event["previousId"] = f"{user_id}-previous"
     event["messageId"] = f"eventrelay-send-{uuid.uuid4()}"
     validate(event, call_type)
-    received_at, received_iso = Clock().now()
+    received_at = time.time()
+    received_iso = iso(received_at)
     return normalise(
         event, call_type, received_at=received_at, received_iso=received_iso, ip=None, channel="server"
     )

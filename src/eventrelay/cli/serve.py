@@ -37,7 +37,13 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
+# The SQLite writer threads hand the GIL back and forth with the event loop; at Python's default
+# 5 ms switch interval a busy loop starves them (measured: ~2x throughput under load at 0.5 ms).
+GIL_SWITCH_INTERVAL = 0.0005
+
+
 def run(args: argparse.Namespace) -> int:
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     try:

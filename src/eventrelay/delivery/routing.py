@@ -53,9 +53,12 @@ def integration_allows(integrations: Mapping[str, Any], name: str, catalog_names
     return _enabled(integrations.get("All", True))
 
 
+_NONE: Mapping[str, Any] = {}
+
+
 def _integrations(event: Mapping[str, Any]) -> Mapping[str, Any]:
     value = event.get("integrations")
-    return value if isinstance(value, Mapping) else {}
+    return value if isinstance(value, dict | Mapping) else _NONE  # dict first: events are parsed JSON
 
 
 def _enabled(value: Any) -> bool:

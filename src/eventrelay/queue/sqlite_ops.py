@@ -63,8 +63,9 @@ _DELETE_JOBS = "DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(?))"
 # A claim in three statement steps whatever its size (see the module doc on steps): the ids of
 # the due jobs by the claim index, the lease on them, and the jobs as ONE row: their fields as a
 # JSON array and their bodies concatenated in the same order (JSON holds no bytes), cut apart by
-# the lengths in the JSON. Times travel as 17 significant digits (an exact round trip for any
-# timestamp; SQLite's default text form keeps 15).
+# the lengths in the JSON. Times travel as 17 significant digits: SQLite's default text form
+# keeps 15; this one round-trips exactly (checked on 800,000 values below 1e11; SQLite's own
+# formatting strays only beyond ~1e200, which no timestamp reaches).
 _DUE = """
     SELECT json_group_array(id) FROM (
         SELECT id FROM jobs WHERE destination = ? AND state = 'ready' AND due_at <= ? ORDER BY due_at LIMIT ?
@@ -222,6 +223,7 @@ class Claim:
             return []
         conn.execute(_LEASE, (tx.now + self.lease_seconds, ids))
         fields, bodies = conn.execute(_JOBS, (ids,)).fetchone()
+        bodies = bodies or b""  # NULL when every body is empty
         jobs: list[Job] = []
         end = 0
         for job_id, message_id, attempts, first, source, call_type, received_at, size in orjson.loads(fields):
