@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from starlette.applications import Starlette
@@ -10,21 +9,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
+from eventrelay.admin import api, config_api, metrics, openapi, page
 from eventrelay.asgi import ASGIApp
 
 # Each module exports ``routes(runtime) -> list[BaseRoute]``.
-ROUTE_MODULES = ("api", "config_api", "page", "metrics", "openapi")
+ROUTE_MODULES = (api, config_api, page, metrics, openapi)
 
 
 def build_admin_app(runtime: Any) -> ASGIApp:
     routes: list[BaseRoute] = [Route("/healthz", _health, methods=["GET"])]
-    for name in ROUTE_MODULES:
-        try:
-            module = importlib.import_module(f"eventrelay.admin.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"eventrelay.admin.{name}":
-                raise
-            continue
+    for module in ROUTE_MODULES:
         routes.extend(module.routes(runtime))
     return Starlette(routes=routes)
 

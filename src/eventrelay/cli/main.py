@@ -15,13 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eventrelay", description="Segment-compatible event router to AWS Lambda")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"eventrelay.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"eventrelay.cli.{name}":
-                raise
-            continue
-        module.add_parser(sub)
+        importlib.import_module(f"eventrelay.cli.{name}").add_parser(sub)  # each module imports lazily
     return parser
 
 

@@ -50,13 +50,13 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext, api
-from nats.js.errors import APIError
 
 from eventrelay.delivery.outcome import Category
 from eventrelay.deliverylog.base import AttemptRecord, DeliveryRow, Stats
 from eventrelay.deliverylog.sqlite import DEFAULT_MAX_AGE, SQLiteDeliveryLog
 from eventrelay.errors import StorageError
 from eventrelay.queue.jetstream_names import redact, token
+from eventrelay.queue.jetstream_streams import ensure_stream
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,6 @@ FIRST_CATCH_UP_WAIT = 60.0  # the first query after start may replay days of his
 API_TIMEOUT = 10.0  # PubAck and API waits; a cluster leader election takes a few seconds
 MAX_MESSAGE_BYTES = 512 * 1024  # records per message stay well under NATS's default 1 MB max_payload
 RECONNECT_WAIT = 0.5
-ERR_STREAM_IN_USE = 10058
 PROJECTION = "deliverylog-jetstream.db"
 
 
@@ -235,12 +234,7 @@ class JetStreamDeliveryLog:
             max_age=self.max_age,
         )
         js = self._jsc()
-        try:
-            await js.add_stream(config)
-        except APIError as exc:
-            if exc.err_code != ERR_STREAM_IN_USE:
-                raise
-            await js.update_stream(config)
+        await ensure_stream(js, config)
         info = await js.stream_info(self.stream)
         return str(info.created)
 

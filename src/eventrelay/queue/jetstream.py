@@ -61,6 +61,7 @@ from eventrelay.queue.jetstream_names import (
     Names,
     redact,
 )
+from eventrelay.queue.jetstream_streams import ensure_stream
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,6 @@ SETTLE_TIMEOUT = 5  # ack/nak confirmation from the server
 BOUND_REFRESH = 0.5  # seconds between recounts of waiting jobs for the max_events bound
 RECONNECT_WAIT = 0.5  # seconds between reconnect attempts (the client reconnects forever)
 # JetStream error codes (nats-server errors.json).
-ERR_STREAM_IN_USE = 10058  # stream name already in use with a different configuration
 ERRS_DISK = {10023, 10047}  # insufficient resources / insufficient storage resources
 
 
@@ -404,13 +404,7 @@ class JetStreamQueue:
             discard=api.DiscardPolicy.NEW,
             duplicate_window=self.dedup_window,
         )
-        js = self._jsc()
-        try:
-            await js.add_stream(config)
-        except APIError as exc:
-            if exc.err_code != ERR_STREAM_IN_USE:
-                raise
-            await js.update_stream(config)  # another process made it, or the config changed
+        await ensure_stream(self._jsc(), config)
 
     async def _ensure_consumer(self, destination: str, lease: float) -> float:
         """The destination's consumer exists; returns its AckWait.
