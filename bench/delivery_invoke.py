@@ -47,7 +47,7 @@ def _sts_answer() -> bytes:
     expires = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     xml = (
         '<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult>'
-        "<Credentials><AccessKeyId>ASIABENCHBENCHBENCH0</AccessKeyId>"
+        "<Credentials><AccessKeyId>BENCH-SESSION-KEY-01</AccessKeyId>"
         "<SecretAccessKey>bench-session-secret</SecretAccessKey><SessionToken>bench-session-token</SessionToken>"
         f"<Expiration>{expires}</Expiration></Credentials>"
         f"<AssumedRoleUser><Arn>{ROLE_ARN}/bench</Arn><AssumedRoleId>AROABENCH:bench</AssumedRoleId>"
@@ -151,7 +151,7 @@ async def run_for(seconds: float, concurrency: int, call: Callable[[], Awaitable
 
 def bench_env(url: str) -> None:
     os.environ.update(
-        AWS_ACCESS_KEY_ID="AKIABENCHBENCHBENCH0",
+        AWS_ACCESS_KEY_ID="BENCH-BASE-KEY-0001",
         AWS_SECRET_ACCESS_KEY="bench-base-secret",
         AWS_EC2_METADATA_DISABLED="true",
         AWS_CONFIG_FILE="/nonexistent",

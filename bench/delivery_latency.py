@@ -28,7 +28,7 @@ async def signed_aiohttp_rate(url: str, seconds: float, concurrency: int) -> Rat
     from botocore.awsrequest import AWSRequest
 
     creds = botocore.credentials.Credentials(
-        "ASIABENCHBENCHBENCH0", "bench-session-secret", "bench-session-token"
+        "BENCH-SESSION-KEY-01", "bench-session-secret", "bench-session-token"
     )
     signer = botocore.auth.SigV4Auth(creds, "lambda", "us-west-2")
     target = f"{url}/2015-03-31/functions/bench-fn/invocations"

@@ -103,7 +103,7 @@ async def _answer(send: Any, status: int, body: bytes, content_type: bytes) -> N
 def sts_answer() -> bytes:
     expires = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     return f"""<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
-<AssumeRoleResult><Credentials><AccessKeyId>ASIABENCHSESSION0001</AccessKeyId>
+<AssumeRoleResult><Credentials><AccessKeyId>BENCH-SESSION-KEY-02</AccessKeyId>
 <SecretAccessKey>bench-session-secret-0000000000000000000</SecretAccessKey>
 <SessionToken>bench-session-token</SessionToken><Expiration>{expires}</Expiration></Credentials>
 <AssumedRoleUser><AssumedRoleId>AROABENCH:bench</AssumedRoleId>
@@ -202,7 +202,7 @@ def bench_env() -> dict[str, str]:
         env.pop(key, None)
     env.update(
         {
-            "AWS_ACCESS_KEY_ID": "AKIABENCHBASEKEY0001",
+            "AWS_ACCESS_KEY_ID": "BENCH-BASE-KEY-0002",
             "AWS_SECRET_ACCESS_KEY": "bench-base-secret-0001",
             "AWS_CONFIG_FILE": "/nonexistent",
             "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 MAX_REQUEST_BYTES = 64 * 1024 * 1024  # read whole so 413 answers are parsed by clients, not cut off
 INVOKE_PATH = "/2015-03-31/functions/{function_name}/invocations"
 ENDPOINT_ENV = ("AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_LAMBDA")
-LOCAL_ACCESS_KEY = "AKIALOCALEVENTRELAY0"  # obviously local base credentials when none are configured
+LOCAL_ACCESS_KEY = "LOCAL-EVENTRELAY-DEMO"  # obviously local base credentials when none are configured
 LOCAL_SECRET_KEY = "local-eventrelay-secret-not-an-aws-key"
 
 
