@@ -35,6 +35,11 @@ def handler(event, context):
         raise RuntimeError("handler is failing on purpose")
     if mode == "slow":
         time.sleep(30)
+    if mode == "exit":
+        print("exiting the runtime process")
+        os._exit(3)
+    if mode == "big":
+        return "x" * (7 * 1024 * 1024)  # over Lambda's 6 MB response limit
     with open(os.path.join(os.path.dirname(__file__), "sink.txt"), "a") as f:
         f.write(event["messageId"] + "\\n")
         f.flush()

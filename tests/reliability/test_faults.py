@@ -1,5 +1,5 @@
-"""Faults at the function: a handler that raises, then one that hangs past the timeout, each for a
-while and then recovering: every event is delivered within the retry window and the deliveries
+"""Faults at the function: a handler that raises, one that hangs past the timeout, one that exits
+its runtime process, one that returns over 6 MB; each for a while and then recovering: every event is delivered within the retry window and the deliveries
 API shows the right category while it was failing."""
 
 from __future__ import annotations
@@ -24,7 +24,10 @@ def _categories(server: Server, ids: set[str]) -> set[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("mode", "category"), [("raise", "execution_error"), ("slow", "timeout")])
+@pytest.mark.parametrize(
+    ("mode", "category"),
+    [("raise", "execution_error"), ("slow", "timeout"), ("exit", "execution_error"), ("big", "execution_error")],
+)
 def test_failing_function_recovers_and_every_event_is_delivered(server: Server, mode: str, category: str) -> None:
     server.config_path.write_text(server.config_path.read_text().replace("timeout: 5s", "timeout: 1s"))
     server.set_mode(mode)
