@@ -320,6 +320,8 @@ async def test_preflight(app: IngestApp) -> None:
     assert answer.status == 204
     assert answer.headers["access-control-allow-origin"] == "https://shop.example"
     assert "Content-Encoding" in answer.headers["access-control-allow-headers"]
+    origins = [v for k, v in answer.raw_headers if k.lower() == b"access-control-allow-origin"]
+    assert origins == [b"https://shop.example"]  # twice, and browsers refuse the preflight
 
 
 async def test_errors_carry_cors_headers(app: IngestApp) -> None:

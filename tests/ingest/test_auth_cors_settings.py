@@ -51,7 +51,7 @@ def test_bad_base64_is_401() -> None:
 def test_cors() -> None:
     assert dict(cors_headers(None))[b"access-control-allow-origin"] == b"*"
     assert dict(cors_headers(b"https://shop.example"))[b"access-control-allow-origin"] == b"https://shop.example"
-    headers = dict(preflight_headers(b"https://shop.example", None))
+    headers = dict(preflight_headers(None))
     for h in (b"Content-Type", b"Authorization", b"Content-Encoding"):
         assert h in headers[b"access-control-allow-headers"]
     assert b"POST" in headers[b"access-control-allow-methods"]

@@ -108,7 +108,7 @@ class IngestApp:
             return (
                 204,
                 b"",
-                preflight_headers(request.origin, _header(scope, b"access-control-request-headers")),
+                preflight_headers(_header(scope, b"access-control-request-headers")),
             )
         if target is None:
             key = settings_key(path)

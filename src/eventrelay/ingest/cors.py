@@ -27,13 +27,13 @@ def cors_headers(origin: bytes | None) -> Headers:
     ]
 
 
-def preflight_headers(origin: bytes | None, requested_headers: bytes | None) -> Headers:
-    """Headers of the 204 answer to a preflight ``OPTIONS``."""
+def preflight_headers(requested_headers: bytes | None) -> Headers:
+    """Headers a preflight ``OPTIONS`` answer adds to ``cors_headers`` (the app adds those to
+    every answer; sending Allow-Origin twice makes browsers refuse the preflight)."""
     allow = ALLOW_HEADERS
     if requested_headers:
         allow = ALLOW_HEADERS + b", " + requested_headers
     return [
-        *cors_headers(origin),
         (b"access-control-allow-methods", ALLOW_METHODS),
         (b"access-control-allow-headers", allow),
         (b"access-control-max-age", PREFLIGHT_MAX_AGE),
