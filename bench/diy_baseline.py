@@ -32,6 +32,7 @@ from end_to_end import (
     ROLE,
     auth_header,
     bench_env,
+    cpu_seconds,
     eventrelay_process,
     fetch_json,
     free_port,
@@ -135,14 +136,17 @@ def main() -> None:
         finally:
             diy.terminate()
             diy.wait(timeout=30)
-        with eventrelay_process(write_config(Path(tmp), stub_url)) as (url, _proc):
+        with eventrelay_process(write_config(Path(tmp), stub_url)) as (url, proc):
             asyncio.run(blast(f"{url}/v1/track", 200, 8, stub_url, "warm-er"))
+            cpu0 = cpu_seconds(proc.pid)
             er_s, er_n = asyncio.run(blast(f"{url}/v1/track", args.events, args.connections, stub_url, "er"))
+            er_cpu = cpu_seconds(proc.pid) - cpu0
         ceiling = asyncio.run(stub_ceiling(stub_url))
     diy_rate, er_rate = diy_n / diy_s, er_n / er_s
     print(f"{args.events} events per side, {args.connections} connections, 2 cores ({os.cpu_count()} here)")
     print(f"DIY (Starlette + boto3 invoke per event): {diy_rate:8,.0f} events/s delivered ({diy_n} in {diy_s:.1f} s)")
     print(f"eventrelay end to end:                   {er_rate:8,.0f} events/s delivered ({er_n} in {er_s:.1f} s)")
+    print(f"eventrelay CPU: {er_cpu * 1e6 / max(er_n, 1):.0f} us per event (ingest + delivery, all threads)")
     print(f"ceiling: unsigned POSTs straight to the stub, 64 in flight: {ceiling:,.0f}/s")
     ratio = er_rate / diy_rate
     print(f"ratio eventrelay / DIY: {ratio:.2f}x; target >= {TARGET:g}x: {'met' if ratio >= TARGET else 'NOT met'}")

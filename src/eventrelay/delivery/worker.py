@@ -6,7 +6,8 @@ backoff), so a slow or failing destination never slows another.
     loop: paused? sleep until the pause ends
           free slots? claim up to that many due jobs (lease = timeout + margin), start one task each
           nothing due? wait for notify() or an idle timeout that grows 10 ms -> 500 ms
-    task: parse the body, send within the timeout, decide, settle (record, then queue call)
+    task: parse the body, send within the timeout, decide, hand the settlement to the settler
+          (which records it, batched, then makes the queue call), freeing the slot at once
 
 An attempt cancelled by shutdown is neither recorded nor settled: its lease returns it.
 """
@@ -26,7 +27,7 @@ import orjson
 
 from eventrelay import telemetry
 from eventrelay.config.model import DeliveryPolicy
-from eventrelay.delivery.decide import decide
+from eventrelay.delivery.decide import Settlement, decide
 from eventrelay.delivery.outcome import Category, Outcome, Verdict
 from eventrelay.delivery.settler import Settler
 from eventrelay.destinations.base import Destination
@@ -38,6 +39,8 @@ IDLE_MIN = 0.01  # first idle poll; notify() wakes the worker sooner
 IDLE_MAX = 0.5  # idle polls back off to this, so retries due "now" start within half a second
 SEND_GRACE = 1.0  # the destination enforces the timeout; this is the engine's safety net after it
 STORAGE_RETRY_DELAY = 1.0  # after a failed claim, before trying again
+UNSETTLED_MAX = 4_096  # attempts done but not yet recorded and settled (a few KB each): bounds memory
+# when storage is slower than the destination; their leases keep them from being claimed again
 PAUSE_MIN = 5.0  # destination-wide backoff (AccessDenied, Invalid Credentials): first pause
 PAUSE_MAX = 300.0  # ... doubling up to 5 minutes, reset by the next success
 
@@ -64,6 +67,8 @@ class DestinationWorker:
         self._clock = clock
         self._rng = rng
         self._inflight: set[asyncio.Task[None]] = set()
+        self._unsettled = 0  # attempts handed to the settler, not yet settled (<= UNSETTLED_MAX)
+        self._all_settled: asyncio.Future[None] | None = None  # drain waits for _unsettled == 0
         self._kick = asyncio.Event()
         self._stopped = asyncio.Event()
         self._waiting_for_slot = False
@@ -71,6 +76,8 @@ class DestinationWorker:
         self._pause_level = 0
         self.paused_until = 0.0
         self._passes_source = _accepts_source(destination.send)
+        # a destination that declares ``enforces_timeout = True`` answers within its timeout itself
+        self._own_timeout = getattr(destination, "enforces_timeout", False) is True
         self._meter = _Meter(name)
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -97,6 +104,11 @@ class DestinationWorker:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        if self._unsettled:  # finished attempts are recorded and settled before drain returns
+            self._all_settled = asyncio.get_running_loop().create_future()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._all_settled
 
     @property
     def in_flight(self) -> int:
@@ -115,7 +127,9 @@ class DestinationWorker:
             if pause > 0:
                 await self._sleep(pause)
                 continue
-            free = self.policy.concurrency - len(self._inflight)
+            # concurrency bounds attempts in flight; settling ones (recorded, then acked, in
+            # batches: a commit or two) no longer hold a slot, up to UNSETTLED_MAX of them
+            free = min(self.policy.concurrency - len(self._inflight), UNSETTLED_MAX - self._unsettled)
             if free <= 0:
                 self._kick.clear()  # wait for a slot; a notify meanwhile is served by the next claim
                 self._waiting_for_slot = True
@@ -182,16 +196,27 @@ class DestinationWorker:
         settlement = decide(
             job, outcome, self.policy, started_at=started, now=now, not_before=not_before, rng=self._rng
         )
-        try:
-            await self._settler.settle(settlement)
-        except Exception:
+        # the settler records (batched), then settles; this attempt's slot is free from now
+        self._unsettled += 1
+        self._settler.submit(settlement, self._settled)
+
+    def _settled(self, settlement: Settlement, ok: bool) -> None:
+        self._unsettled -= 1
+        if not self._unsettled and self._all_settled is not None and not self._all_settled.done():
+            self._all_settled.set_result(None)
+        if ok:
+            record = settlement.record
+            delivered_at = record.started_at + (record.latency_ms or 0.0) / 1000.0
+            self._meter.settled(settlement.action, str(record.category), delivered_at - record.received_at)
+        else:
             log.warning(
                 "destination %s: attempt of %s not settled; it returns to the queue after its lease",
                 self.name,
-                job.message_id,
+                settlement.job.message_id,
             )
-            return
-        self._meter.settled(settlement.action, str(outcome.category), now - job.received_at)
+        if self._waiting_for_slot:
+            self._waiting_for_slot = False
+            self._kick.set()
 
     async def _send(self, job: Job) -> Outcome:
         try:
@@ -207,12 +232,10 @@ class DestinationWorker:
             )
         timeout = self.policy.timeout
         try:
+            if self._own_timeout:  # the destination bounds its send: no second timer per attempt
+                return await self._call(job, event, timeout)
             async with asyncio.timeout(timeout + SEND_GRACE):
-                if self._passes_source:
-                    send: Any = self.destination.send
-                    result: Outcome = await send(job.body, event, timeout=timeout, source=job.source)
-                    return result
-                return await self.destination.send(job.body, event, timeout=timeout)
+                return await self._call(job, event, timeout)
         except TimeoutError:
             return Outcome(
                 Category.TIMEOUT,
@@ -225,6 +248,13 @@ class DestinationWorker:
             return Outcome(
                 Category.AWS_ERROR, Verdict.RETRY, error_type=type(exc).__name__, error_message=str(exc)[:500]
             )
+
+    async def _call(self, job: Job, event: dict[str, Any], timeout: float) -> Outcome:  # noqa: ASYNC109
+        if self._passes_source:
+            send: Any = self.destination.send
+            result: Outcome = await send(job.body, event, timeout=timeout, source=job.source)
+            return result
+        return await self.destination.send(job.body, event, timeout=timeout)
 
     def _pause(self, now: float, outcome: Outcome) -> None:
         if self.paused_until > now:

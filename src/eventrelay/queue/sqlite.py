@@ -127,6 +127,17 @@ class SQLiteQueue:
     async def dead_letter(self, job: Job, status: DeadStatus, reason: str) -> None:
         await self._submit(DeadLetter(_job_id(job), status, reason))
 
+    # Settles without a coroutine: the future of the commit carrying the call (the delivery
+    # settler issues a whole batch of these in one loop iteration; one commit takes them all).
+    def ack_nowait(self, job: Job) -> asyncio.Future[None]:
+        return self._submit(Ack(_job_id(job)))
+
+    def retry_nowait(self, job: Job, due_at: float) -> asyncio.Future[None]:
+        return self._submit(Retry(_job_id(job), due_at))
+
+    def dead_letter_nowait(self, job: Job, status: DeadStatus, reason: str) -> asyncio.Future[None]:
+        return self._submit(DeadLetter(_job_id(job), status, reason))
+
     async def redrive(self, destination: str, message_ids: Sequence[str] | None = None) -> int:
         moved: int = await self._submit(Redrive(destination, message_ids))
         return moved

@@ -42,6 +42,8 @@ log = logging.getLogger("eventrelay.aws_lambda")
 class AwsLambdaDestination:
     """Delivers events to AWS Lambda (DESIGN.md sections 4 and 5)."""
 
+    enforces_timeout = True  # send() answers within its timeout (the delivery worker adds no timer)
+
     def __init__(
         self,
         name: str,
