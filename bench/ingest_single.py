@@ -1,6 +1,7 @@
 """Benchmark: single-event ingest (issue 8 item 1). Target: eventrelay >= 0.6 x the ceiling.
 
-Runs, on the same server settings (uvicorn, uvloop + httptools, one worker, no access log):
+Runs, on the same server settings (uvicorn, uvloop + httptools, one worker, no access log, and
+the GIL switch interval ``eventrelay serve`` sets for its SQLite writer thread):
 
   (a) the ceiling: a bare ASGI app that reads the body, parses it with orjson and answers 200;
   (b) eventrelay: the real one-port app (``Runtime.asgi()``, role ingest) on the SQLite queue in
@@ -122,6 +123,11 @@ async def bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 def serve(kind: str, port: int, data_dir: str, profile: bool) -> None:
     import uvloop
 
+    from eventrelay.cli.serve import GIL_SWITCH_INTERVAL
+
+    # The same GIL switch interval ``eventrelay serve`` sets (for every kind: the same server
+    # settings; the single-threaded bare app is unaffected by it).
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     uvloop.install()
     asyncio.run(_serve(kind, port, data_dir, profile))
 

@@ -3,6 +3,7 @@ issue 2 answered with a precise 4xx naming the field or limit, the next good req
 
 from __future__ import annotations
 
+import gc
 import gzip
 from typing import Any
 
@@ -361,3 +362,27 @@ async def test_an_unexpected_bug_is_a_json_500_and_the_app_keeps_serving(host: F
     answer = await call(app, "/v1/track", TRACK, auth=basic())
     assert_error(answer, 500)
     await good_request_still_works(app, broken)
+
+
+async def test_garbage_collector_is_left_as_found(app: IngestApp, host: FakeHost) -> None:
+    """Ingest pauses the cyclic collector while it parses a request; it must never leave it off
+    (a server that stopped collecting cycles would grow without bound), whatever the request."""
+    requests: list[tuple[str, Any, bytes | None]] = [
+        ("/v1/track", TRACK, basic()),
+        ("/v1/batch", {"batch": [{**TRACK, "type": "track"}, {"type": "nope"}]}, basic()),
+        ("/v1/batch", {"batch": [{"type": "nope"}]}, basic()),
+        ("/v1/track", b"{not json", basic()),
+        ("/v1/track", TRACK, None),
+        ("/v1/track", {"event": "no ids"}, basic()),
+    ]
+    assert gc.isenabled()
+    for path, body, auth in requests:
+        await call(app, path, body, auth=auth)
+        assert gc.isenabled(), path
+    gc.disable()
+    try:  # paused by someone else: ingest leaves it paused
+        answer = await call(app, "/v1/track", TRACK, auth=basic())
+        assert answer.status == 200
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -77,6 +77,6 @@ def test_message_id_must_be_a_string() -> None:
     assert field_of({"userId": "u", "messageId": 12}, "identify") == "messageId"
 
 
-@pytest.mark.parametrize("key", ["timestamp", "sentAt", "name"])
+@pytest.mark.parametrize("key", ["timestamp", "sentAt", "originalTimestamp", "name", "category"])
 def test_string_fields(key: str) -> None:
     assert field_of({"userId": "u", key: 5}, "page") == key

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -69,6 +70,7 @@ async def serve(args: argparse.Namespace) -> int:
         config, localaws = await demo_config(args.data_dir or "./eventrelay-data", port=args.port)
     runtime = Runtime(config, role=args.role)
     await runtime.start()
+    gc.freeze()  # start-up objects are permanent: full collections need not walk them on every request
     _announce(runtime, config, args, demo=not args.config)
     server = _GracefulServer(uvicorn.Config(
         runtime.asgi(), host=args.host, port=args.port, lifespan="off", access_log=False,

@@ -63,6 +63,8 @@ def _integrations(event: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def _enabled(value: Any) -> bool:
     """``true`` or an options object enable; ``false``, ``null``, ``0``, ``""`` disable."""
+    if type(value) is bool:  # the usual case ({"All": true}); cheaper than the ABC check below
+        return value
     if isinstance(value, Mapping):
         return True
     return bool(value)

@@ -9,11 +9,12 @@ input is always a 4xx with a JSON error naming the field or the limit; a full st
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 import orjson
 
@@ -31,6 +32,10 @@ from eventrelay.queue.base import Accepted, Queue
 
 log = logging.getLogger("eventrelay.ingest")
 
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+MAX_REMEMBERED_HEADERS = 1024  # decoded Authorization headers kept (bounded: a client may send any)
 STORAGE_RETRY_AFTER = 5.0  # seconds a client waits after a storage error without its own hint
 
 # path -> (call type or None for a batch, default channel)
@@ -66,6 +71,7 @@ class IngestApp:
 
     def __init__(self, host: IngestHost) -> None:
         self.host = host
+        self._header_users: dict[bytes, str] = {}  # Authorization header -> its Basic user (write key)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -129,6 +135,14 @@ class IngestApp:
     ) -> tuple[int, bytes, Headers]:
         source = self._source_from_header(request)
         data = decode(await read_body(receive, request.content_length), request.content_encoding)
+        source, item = _without_gc(self._accept_single, data, source, call_type, channel, _client_ip(scope))
+        await self._store(source, [item])
+        return 200, _SUCCESS, []
+
+    def _accept_single(
+        self, data: bytes, source: str | None, call_type: str, channel: str, ip: str | None
+    ) -> tuple[str, Accepted]:
+        """Parse, authenticate (body key), validate and normalise one event: its source and queue item."""
         if len(data) > MAX_EVENT_BYTES:
             raise PayloadError(
                 f"event is {len(data)} bytes; the limit is {MAX_EVENT_BYTES} bytes ({EVENT_LIMIT})",
@@ -140,59 +154,72 @@ class IngestApp:
             source = authenticate(None, event, self.host.source_for_key)
         validate(event, call_type)
         received_at = time.time()
-        received_iso = iso(received_at)
         normalise(
             event,
             call_type,
             received_at=received_at,
-            received_iso=received_iso,
-            ip=_client_ip(scope),
+            received_iso=iso(received_at),
+            ip=ip,
             channel=channel,
         )
-        await self._store(source, received_at, ((event, orjson.dumps(event)),))
-        return 200, _SUCCESS, []
+        destinations = self.host.route(source, event)
+        return source, Accepted(event["messageId"], source, call_type, received_at, orjson.dumps(event), destinations)
 
     async def _batch(
         self, scope: Scope, request: _Request, receive: Receive, channel: str
     ) -> tuple[int, bytes, Headers]:
         source = self._source_from_header(request)
         data = decode(await read_body(receive, request.content_length), request.content_encoding)
+        source, items, rejected = _without_gc(self._accept_batch, data, source, channel, _client_ip(scope))
+        if rejected:
+            telemetry.rejected("invalid_event", len(rejected))
+        if not items:
+            return 400, _batch_refused(rejected), []
+        await self._store(source, items)
+        if not rejected:
+            return 200, _SUCCESS, []
+        answer = {"success": True, "accepted": len(items), "rejected": [r.as_json() for r in rejected]}
+        return 200, orjson.dumps(answer), []
+
+    def _accept_batch(
+        self, data: bytes, source: str | None, channel: str, ip: str | None
+    ) -> tuple[str, list[Accepted], list[Rejection]]:
+        """Parse, authenticate (body key), validate and normalise a batch: its source, queue items, rejections."""
         body = parse_object(data)
         if source is None:
             source = authenticate(None, body, self.host.source_for_key)
         received_at = time.time()
-        received_iso = iso(received_at)
         events, rejected = prepare_batch(
             body,
             received_at=received_at,
-            received_iso=received_iso,
-            ip=_client_ip(scope),
+            received_iso=iso(received_at),
+            ip=ip,
             channel=channel,
         )
-        if rejected:
-            telemetry.rejected("invalid_event", len(rejected))
-        if not events:
-            return 400, _batch_refused(rejected), []
-        await self._store(source, received_at, events)
-        if not rejected:
-            return 200, _SUCCESS, []
-        answer = {"success": True, "accepted": len(events), "rejected": [r.as_json() for r in rejected]}
-        return 200, orjson.dumps(answer), []
-
-    def _source_from_header(self, request: _Request) -> str | None:
-        """The source of a Basic ``Authorization`` header; None when there is none (body key then)."""
-        key = basic_user(request.authorization)
-        if key is None:
-            return None
-        return source_of(key, self.host.source_for_key)
-
-    async def _store(self, source: str, received_at: float, events: Sequence[tuple[dict[str, Any], bytes]]) -> None:
-        """Append (event, its JSON) pairs; returns once durable. Duplicates are counted, not refused."""
         route = self.host.route
         items = [
             Accepted(event["messageId"], source, event["type"], received_at, stored, route(source, event))
             for event, stored in events
         ]
+        return source, items, rejected
+
+    def _source_from_header(self, request: _Request) -> str | None:
+        """The source of a Basic ``Authorization`` header; None when there is none (body key then)."""
+        header = request.authorization
+        if not header:
+            return None
+        key = self._header_users.get(header)  # clients send the same header again and again
+        if key is None:
+            key = basic_user(header)
+            if key is None:
+                return None
+            if len(self._header_users) >= MAX_REMEMBERED_HEADERS:
+                self._header_users.clear()
+            self._header_users[header] = key
+        return source_of(key, self.host.source_for_key)  # looked up every time: keys can be reconfigured
+
+    async def _store(self, source: str, items: list[Accepted]) -> None:
+        """Append the queue items; returns once durable. Duplicates are counted, not refused."""
         fresh = await self.host.queue.append(items)
         new = sum(fresh)
         if new:
@@ -223,6 +250,24 @@ class _Request:
         self.content_encoding = headers.get(b"content-encoding")
         self.origin = headers.get(b"origin")
         self.content_length = _int(headers.get(b"content-length"))
+
+
+def _without_gc(work: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    """``work(*args)`` with the cyclic garbage collector paused (a synchronous section: no await).
+
+    Parsing a request allocates thousands of containers (~30 per event) that are all alive
+    while it runs, so the collector's young-generation passes walk them again and again and
+    promote them to older generations (measured: ~20% of a 100-event batch's CPU). Parsed JSON
+    has no reference cycles, and ``work`` returns only strings, bytes and small records: the
+    event dicts are freed by reference counting when it returns, which also takes them back
+    off the collector's allocation count, so no collection is owed for them afterwards."""
+    if not gc.isenabled():  # someone paused it already: leave it as it is
+        return work(*args, **kwargs)
+    gc.disable()
+    try:
+        return work(*args, **kwargs)
+    finally:
+        gc.enable()
 
 
 def _int(value: bytes | None) -> int | None:

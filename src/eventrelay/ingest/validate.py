@@ -25,8 +25,15 @@ _STRING_OK = frozenset({str, type(None)})
 
 def validate(event: dict[str, Any], call_type: str) -> None:
     """Check ``event`` as a ``call_type`` call; coerce numeric ids to strings in place."""
-    user_id = _identifier(event, "userId")
-    anonymous_id = _identifier(event, "anonymousId")
+    get = event.get
+    # Identifiers are strings in the common case: checked inline, the rest (numbers, wrong types)
+    # in _identifier. An empty string counts as absent either way.
+    user_id = get("userId")
+    if type(user_id) is not str:
+        user_id = _identifier(event, "userId")
+    anonymous_id = get("anonymousId")
+    if type(anonymous_id) is not str:
+        anonymous_id = _identifier(event, "anonymousId")
     if call_type == "alias":
         if not user_id:
             raise _missing("userId", "an alias call needs userId (the new id)")
@@ -40,12 +47,26 @@ def validate(event: dict[str, Any], call_type: str) -> None:
             raise _wrong("event", "a track call needs event, a non-empty string", name)
     elif call_type == "group" and not _identifier(event, "groupId"):
         raise _missing("groupId", "a group call needs groupId")
-    _message_id(event)
-    # The common case (every typed field right) is checked in C, without a Python-level loop.
-    get = event.get
-    if not _OBJECT_OK.issuperset(map(type, map(get, _OBJECT_FIELDS))):
+    message_id = get("messageId")
+    if message_id is not None and (type(message_id) is not str or len(message_id) > MAX_MESSAGE_ID_CHARS):
+        _message_id(event)
+    # The common case (every typed field right) is checked unrolled, without a loop (measured
+    # ~40% cheaper than a loop or map/issuperset); the fields are those of _OBJECT_FIELDS and
+    # _STRING_FIELDS, which name the first wrong one when a check fails.
+    if (
+        type(get("context")) not in _OBJECT_OK
+        or type(get("integrations")) not in _OBJECT_OK
+        or type(get("properties")) not in _OBJECT_OK
+        or type(get("traits")) not in _OBJECT_OK
+    ):
         _first_wrong(event, _OBJECT_FIELDS, dict, "an object")
-    if not _STRING_OK.issuperset(map(type, map(get, _STRING_FIELDS))):
+    if (
+        type(get("timestamp")) not in _STRING_OK
+        or type(get("sentAt")) not in _STRING_OK
+        or type(get("originalTimestamp")) not in _STRING_OK
+        or type(get("name")) not in _STRING_OK
+        or type(get("category")) not in _STRING_OK
+    ):
         _first_wrong(event, _STRING_FIELDS, str, "a string")
 
 
