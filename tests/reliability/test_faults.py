@@ -1,6 +1,7 @@
 """Faults at the function: a handler that raises, one that hangs past the timeout, one that exits
-its runtime process, one that returns over 6 MB; each for a while and then recovering: every event is delivered within the retry window and the deliveries
-API shows the right category while it was failing."""
+its runtime process, one that returns over 6 MB; each for a while and then recovering: every event
+is delivered within the retry window and the deliveries API shows the right category while it was
+failing."""
 
 from __future__ import annotations
 
