@@ -16,8 +16,11 @@ from eventrelay.config.model import Config
 from eventrelay.config.model import Destination as DestinationConfig
 from eventrelay.delivery.routing import route
 from eventrelay.deliverylog.base import DeliveryLog
+from eventrelay.deliverylog.factory import open_log
 from eventrelay.destinations.base import Destination
+from eventrelay.destinations.factory import build_destination
 from eventrelay.queue.base import Queue
+from eventrelay.queue.factory import open_queue
 
 Role = Literal["ingest", "deliver", "all"]
 log = logging.getLogger("eventrelay")
@@ -32,8 +35,8 @@ class Runtime:
         token = config.admin.token.get_secret_value() if config.admin.token else None
         self.generated_admin_token = token is None
         self.admin_token: str = token or secrets.token_urlsafe(32)
-        self.queue: Queue = _open_queue(config)
-        self.log: DeliveryLog = _open_log(config)
+        self.queue: Queue = open_queue(config)
+        self.log: DeliveryLog = open_log(config)
         self.destinations: dict[str, Destination] = {}
         self.engine: Any = None
         self._sources_by_key: dict[str, str] = {}
@@ -43,7 +46,7 @@ class Runtime:
     async def start(self) -> None:
         await self.queue.start()
         await self.log.start()
-        self.destinations = {d.name: _build_destination(d, self.config) for d in self.config.destinations}
+        self.destinations = {d.name: build_destination(d, self.config) for d in self.config.destinations}
         if self.role in ("deliver", "all"):
             from eventrelay.delivery.engine import DeliveryEngine
 
@@ -63,7 +66,7 @@ class Runtime:
         old = self.destinations
         self.config = config
         self._apply_sources(config)
-        self.destinations = {d.name: _build_destination(d, config) for d in config.destinations}
+        self.destinations = {d.name: build_destination(d, config) for d in config.destinations}
         if self.engine is not None:
             await self.engine.set_targets(self._engine_targets())
         for name, dest in old.items():
@@ -102,20 +105,3 @@ class Runtime:
             if d.enabled and d.name in self.destinations
         }
 
-
-def _open_queue(config: Config) -> Queue:
-    from eventrelay.queue.factory import open_queue
-
-    return open_queue(config)
-
-
-def _open_log(config: Config) -> DeliveryLog:
-    from eventrelay.deliverylog.factory import open_log
-
-    return open_log(config)
-
-
-def _build_destination(dest: DestinationConfig, config: Config) -> Destination:
-    from eventrelay.destinations.factory import build_destination
-
-    return build_destination(dest, config)

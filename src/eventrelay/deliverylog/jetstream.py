@@ -43,7 +43,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-import nats
 import orjson
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -56,15 +55,13 @@ from eventrelay.deliverylog.base import AttemptRecord, DeliveryRow, Stats
 from eventrelay.deliverylog.sqlite import DEFAULT_MAX_AGE, SQLiteDeliveryLog
 from eventrelay.errors import StorageError
 from eventrelay.queue.jetstream_names import redact, token
-from eventrelay.queue.jetstream_streams import ensure_stream
+from eventrelay.queue.jetstream_streams import API_TIMEOUT, connect, ensure_stream
 
 log = logging.getLogger(__name__)
 
 CATCH_UP_WAIT = 2.0  # seconds a query waits for this node's projection to apply what others recorded
 FIRST_CATCH_UP_WAIT = 60.0  # the first query after start may replay days of history into the projection
-API_TIMEOUT = 10.0  # PubAck and API waits; a cluster leader election takes a few seconds
 MAX_MESSAGE_BYTES = 512 * 1024  # records per message stay well under NATS's default 1 MB max_payload
-RECONNECT_WAIT = 0.5
 PROJECTION = "deliverylog-jetstream.db"
 
 
@@ -98,14 +95,7 @@ class JetStreamDeliveryLog:
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
         try:
-            self._nc = await nats.connect(
-                servers=self.servers,
-                name="eventrelay-deliverylog",
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=RECONNECT_WAIT,
-                connect_timeout=5,
-            )
-            self._js = self._nc.jetstream(timeout=API_TIMEOUT)
+            self._nc, self._js = await connect(self.servers, "eventrelay-deliverylog")
             self._stream_created = await self._ensure_stream()
         except (TimeoutError, NatsError, OSError) as exc:
             raise StorageError(

@@ -92,12 +92,10 @@ class RuntimeApi(RuntimeHost):
         return web.Response(body=inv.payload, headers=headers)
 
     async def response(self, request: web.Request) -> web.StreamResponse:
-        found = self._current(request)
+        found = await self._finish(request)
         if isinstance(found, web.StreamResponse):
             return found
-        worker, inv = found
-        body = await request.read()
-        worker.finished(inv)
+        inv, body = found
         if len(body) > MAX_RESPONSE_BYTES:
             inv.fail_platform(
                 "Function.ResponseSizeTooLarge",
@@ -109,14 +107,22 @@ class RuntimeApi(RuntimeHost):
         return _status(202, "OK")
 
     async def error(self, request: web.Request) -> web.StreamResponse:
+        found = await self._finish(request)
+        if isinstance(found, web.StreamResponse):
+            return found
+        inv, body = found
+        inv.fail(body)
+        return _status(202, "OK")
+
+    async def _finish(self, request: web.Request) -> tuple[Invocation, bytes] | web.StreamResponse:
+        """The invocation a worker reports on, with what it posted; the worker is free again."""
         found = self._current(request)
         if isinstance(found, web.StreamResponse):
             return found
         worker, inv = found
         body = await request.read()
         worker.finished(inv)
-        inv.fail(body)
-        return _status(202, "OK")
+        return inv, body
 
     async def init_error(self, request: web.Request) -> web.StreamResponse:
         worker = self._worker(request)

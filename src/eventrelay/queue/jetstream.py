@@ -36,7 +36,6 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import replace
 from typing import Any
 
-import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
@@ -61,17 +60,15 @@ from eventrelay.queue.jetstream_names import (
     Names,
     redact,
 )
-from eventrelay.queue.jetstream_streams import ensure_stream
+from eventrelay.queue.jetstream_streams import API_TIMEOUT, connect, ensure_stream
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_AGE = 7 * 86400.0  # archive + safety margin over the 4 h default retry window (Kafka's default)
 ACK_WAIT_SLACK = 0.5  # a lease this much longer than AckWait is kept alive by in-progress acks
 MAX_ACK_PENDING = 20_000  # jobs claimed or waiting for a delayed retry per destination, across all processes
-API_TIMEOUT = 10.0  # JetStream API and PubAck wait; in a cluster a leader election takes a few seconds
 SETTLE_TIMEOUT = 5  # ack/nak confirmation from the server
 BOUND_REFRESH = 0.5  # seconds between recounts of waiting jobs for the max_events bound
-RECONNECT_WAIT = 0.5  # seconds between reconnect attempts (the client reconnects forever)
 # JetStream error codes (nats-server errors.json).
 ERRS_DISK = {10023, 10047}  # insufficient resources / insufficient storage resources
 
@@ -111,14 +108,7 @@ class JetStreamQueue:
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
         try:
-            self._nc = await nats.connect(
-                servers=self.servers,
-                name=self._connect_name,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=RECONNECT_WAIT,
-                connect_timeout=5,
-            )
-            self._js = self._nc.jetstream(timeout=API_TIMEOUT)
+            self._nc, self._js = await connect(self.servers, self._connect_name)
             await self._ensure_stream(self.names.stream, self.names.work_subjects(), self.max_age)
             await self._ensure_stream(self.names.dead_stream, self.names.dead_subjects(), None)
             self._kv = await self._open_attempts_bucket()

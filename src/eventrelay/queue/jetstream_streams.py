@@ -1,12 +1,31 @@
-"""Create-or-update of a JetStream stream, shared by the queue and the delivery log backends."""
+"""NATS plumbing shared by the JetStream queue and the JetStream delivery log: one way to
+connect, one way to create-or-update a stream."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
 from nats.js.errors import APIError
 
 ERR_STREAM_IN_USE = 10058  # stream name already in use with a different configuration
+API_TIMEOUT = 10.0  # JetStream API and PubAck wait; in a cluster a leader election takes a few seconds
+RECONNECT_WAIT = 0.5  # seconds between reconnect attempts (the client reconnects forever)
+CONNECT_TIMEOUT = 5.0  # seconds for the first connection
+
+
+async def connect(servers: list[str], name: str) -> tuple[Client, JetStreamContext]:
+    """A connection that reconnects forever, and its JetStream context."""
+    nc = await nats.connect(
+        servers=servers,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=RECONNECT_WAIT,
+        connect_timeout=CONNECT_TIMEOUT,
+    )
+    return nc, nc.jetstream(timeout=API_TIMEOUT)
 
 
 async def ensure_stream(js: Any, config: Any) -> None:
