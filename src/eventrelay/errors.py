@@ -9,7 +9,8 @@
     │   ├── QueueFull               the store is over its bound (429 + Retry-After)
     │   └── DiskFull                the disk refused a write (503)
     └── DestinationError            talking to a destination failed at the boundary
-        └── AwsError                a botocore/aiohttp error, wrapped (carries the AWS error code)
+        ├── TransportError          no (complete) HTTP answer: refused, reset, TLS, malformed
+        └── AwsError                a botocore/transport error, wrapped (carries the AWS error code)
 
 Lower-level errors (sqlite3, botocore, aiohttp, nats) are translated at the boundary
 with ``raise ... from exc`` so callers only ever catch these.
@@ -88,8 +89,15 @@ class DestinationError(EventRelayError):
     """Talking to a destination failed at the boundary."""
 
 
+class TransportError(DestinationError):
+    """No complete HTTP answer came (eventrelay's HTTP client). ``answered``: some of an answer
+    arrived before the failure, so the request reached the server."""
+
+    answered = False
+
+
 class AwsError(DestinationError):
-    """A wrapped botocore/aiohttp error. ``code`` is the AWS error code when one was returned."""
+    """A wrapped botocore/transport error. ``code`` is the AWS error code when one was returned."""
 
     def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
         self.code = code

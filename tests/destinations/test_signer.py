@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eventrelay.destinations.aws_lambda.invoke import build_target
-from eventrelay.destinations.aws_lambda.signer import SigV4Signer, host_header
+from eventrelay.destinations.aws_lambda.signer import SigV4Signer
+from eventrelay.destinations.http_client import host_header
 
 STAMP = "20261126T103425Z"
 
@@ -142,13 +143,9 @@ HEADER_VALUE = st.text(string.ascii_letters + string.digits + " +/=-_.:", min_si
     invocation=st.sampled_from(["RequestResponse", "Event", "DryRun"]),
     context=st.one_of(st.none(), HEADER_VALUE),
     secret=st.text(string.ascii_letters + string.digits + "/+", min_size=1, max_size=40),
-    token=st.one_of(
-        st.none(), st.text(string.ascii_letters + string.digits + "/+=", min_size=1, max_size=60)
-    ),
+    token=st.one_of(st.none(), st.text(string.ascii_letters + string.digits + "/+=", min_size=1, max_size=60)),
     region=st.sampled_from(["us-west-2", "eu-central-1", "ap-southeast-2", "us-gov-west-1"]),
-    endpoint=st.sampled_from(
-        ["https://lambda.us-west-2.amazonaws.com", "http://127.0.0.1:8088", "http://h:80"]
-    ),
+    endpoint=st.sampled_from(["https://lambda.us-west-2.amazonaws.com", "http://127.0.0.1:8088", "http://h:80"]),
 )
 def test_generated_requests_sign_identically_to_botocore(
     function: str,

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 from botocore.exceptions import BotoCoreError
+from botocore.httpsession import where as default_ca_bundle
 
 from eventrelay.delivery.outcome import Category, Outcome, Verdict
 from eventrelay.destinations.aws_lambda import endpoints
@@ -187,7 +188,11 @@ class AwsLambdaDestination:
                     raise AwsError(f"cannot set up the AWS clients: {exc}", code=SETUP_FAILED) from exc
                 self._sts_endpoint = found.sts
                 self._invoker = LambdaInvoker(
-                    found.lambda_, self.settings.region, concurrency=self.concurrency
+                    found.lambda_,
+                    self.settings.region,
+                    concurrency=self.concurrency,
+                    # AWS_CA_BUNDLE / the profile's ca_bundle, as the AWS CLI and SDKs honour it
+                    ca_bundle=self._session().get_config_variable("ca_bundle") or default_ca_bundle(),
                 )
             return self._invoker
 

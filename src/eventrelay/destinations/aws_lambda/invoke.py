@@ -1,8 +1,9 @@
-"""The lean Invoke path: one signed POST per event over a pooled aiohttp connection.
+"""The lean Invoke path: one signed POST per event over a pooled keep-alive connection.
 
 The request is what botocore sends for ``lambda.invoke`` (same path encoding, query, headers,
 SigV4 signature; tests compare both on the wire), minus the per-call overhead of the full
-client (~600 us per call): ``POST {endpoint}/2015-03-31/functions/{FunctionName}/invocations
+client (~600 us per call) and of a general HTTP client (aiohttp: ~270 us; ours, see
+``destinations/http_client.py``: ~30 us): ``POST {endpoint}/2015-03-31/functions/{FunctionName}/invocations
 [?Qualifier=q]`` with ``X-Amz-Invocation-Type``, ``X-Amz-Log-Type`` and ``X-Amz-Client-Context``
 (synchronous invokes only), the payload as is and no Content-Type (botocore sends none).
 """
@@ -15,9 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
 import orjson
-from multidict import CIMultiDictProxy
 from yarl import URL
 
 from eventrelay import __version__
@@ -28,13 +27,12 @@ from eventrelay.destinations.aws_lambda.signer import (
     SigV4Signer,
     canonical_path,
     canonical_query,
-    host_header,
 )
-from eventrelay.errors import AwsError
+from eventrelay.destinations.http_client import HttpClient, host_header
+from eventrelay.errors import AwsError, TransportError
 
 API_VERSION = "2015-03-31"
 SAFE_CHARS = "-._~"  # botocore percent_encode: everything else in a path label is encoded
-KEEPALIVE_SECONDS = 60.0  # keep idle connections a minute (Lambda's endpoint closes after ~ that)
 MAX_ERROR_BODY = 64 * 1024  # enough for any AWS error document; function errors are kept truncated
 USER_AGENT = f"eventrelay/{__version__}"
 
@@ -46,6 +44,7 @@ class InvokeTarget:
     function: str  # FunctionName as given to Invoke (name, partial or full ARN, no qualifier)
     qualifier: str | None
     url: URL
+    wire: str  # path and query as sent on the request line
     path: str  # canonical
     query: str  # canonical
 
@@ -53,20 +52,20 @@ class InvokeTarget:
 @dataclass(frozen=True, slots=True)
 class InvokeResponse:
     status: int
-    headers: CIMultiDictProxy[str]
+    headers: dict[str, str]  # names in lower case
     body: bytes
 
     @property
     def function_error(self) -> str | None:
-        return self.headers.get("X-Amz-Function-Error")
+        return self.headers.get("x-amz-function-error")
 
     @property
     def executed_version(self) -> str | None:
-        return self.headers.get("X-Amz-Executed-Version")
+        return self.headers.get("x-amz-executed-version")
 
     @property
     def log_tail(self) -> str | None:
-        encoded = self.headers.get("X-Amz-Log-Result")
+        encoded = self.headers.get("x-amz-log-result")
         if not encoded:
             return None
         try:
@@ -76,7 +75,7 @@ class InvokeResponse:
 
     def error(self) -> tuple[str | None, str | None]:
         """(AWS error code, message) of an error answer, read as botocore's rest-json parser does."""
-        code = self.headers.get("x-amzn-ErrorType")
+        code = self.headers.get("x-amzn-errortype")
         message = None
         doc = _json(self.body)
         if doc is not None:
@@ -87,7 +86,7 @@ class InvokeResponse:
         return (code or None), (str(message) if message is not None else None)
 
     def retry_after(self) -> float | None:
-        value = self.headers.get("Retry-After")
+        value = self.headers.get("retry-after")
         if value:
             try:
                 return max(0.0, float(value))
@@ -105,13 +104,13 @@ class InvokeResponse:
 class LambdaInvoker:
     """Invokes functions on one Lambda endpoint in one region; one connection pool."""
 
-    def __init__(self, endpoint: str, region: str, *, concurrency: int = 0) -> None:
+    def __init__(self, endpoint: str, region: str, *, concurrency: int = 0, ca_bundle: str | None = None) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.region = region
         self.concurrency = concurrency
         self.signer = SigV4Signer("lambda", region)
         self.host = host_header(self.endpoint)
-        self._session: aiohttp.ClientSession | None = None
+        self._http = HttpClient(self.endpoint, max_connections=concurrency, user_agent=USER_AGENT, ca_bundle=ca_bundle)
         self._targets: dict[tuple[str, str | None], InvokeTarget] = {}
 
     def target(self, ref: FunctionRef) -> InvokeTarget:
@@ -151,39 +150,14 @@ class LambdaInvoker:
                 token=creds.token,
             )
         )
-        session = self._session or self._open()
         try:
-            async with session.post(target.url, data=body, headers=headers) as resp:
-                data = await resp.read()
-                return InvokeResponse(resp.status, resp.headers, data)
-        except aiohttp.ClientError as exc:
-            raise AwsError(
-                f"no answer from {self.endpoint}: {_describe(exc)}", code=CONNECTION_FAILED
-            ) from exc
-        except OSError as exc:
+            resp = await self._http.request("POST", target.wire, headers, body)
+        except TransportError as exc:
             raise AwsError(f"no answer from {self.endpoint}: {exc}", code=CONNECTION_FAILED) from exc
+        return InvokeResponse(resp.status, resp.headers, resp.body)
 
     async def close(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
-
-    def _open(self) -> aiohttp.ClientSession:
-        # aiohttp sets TCP_NODELAY on every connection (base_protocol.connection_made)
-        connector = aiohttp.TCPConnector(
-            limit=self.concurrency,
-            limit_per_host=0,
-            keepalive_timeout=KEEPALIVE_SECONDS,
-            ttl_dns_cache=300,  # seconds: AWS endpoints' DNS TTL is short but stable enough
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=None),  # the attempt timeout bounds each call
-            skip_auto_headers=("Content-Type",),  # botocore sends none for the Invoke payload
-            headers={"User-Agent": USER_AGENT},
-            auto_decompress=False,
-        )
-        return self._session
+        await self._http.close()
 
 
 def build_target(endpoint: str, function_name: str, qualifier: str | None) -> InvokeTarget:
@@ -200,6 +174,7 @@ def build_target(endpoint: str, function_name: str, qualifier: str | None) -> In
         function=function_name,
         qualifier=qualifier,
         url=url,
+        wire=f"{wire_path}?{wire_query}" if wire_query else wire_path,
         path=canonical_path(wire_path),
         query=canonical_query(wire_query),
     )
@@ -213,7 +188,3 @@ def _json(body: bytes) -> dict[str, Any] | None:
     except orjson.JSONDecodeError:
         return None
     return doc if isinstance(doc, dict) else None
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

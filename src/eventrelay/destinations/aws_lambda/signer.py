@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Mapping
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from botocore.utils import normalize_url_path
 
@@ -60,17 +60,6 @@ def canonical_query(wire_query: str) -> str:
         return ""
     pairs = sorted((k, v) for k, _, v in (pair.partition("=") for pair in wire_query.split("&")))
     return "&".join(f"{k}={v}" for k, v in pairs)
-
-
-def host_header(url: str) -> str:
-    """The ``host`` value botocore signs: hostname, plus the port when it is not the default."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    if parts.port is not None and parts.port != {"http": 80, "https": 443}.get(parts.scheme):
-        host = f"{host}:{parts.port}"
-    return host
 
 
 def amz_date(now: float) -> str:
@@ -130,15 +119,10 @@ class SigV4Signer:
         )
         date = stamp[:8]
         scope = f"{date}/{self.region}/{self.service}/aws4_request"
-        string_to_sign = (
-            f"{ALGORITHM}\n{stamp}\n{scope}\n{hashlib.sha256(canonical.encode('utf-8')).hexdigest()}"
-        )
-        signature = hmac.new(
-            self._key(secret_key, date), string_to_sign.encode("utf-8"), hashlib.sha256
-        ).hexdigest()
+        string_to_sign = f"{ALGORITHM}\n{stamp}\n{scope}\n{hashlib.sha256(canonical.encode('utf-8')).hexdigest()}"
+        signature = hmac.new(self._key(secret_key, date), string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
         added["Authorization"] = (
-            f"{ALGORITHM} Credential={access_key}/{scope}, "
-            f"SignedHeaders={signed_headers}, Signature={signature}"
+            f"{ALGORITHM} Credential={access_key}/{scope}, SignedHeaders={signed_headers}, Signature={signature}"
         )
         return added
 
