@@ -335,3 +335,33 @@ async def test_first_attempt_time_is_kept_exactly(queue: Queue) -> None:
     await queue.retry(again, time.time())
     [third] = await claim_within(queue, "lambda")
     assert third.first_attempt_at == again.first_attempt_at
+
+
+async def test_a_redriven_job_gets_a_fresh_window_and_attempt_count(queue: Queue) -> None:
+    item = event()  # received long ago (2023): its original retry window is long gone
+    await queue.append([item])
+    [job] = await queue.claim("lambda", 10, LEASE)
+    await queue.retry(job, time.time())
+    [job] = await claim_within(queue, "lambda")
+    assert (job.attempts, job.redriven_at) == (1, None)  # never redriven: the window runs from receipt
+    await queue.dead_letter(job, "failed", "retry window exhausted")
+
+    before = time.time()
+    assert await queue.redrive("lambda") == 1
+    after = time.time()
+    [back] = await claim_within(queue, "lambda")
+
+    assert (back.attempts, back.first_attempt_at) == (0, None)
+    assert back.redriven_at is not None and before - 0.001 <= back.redriven_at <= after + 0.001
+    assert back.received_at == item.received_at  # the event's receipt is not rewritten
+
+    await queue.retry(back, time.time())  # the fresh window holds through the retries after it
+    [again] = await claim_within(queue, "lambda")
+    assert (again.attempts, again.redriven_at, again.received_at) == (1, back.redriven_at, item.received_at)
+
+    await queue.dead_letter(again, "failed", "boom")  # a second redrive starts the window again
+    await asyncio.sleep(0.01)
+    assert await queue.redrive("lambda", [item.message_id]) == 1
+    [third] = await claim_within(queue, "lambda")
+    assert third.attempts == 0
+    assert third.redriven_at is not None and back.redriven_at < third.redriven_at <= time.time()

@@ -2,7 +2,8 @@
 
 SUCCESS                          -> record delivered, ack
 RETRY                            -> record retrying, retry at the RetryPolicy's time
-                                    (or, when it gives up: record failed, dead letter "failed")
+                                    (or, when it gives up: record failed, dead letter "failed");
+                                    the window runs from the receipt, or from the last re-drive
 RETRY of an execution_error when
   delivery.retry_execution_errors is false -> record failed, dead letter "failed"
 DISCARD                          -> record discarded, dead letter "discarded" with the reason
@@ -81,15 +82,25 @@ def decide(
         retry_after = max(retry_after or 0.0, not_before - now)
     decision = retry_policy(policy).decide(
         attempts=attempts,
-        received_at=job.received_at,
+        received_at=window_start(job),
         now=now,
         retry_after=retry_after,
         rng=rng,
+        window_from="receipt" if job.redriven_at is None else "re-drive",
     )
     if decision.retry_at is None:
         return _failed(job, outcome, started_at, f"{_reason(outcome)}; {decision.reason}")
     record = _record(job, outcome, "retrying", started_at, next_attempt_at=decision.retry_at)
     return Settlement(job, record, "retry", due_at=decision.retry_at, reason=decision.reason)
+
+
+def window_start(job: Job) -> float:
+    """Where ``job``'s retry window starts: its receipt, or its last re-drive (an operator's
+    re-drive gives a fresh window, as it gives a fresh attempt count). The delivery log keeps
+    ``job.received_at``, so end-to-end latency is still measured from the receipt."""
+    if job.redriven_at is None:
+        return job.received_at
+    return max(job.received_at, job.redriven_at)
 
 
 def _failed(job: Job, outcome: Outcome, started_at: float, reason: str) -> Settlement:

@@ -4,7 +4,8 @@
 
 The first retry comes within ``base`` (default 2 s), the bound doubles per attempt up to
 ``cap`` (default 5 min). When ``received_at + window`` has passed, or ``max_attempts`` are
-made, there is no retry: the event is marked failed and kept (dead letter).
+made, there is no retry: the event is marked failed and kept (dead letter). ``received_at`` is
+the window's start: the event's receipt, or its last re-drive (see ``decide.window_start``).
 A destination's ``Retry-After`` raises the delay to at least that.
 """
 
@@ -39,8 +40,10 @@ class RetryPolicy:
         now: float,
         retry_after: float | None = None,
         rng: random.Random | None = None,
+        window_from: str = "receipt",
     ) -> RetryDecision:
-        """``attempts`` includes the attempt that just failed."""
+        """``attempts`` includes the attempt that just failed; ``window_from`` names what
+        ``received_at`` is (receipt, re-drive) in the reason given when the window has passed."""
         if attempts >= self.max_attempts:
             cap = self.max_attempts
             return RetryDecision(None, f"gave up after {attempts} attempts (max_attempts {cap})")
@@ -49,6 +52,6 @@ class RetryPolicy:
         at = now + delay
         if at > deadline:
             if now >= deadline:
-                return RetryDecision(None, f"retry window of {self.window:.0f}s after receipt has passed")
+                return RetryDecision(None, f"retry window of {self.window:.0f}s after {window_from} has passed")
             at = deadline
         return RetryDecision(at, f"retry {attempts + 1} in {at - now:.1f}s")

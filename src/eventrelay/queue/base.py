@@ -36,7 +36,12 @@ class Job:
     """One event due for one destination, as claimed by a delivery worker.
 
     ``handle`` is backend-specific (a row id, a JetStream reply subject); ``attempts`` counts
-    attempts already made before this claim.
+    attempts already made before this claim (since the last redrive, if any).
+
+    ``redriven_at``: when an operator last re-drove the job out of the dead letters (None:
+    never). The retry window runs from it, as the attempt count does, so a re-driven event
+    gets a fresh window; ``received_at`` stays the event's receipt (the delivery log's
+    receivedAt, end-to-end latency).
     """
 
     handle: str
@@ -49,6 +54,7 @@ class Job:
     attempts: int = 0
     first_attempt_at: float | None = None
     meta: dict[str, str] = field(default_factory=dict, compare=False)
+    redriven_at: float | None = None  # last, after ``meta``: positional construction is unchanged
 
 
 @runtime_checkable
@@ -86,7 +92,9 @@ class Queue(Protocol):
 
     async def redrive(self, destination: str, message_ids: Sequence[str] | None = None) -> int:
         """Make dead-lettered jobs of ``destination`` (all, or those ids) due now with a
-        fresh attempt count. Returns how many."""
+        fresh attempt count and a fresh retry window: ``attempts`` 0, ``first_attempt_at``
+        None, ``redriven_at`` now (kept through later retries); ``received_at`` unchanged.
+        Returns how many."""
         ...
 
     async def depth(self, destination: str | None = None) -> int:

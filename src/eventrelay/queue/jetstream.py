@@ -16,8 +16,10 @@ Layout and names: see ``jetstream_names``. In short:
   message (written on retry, read only when a message comes back; entries expire with
   ``max_age``). A lease that lapsed (a crash mid-attempt) is not an attempt, as in SQLite.
   ``extend`` is an in-progress ack. ``dead_letter`` publishes to ``P_DEAD`` (no age limit) and
-  acks; ``redrive`` republishes from there as a fresh message (fresh attempt count) and deletes
-  the dead letter.
+  acks; ``redrive`` republishes from there as a fresh message and deletes the dead letter. The
+  fresh message has a new stream sequence, so no attempt count in ``P_ATTEMPTS`` (keyed by
+  sequence) applies to it: attempts start at 0. It carries ``Er-Redriven-At`` (the re-drive
+  time, where its retry window starts) next to the unchanged ``Er-Received-At``.
 - The stream keeps messages by age (limits retention, ``max_age`` default 7 days), acked ones
   included: it doubles as the replay archive. ``max_age`` must exceed every destination's
   retry window (default 4 h): a job still waiting after ``max_age`` (a destination disabled for
@@ -54,6 +56,7 @@ from eventrelay.queue.jetstream_names import (
     H_MESSAGE_ID,
     H_REASON,
     H_RECEIVED_AT,
+    H_REDRIVEN_AT,
     H_SOURCE,
     H_STATUS,
     MSG_ID,
@@ -246,6 +249,7 @@ class JetStreamQueue:
         js = self._jsc()
         moved, seq = 0, 1
         subject = self.names.dead_subject(destination)
+        redriven_at = time.time()
         while True:
             try:
                 raw = await js.get_msg(self.names.dead_stream, seq, subject=subject, next=True)
@@ -258,7 +262,7 @@ class JetStreamQueue:
             headers = dict(raw.headers or {})
             if wanted is not None and headers.get(H_MESSAGE_ID) not in wanted:
                 continue
-            await self._redrive_one(destination, raw.seq, headers, raw.data or b"")
+            await self._redrive_one(destination, raw.seq, headers, raw.data or b"", redriven_at)
             moved += 1
 
     async def depth(self, destination: str | None = None) -> int:
@@ -329,6 +333,7 @@ class JetStreamQueue:
             received_at=float(headers.get(H_RECEIVED_AT, "0")),
             body=msg.data,
             meta={"seq": str(meta.sequence.stream)},
+            redriven_at=_time_header(headers, H_REDRIVEN_AT),
         )
         if meta.num_delivered <= 1:
             return job
@@ -358,10 +363,11 @@ class JetStreamQueue:
             raise _storage_error(exc, "settle") from exc
 
     async def _redrive_one(
-        self, destination: str, dead_seq: int, headers: dict[str, str], body: bytes
+        self, destination: str, dead_seq: int, headers: dict[str, str], body: bytes, redriven_at: float
     ) -> None:
         fresh = {k: v for k, v in headers.items() if k.startswith("Er-") and not k.startswith("Er-Dead")}
         fresh.pop(H_ATTEMPTS, None)
+        fresh[H_REDRIVEN_AT] = repr(redriven_at)  # Er-Received-At stays: the event's receipt
         fresh[MSG_ID] = f"redrive/{destination}/{fresh.get(H_MESSAGE_ID, '')}/{dead_seq}"
         source = fresh.get(H_SOURCE, "unknown")
         try:
@@ -443,6 +449,18 @@ def _headers(item: Accepted) -> dict[str, str]:
         H_CALL_TYPE: item.call_type,
         H_RECEIVED_AT: repr(item.received_at),
     }
+
+
+def _time_header(headers: dict[str, str], name: str) -> float | None:
+    """An epoch-seconds header, or None when absent (or unreadable: treated as absent, logged)."""
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        log.warning("jetstream: header %s=%r is not a time; ignored", name, value[:40])
+        return None
 
 
 def _attempts_key(job: Job) -> str:

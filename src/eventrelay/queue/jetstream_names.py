@@ -27,6 +27,7 @@ H_SOURCE = "Er-Source"
 H_CALL_TYPE = "Er-Call-Type"
 H_RECEIVED_AT = "Er-Received-At"
 H_DESTINATION = "Er-Destination"
+H_REDRIVEN_AT = "Er-Redriven-At"  # on a re-driven work message: its retry window starts there
 # Extra headers of dead letters.
 H_STATUS = "Er-Dead-Status"
 H_REASON = "Er-Dead-Reason"

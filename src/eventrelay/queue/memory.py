@@ -77,10 +77,12 @@ class MemoryQueue:
     async def redrive(self, destination: str, message_ids: Sequence[str] | None = None) -> int:
         wanted = set(message_ids) if message_ids is not None else None
         moved = 0
+        now = time.time()
         for handle, (job, _status, _reason) in list(self._dead.items()):
             if job.destination == destination and (wanted is None or job.message_id in wanted):
                 del self._dead[handle]
-                self._jobs[handle] = (replace(job, attempts=0, first_attempt_at=None), time.time(), 0.0)
+                fresh = replace(job, attempts=0, first_attempt_at=None, redriven_at=now)
+                self._jobs[handle] = (fresh, now, 0.0)
                 moved += 1
         return moved
 

@@ -76,7 +76,8 @@ _JOBS = """
     SELECT
         json_group_array(json_array(
             id, message_id, attempts, iif(first_attempt_at IS NULL, NULL, printf('%!.17g', first_attempt_at)),
-            source, call_type, printf('%!.17g', received_at), length(body)
+            source, call_type, printf('%!.17g', received_at), length(body),
+            iif(redriven_at IS NULL, NULL, printf('%!.17g', redriven_at))
         )),
         CAST(group_concat(body, '') AS BLOB)
     FROM jobs WHERE id IN (SELECT value FROM json_each(?))
@@ -226,7 +227,8 @@ class Claim:
         bodies = bodies or b""  # NULL when every body is empty
         jobs: list[Job] = []
         end = 0
-        for job_id, message_id, attempts, first, source, call_type, received_at, size in orjson.loads(fields):
+        rows = orjson.loads(fields)
+        for job_id, message_id, attempts, first, source, call_type, received_at, size, redriven in rows:
             start, end = end, end + size
             first_at = None if first is None else float(first)
             body = bodies[start:end]
@@ -241,6 +243,7 @@ class Claim:
                     body,
                     attempts,
                     first_at,
+                    redriven_at=None if redriven is None else float(redriven),
                 )
             )
         return jobs
@@ -310,9 +313,11 @@ class DeadLetter:
             tx.count(destination, -1)
 
 
+# A fresh attempt count and retry window from now (due_at and redriven_at are both the
+# transaction's time); received_at is left alone. Retry and DeadLetter keep redriven_at.
 _REDRIVE = (
     "UPDATE jobs SET state = 'ready', due_at = ?, leased = 0, attempts = 0, first_attempt_at = NULL,"
-    " dead_status = NULL, reason = NULL WHERE destination = ? AND state = 'dead'"
+    " redriven_at = ?, dead_status = NULL, reason = NULL WHERE destination = ? AND state = 'dead'"
 )
 
 
@@ -328,11 +333,11 @@ class Redrive:
 
     def run(self, tx: Tx, store: Store) -> int:
         if self.message_ids is None:
-            moved = tx.conn.execute(_REDRIVE, (tx.now, self.destination)).rowcount
+            moved = tx.conn.execute(_REDRIVE, (tx.now, tx.now, self.destination)).rowcount
         else:
             ids = _json(list(dict.fromkeys(self.message_ids)))
             sql = f"{_REDRIVE} AND message_id IN (SELECT value FROM json_each(?))"
-            moved = tx.conn.execute(sql, (tx.now, self.destination, ids)).rowcount
+            moved = tx.conn.execute(sql, (tx.now, tx.now, self.destination, ids)).rowcount
         tx.count(self.destination, moved)
         return moved
 

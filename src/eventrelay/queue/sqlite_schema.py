@@ -12,7 +12,11 @@ index range scan and dedup a key lookup):
   which future ``due_at`` is a lease (released at start) rather than a retry time. A claim
   leaves the row's size unchanged (0 and 1 take no bytes in a SQLite record, a time is always
   8), so SQLite overwrites it in place. The small, often rewritten columns come first and the
-  body last.
+  body last. ``redriven_at`` is when an operator last re-drove the job (NULL: never): the retry
+  window runs from it. It is a column of its own rather than a reuse of ``first_attempt_at``
+  (the first attempt's time, NULL until one fails) or ``received_at`` (the event's receipt,
+  which the delivery log and latency figures must keep): each keeps one meaning. NULL costs
+  one byte per row, and only a redrive writes it.
 - ``dedup``: messageIds seen within the dedup window, ``WITHOUT ROWID`` so the key is the table
   (one b-tree, not a table plus an index). Expiry walks the key space in bounded slices.
 """
@@ -47,6 +51,7 @@ SCHEMA = (
         leased INTEGER NOT NULL DEFAULT 0,
         attempts INTEGER NOT NULL DEFAULT 0,
         first_attempt_at REAL,
+        redriven_at REAL,
         message_id TEXT NOT NULL,
         source TEXT NOT NULL,
         call_type TEXT NOT NULL,
@@ -60,8 +65,9 @@ SCHEMA = (
 )
 
 # PRAGMA user_version of files with the tables above. 0 with tables present: the first layout
-# (events + jobs + dedup). No migration before the first release: such a file is refused clearly.
-SCHEMA_VERSION = 2
+# (events + jobs + dedup); 2: jobs without ``redriven_at``. No migration before the first
+# release: such a file is refused clearly.
+SCHEMA_VERSION = 3
 SQLITE_FULL = 13  # "database or disk is full"
 
 
