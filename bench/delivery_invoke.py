@@ -9,7 +9,9 @@ Invoke with 200 at once and STS AssumeRole with session credentials. In this pro
    through the real credential code, before the clock starts);
 2. a loop of aiobotocore ``lambda.invoke`` calls at the same concurrency (the ceiling a user
    of the official async SDK gets);
-3. raw unsigned aiohttp POSTs at the same concurrency (the transport's own ceiling).
+3. raw unsigned POSTs at the same concurrency: with aiohttp, and with eventrelay's own HTTP/1.1
+   client (``destinations/http_client.py``: the transport's own ceiling, so the rest of the
+   ratio is signing, credentials and the destination's bookkeeping).
 
 Targets: eventrelay >= 5,000 invocations/s and >= 3x aiobotocore.
 """
@@ -211,6 +213,20 @@ async def unsigned_rate(url: str, seconds: float, concurrency: int) -> Rate:
         return await run_for(seconds, concurrency, call)
 
 
+async def unsigned_lean_rate(url: str, seconds: float, concurrency: int) -> Rate:
+    from eventrelay.destinations.http_client import HttpClient
+
+    client = HttpClient(url, max_connections=concurrency)
+
+    async def call() -> bool:
+        return (await client.request("POST", "/2015-03-31/functions/bench-fn/invocations", {}, BODY)).status == 200
+
+    try:
+        return await run_for(seconds, concurrency, call)
+    finally:
+        await client.close()
+
+
 async def main(seconds: float, concurrency: int) -> None:
     proc, url = start_stub()
     try:
@@ -218,6 +234,7 @@ async def main(seconds: float, concurrency: int) -> None:
         ours = await eventrelay_rate(url, seconds, concurrency)
         sdk = await aiobotocore_rate(url, seconds, concurrency)
         raw = await unsigned_rate(url, seconds, concurrency)
+        lean = await unsigned_lean_rate(url, seconds, concurrency)
     finally:
         proc.terminate()
         proc.wait()
@@ -225,12 +242,14 @@ async def main(seconds: float, concurrency: int) -> None:
     for label, r in (
         ("eventrelay AwsLambdaDestination.send", ours),
         ("aiobotocore lambda.invoke loop", sdk),
-        ("ceiling: unsigned aiohttp POST", raw),
+        ("unsigned aiohttp POST", raw),
+        ("ceiling: unsigned POST, eventrelay client", lean),
     ):
         print(f"  {label:40s} {r.per_second:9,.0f}/s  CPU {r.cpu_us:6.0f} us/call  failures {r.failures}")
     print(f"  ratio eventrelay / aiobotocore (rate)      {ours.per_second / sdk.per_second:6.2f}x  (>= 3x)")
     print(f"  ratio aiobotocore / eventrelay (CPU/call)  {sdk.cpu_us / ours.cpu_us:6.2f}x")
-    print(f"  ratio eventrelay / unsigned ceiling        {ours.per_second / raw.per_second:6.2f}")
+    print(f"  ratio eventrelay / unsigned aiohttp        {ours.per_second / raw.per_second:6.2f}")
+    print(f"  ratio eventrelay / unsigned ceiling        {ours.per_second / lean.per_second:6.2f}")
     print(
         f"  target >= 5,000/s: {'met' if ours.per_second >= 5000 else 'NOT met'}; "
         f">= 3x aiobotocore: {'met' if ours.per_second >= 3 * sdk.per_second else 'NOT met'}"
