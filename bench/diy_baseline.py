@@ -22,8 +22,9 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-import aiohttp
+import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -32,6 +33,7 @@ from end_to_end import (
     ROLE,
     auth_header,
     bench_env,
+    client,
     cpu_seconds,
     eventrelay_process,
     fetch_json,
@@ -97,14 +99,15 @@ async def blast(url: str, events: int, connections: int, stub_url: str, tag: str
     before = (await fetch_json(f"{stub_url}/count"))["unique"]
     headers = auth_header()
     started = time.perf_counter()
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as http:
+    http = client(url, connections)
+    path = urlsplit(url).path
 
-        async def worker() -> None:
-            for i in ids:
-                async with http.post(url, data=track(f"{tag}-{i}-{uuid.uuid4().hex[:6]}"), headers=headers) as r:
-                    await r.read()
+    async def worker() -> None:
+        for i in ids:
+            await http.request("POST", path, headers, track(f"{tag}-{i}-{uuid.uuid4().hex[:6]}"))
 
-        await asyncio.gather(*(worker() for _ in range(connections)))
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    await http.close()
     arrived = 0
     deadline = time.perf_counter() + 300
     while time.perf_counter() < deadline:
@@ -129,19 +132,19 @@ def main() -> None:
         diy = subprocess.Popen([sys.executable, __file__, "--diy", str(port), stub_url], env=bench_env())
         try:
             wait_http(f"http://127.0.0.1:{port}/healthz", diy)
-            asyncio.run(blast(f"http://127.0.0.1:{port}/v1/track", 200, 8, stub_url, "warm-diy"))
-            diy_s, diy_n = asyncio.run(
+            uvloop.run(blast(f"http://127.0.0.1:{port}/v1/track", 200, 8, stub_url, "warm-diy"))
+            diy_s, diy_n = uvloop.run(
                 blast(f"http://127.0.0.1:{port}/v1/track", args.events, args.connections, stub_url, "diy")
             )
         finally:
             diy.terminate()
             diy.wait(timeout=30)
         with eventrelay_process(write_config(Path(tmp), stub_url)) as (url, proc):
-            asyncio.run(blast(f"{url}/v1/track", 200, 8, stub_url, "warm-er"))
+            uvloop.run(blast(f"{url}/v1/track", 200, 8, stub_url, "warm-er"))
             cpu0 = cpu_seconds(proc.pid)
-            er_s, er_n = asyncio.run(blast(f"{url}/v1/track", args.events, args.connections, stub_url, "er"))
+            er_s, er_n = uvloop.run(blast(f"{url}/v1/track", args.events, args.connections, stub_url, "er"))
             er_cpu = cpu_seconds(proc.pid) - cpu0
-        ceiling = asyncio.run(stub_ceiling(stub_url))
+        ceiling = uvloop.run(stub_ceiling(stub_url))
     diy_rate, er_rate = diy_n / diy_s, er_n / er_s
     print(f"{args.events} events per side, {args.connections} connections, 2 cores ({os.cpu_count()} here)")
     print(f"DIY (Starlette + boto3 invoke per event): {diy_rate:8,.0f} events/s delivered ({diy_n} in {diy_s:.1f} s)")

@@ -12,6 +12,9 @@ Guarantees and limits:
 
 - ``append`` returns only after its transaction committed with ``synchronous=FULL``: an event
   acknowledged to a client survives kill -9 and power loss.
+- Claims, acks, retries and dead letters commit without their own fsync (``synchronous=NORMAL``
+  for a transaction with no append): they survive kill -9, and the next append's fsync makes
+  them durable; a power loss in between can replay them (an event delivered twice, never lost).
 - Single process: the counters that make ``depth`` and the ``max_events`` check O(1) live in
   memory (read from the file at ``start``), and ``start`` releases every lease (a crashed
   predecessor's claimed jobs are due at once). Do not run two eventrelay processes on one file.

@@ -32,7 +32,7 @@ from eventrelay.errors import DiskFull, StorageError
 # One connection per process writes: the SQLite queue is single-process (see sqlite.py).
 PRAGMAS = (
     "PRAGMA journal_mode=WAL",  # readers never block the writer; one fsync per commit
-    "PRAGMA synchronous=FULL",  # fsync the WAL at every commit: survives power loss, not only kill -9
+    "PRAGMA synchronous=FULL",  # fsync the WAL at commit: survives power loss (appends; see sqlite_ops.Op.durable)
     "PRAGMA busy_timeout=5000",  # another process (a CLI) holding the lock briefly is waited for, 5 s
     "PRAGMA cache_size=-16000",  # 16 MB page cache: the claim index and recent pages stay hot
     "PRAGMA temp_store=MEMORY",
