@@ -27,14 +27,16 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
-import aiohttp
 import orjson
+import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from end_to_end import (
     auth_header,
+    client,
     eventrelay_process,
     fetch_json,
     free_port,
@@ -77,17 +79,16 @@ async def append_all(url: str, events: int, connections: int, proc: subprocess.P
     peak = 0.0
     started = time.perf_counter()
 
-    async def worker(http: aiohttp.ClientSession) -> None:
+    async def worker(http: Any) -> None:
         nonlocal rejected
         for start in batches:
             body = batch_body(prefix, start)
             while True:
-                async with http.post(f"{url}/v1/batch", data=body, headers=auth_header()) as resp:
-                    await resp.read()
-                    if resp.status == 200:
-                        break
-                    rejected += 1
-                    await asyncio.sleep(float(resp.headers.get("Retry-After", "1")))
+                resp = await http.request("POST", "/v1/batch", auth_header(), body)
+                if resp.status == 200:
+                    break
+                rejected += 1
+                await asyncio.sleep(float(resp.header("Retry-After") or "1"))
 
     async def sample() -> None:
         nonlocal peak
@@ -96,8 +97,9 @@ async def append_all(url: str, events: int, connections: int, proc: subprocess.P
             await asyncio.sleep(0.5)
 
     sampler = asyncio.create_task(sample())
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as http:
-        await asyncio.gather(*(worker(http) for _ in range(connections)))
+    http = client(url, connections)
+    await asyncio.gather(*(worker(http) for _ in range(connections)))
+    await http.close()
     sampler.cancel()
     elapsed = time.perf_counter() - started
     print(
@@ -129,16 +131,16 @@ async def stub_ceiling(stub_url: str, seconds: float = 3.0, inflight: int = 64) 
     body = orjson.dumps({"messageId": "ceiling", "type": "track"})
     done = 0
     deadline = time.perf_counter() + seconds
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=inflight)) as http:
+    http = client(stub_url, inflight)
 
-        async def loop() -> None:
-            nonlocal done
-            while time.perf_counter() < deadline:
-                async with http.post(f"{stub_url}/2015-03-31/functions/ceiling/invocations", data=body) as r:
-                    await r.read()
-                done += 1
+    async def loop() -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            await http.request("POST", "/2015-03-31/functions/ceiling/invocations", {}, body)
+            done += 1
 
-        await asyncio.gather(*(loop() for _ in range(inflight)))
+    await asyncio.gather(*(loop() for _ in range(inflight)))
+    await http.close()
     return done / seconds
 
 
@@ -162,13 +164,13 @@ def main() -> None:
                 f"backlog of {args.events} events, destination down (connection refused), then up; "
                 f"2 cores shared by eventrelay, the stub and this load generator"
             )
-            asyncio.run(append_all(url, args.events, args.connections, proc))
+            uvloop.run(append_all(url, args.events, args.connections, proc))
             print(f"RSS after the backlog: {rss_mb(proc.pid):.0f} MB (peak so far {rss_mb(proc.pid, 'VmHWM'):.0f} MB)")
             with stub_process(stub_port) as stub_url:
-                elapsed, unique = asyncio.run(drain(stub_url, args.events, proc, args.drain_timeout))
-                invokes = asyncio.run(fetch_json(f"{stub_url}/count"))["invokes"]
+                elapsed, unique = uvloop.run(drain(stub_url, args.events, proc, args.drain_timeout))
+                invokes = uvloop.run(fetch_json(f"{stub_url}/count"))["invokes"]
                 peak = rss_mb(proc.pid, "VmHWM")
-                ceiling = asyncio.run(stub_ceiling(stub_url))
+                ceiling = uvloop.run(stub_ceiling(stub_url))
         print(
             f"drained {unique}/{args.events} events in {elapsed:.1f} s: {unique / elapsed:,.0f} events/s "
             f"({invokes} invokes incl. retries of attempts cut by the recovery)"
