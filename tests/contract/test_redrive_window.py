@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +26,12 @@ from eventrelay.deliverylog.sqlite import SQLiteDeliveryLog
 from eventrelay.errors import StorageError
 from eventrelay.queue.base import Accepted, Job
 from eventrelay.queue.sqlite import SQLiteQueue
-from tests.contract.conftest import BACKENDS, Queues
+from tests.contract.conftest import Queues
 from tests.delivery.conftest import FakeDestination, delivered, eventually, failing, policy
 
 DEST = "d-redrive"
 RECEIVED_AGO = 5 * 3600.0  # past the default 4 h retry window
 DEADLINE = 20.0  # generous: a loaded 2-core machine, a real nats-server
-
-
-@pytest.fixture(params=list(BACKENDS))
-async def queues(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Queues]:
-    opener = Queues(request.param, BACKENDS[request.param], tmp_path, request)
-    yield opener
-    for queue in list(opener.opened):
-        await opener.close(queue)
 
 
 def throttled_then_delivered(event: Mapping[str, Any], n: int) -> Outcome:
