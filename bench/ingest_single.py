@@ -4,7 +4,8 @@ Runs, on the same server settings (uvicorn, uvloop + httptools, one worker, no a
 the GIL switch interval ``eventrelay serve`` sets for its SQLite writer thread):
 
   (a) the ceiling: a bare ASGI app that reads the body, parses it with orjson and answers 200;
-  (b) eventrelay: the real one-port app (``Runtime.asgi()``, role ingest) on the SQLite queue in
+  (b) eventrelay: what ``eventrelay serve`` runs (``Runtime.server_config()``: the one-port app
+      and the fast ingest protocol; role ingest) on the SQLite queue in
       a temporary directory (WAL, synchronous=FULL, group commit), one destination configured;
 
 and drives each with a load generator in a SEPARATE process (a lean asyncio HTTP/1.1 keep-alive
@@ -165,21 +166,20 @@ async def _serve(kind: str, port: int, data_dir: str, profile: bool) -> None:
 
             runtime.queue = MemoryQueue(max_events=10**9)
         await runtime.start()
-        app = runtime.asgi()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            lifespan="off",
-            access_log=False,
-            log_level="warning",
-            http="httptools",
-            loop="none",
-            server_header=False,
-            date_header=False,
-        )
-    )
+    settings: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": port,
+        "lifespan": "off",
+        "access_log": False,
+        "log_level": "warning",
+        "loop": "none",
+        "server_header": False,
+        "date_header": False,
+    }
+    if runtime is not None:  # exactly what ``eventrelay serve`` runs (its fast ingest protocol included)
+        server = uvicorn.Server(runtime.server_config(**settings))
+    else:
+        server = uvicorn.Server(uvicorn.Config(app, http="httptools", **settings))
     signal.signal(signal.SIGTERM, lambda *_: None)  # uvicorn re-raises it after a clean shutdown
     profiler = None
     if profile:

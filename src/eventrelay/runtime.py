@@ -9,7 +9,7 @@ import hmac
 import logging
 import secrets
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from eventrelay.asgi import ASGIApp, one_port
 from eventrelay.config.model import Config
@@ -21,6 +21,9 @@ from eventrelay.destinations.base import Destination
 from eventrelay.destinations.factory import build_destination
 from eventrelay.queue.base import Queue
 from eventrelay.queue.factory import open_queue
+
+if TYPE_CHECKING:
+    import uvicorn
 
 Role = Literal["ingest", "deliver", "all"]
 log = logging.getLogger("eventrelay")
@@ -90,6 +93,30 @@ class Runtime:
         from eventrelay.ingest.app import IngestApp
 
         return one_port(IngestApp(self), build_admin_app(self))
+
+    def server_config(self, **settings: Any) -> uvicorn.Config:
+        """The uvicorn settings ``serve`` runs with: the one-port app, and the Tracking API's
+        event POSTs answered by ``FastIngestProtocol`` (``ingest/fast_http.py``). ``settings``:
+        host, port, and other ``uvicorn.Config`` arguments."""
+        import uvicorn
+
+        from eventrelay.admin.app import build_admin_app
+        from eventrelay.ingest.app import IngestApp
+        from eventrelay.ingest.fast_http import fast_ingest_protocol
+
+        ingest = IngestApp(self)
+        defaults: dict[str, Any] = {
+            "lifespan": "off",
+            "access_log": False,
+            "log_level": "warning",
+            "loop": "none",
+            "server_header": False,
+        }
+        return uvicorn.Config(
+            one_port(ingest, build_admin_app(self)),
+            http=fast_ingest_protocol(ingest),
+            **{**defaults, **settings},
+        )
 
     def destination_config(self, name: str) -> DestinationConfig | None:
         return next((d for d in self.config.destinations if d.name == name), None)

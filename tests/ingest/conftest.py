@@ -15,6 +15,7 @@ import pytest
 import uvicorn
 
 from eventrelay.ingest.app import IngestApp
+from eventrelay.ingest.fast_http import fast_ingest_protocol
 from eventrelay.queue.memory import MemoryQueue
 
 WRITE_KEY = "wk_test_0123456789abcdef"
@@ -132,8 +133,9 @@ class LiveServer:
     host: FakeHost
 
 
-async def serve(asgi_app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
-    """Run ``asgi_app`` under uvicorn on a free port; returns the server, its task and its URL."""
+async def serve(asgi_app: Any, protocol: Any = "auto") -> tuple[uvicorn.Server, asyncio.Task[None], str]:
+    """Run ``asgi_app`` under uvicorn on a free port; returns the server, its task and its URL.
+    ``protocol``: uvicorn's ``http`` setting (a protocol class for the fast ingest path)."""
     sock = bound_socket()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     server = uvicorn.Server(
@@ -142,6 +144,7 @@ async def serve(asgi_app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], str]
             lifespan="off",
             access_log=False,
             log_level="warning",
+            http=protocol,
         )
     )
     task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -153,10 +156,13 @@ async def serve(asgi_app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], str]
     return server, task, url
 
 
-@pytest.fixture
-async def live(host: FakeHost) -> AsyncIterator[LiveServer]:
-    """The real ingest app under uvicorn on a free port."""
-    server, task, url = await serve(IngestApp(host))
+@pytest.fixture(params=["asgi", "fast"])
+async def live(host: FakeHost, request: pytest.FixtureRequest) -> AsyncIterator[LiveServer]:
+    """The real ingest app under uvicorn on a free port: through ASGI only, and with the event
+    POSTs on ``FastIngestProtocol`` as ``eventrelay serve`` runs it."""
+    app = IngestApp(host)
+    protocol = fast_ingest_protocol(app) if request.param == "fast" else "auto"
+    server, task, url = await serve(app, protocol)
     try:
         yield LiveServer(url, host)
     finally:

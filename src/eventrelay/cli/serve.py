@@ -72,10 +72,7 @@ async def serve(args: argparse.Namespace) -> int:
     await runtime.start()
     gc.freeze()  # start-up objects are permanent: full collections need not walk them on every request
     _announce(runtime, config, args, demo=not args.config)
-    server = _GracefulServer(uvicorn.Config(
-        runtime.asgi(), host=args.host, port=args.port, lifespan="off", access_log=False,
-        log_level="warning", http="httptools", loop="none", server_header=False,
-    ))
+    server = _GracefulServer(runtime.server_config(host=args.host, port=args.port))
     try:
         await server.serve()
     finally:

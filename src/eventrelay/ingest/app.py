@@ -14,6 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 import orjson
@@ -83,28 +84,29 @@ class IngestApp:
             request = _Request(scope)
             origin = request.origin
             status, body, extra = await self._dispatch(scope, request, receive)
-        except IngestError as exc:
-            telemetry.rejected(exc.code)
-            status, body, extra = exc.status, _error(exc.code, exc.message, exc.field, exc.limit), []
-        except QueueFull as exc:
-            status, body, extra = 429, _error("queue_full", str(exc)), _retry_after(exc.retry_after)
-        except DiskFull as exc:
-            status, body, extra = 503, _error("disk_full", str(exc)), _retry_after(exc.retry_after)
-        except StorageError as exc:
-            log.error("storage error while accepting events: %s", exc)
-            status, body, extra = (
-                503,
-                _error("storage_error", "the store failed; retry later"),
-                _retry_after(STORAGE_RETRY_AFTER),
-            )
-        except Exception:  # a bug, not the client's fault: answer JSON, log it, keep serving
-            log.exception("unexpected error in the Tracking API on %s", scope.get("path", "?")[:100])
-            status, body, extra = 500, _error("internal_error", "unexpected server error; retry later"), []
+        except Exception as exc:
+            status, body, extra = self.error_answer(exc, scope.get("path", "?"))
         if body is _SUCCESS and origin is None:  # the hot path: headers built once, at import
             await send({"type": "http.response.start", "status": 200, "headers": list(_SUCCESS_HEADERS)})
             await send({"type": "http.response.body", "body": _SUCCESS})
             return
         await _respond(send, status, body, cors_headers(origin) + extra)
+
+    def error_answer(self, exc: Exception, path: str) -> tuple[int, bytes, Headers]:
+        """The answer to a request that raised ``exc``: 4xx for bad input, 429/503 with
+        Retry-After for a full or failing store, 500 (logged) for a bug; the server keeps serving."""
+        if isinstance(exc, IngestError):
+            telemetry.rejected(exc.code)
+            return exc.status, _error(exc.code, exc.message, exc.field, exc.limit), []
+        if isinstance(exc, QueueFull):
+            return 429, _error("queue_full", str(exc)), _retry_after(exc.retry_after)
+        if isinstance(exc, DiskFull):
+            return 503, _error("disk_full", str(exc)), _retry_after(exc.retry_after)
+        if isinstance(exc, StorageError):
+            log.error("storage error while accepting events: %s", exc)
+            return 503, _error("storage_error", "the store failed; retry later"), _retry_after(STORAGE_RETRY_AFTER)
+        log.error("unexpected error in the Tracking API on %s", path[:100], exc_info=exc)
+        return 500, _error("internal_error", "unexpected server error; retry later"), []
 
     async def _dispatch(self, scope: Scope, request: _Request, receive: Receive) -> tuple[int, bytes, Headers]:
         path: str = scope["path"]
@@ -126,18 +128,48 @@ class IngestApp:
         if method != "POST":
             return _not_allowed(method, b"POST, OPTIONS")
         call_type, channel = target
-        if call_type is None:
-            return await self._batch(scope, request, receive, channel)
-        return await self._single(scope, request, receive, call_type, channel)
+        raw = await read_body(receive, request.content_length)
+        prepared = self.prepare(
+            call_type, channel, request.authorization, request.content_encoding, raw, _client_ip(scope)
+        )
+        if prepared.items:
+            self.stored(prepared, await self.host.queue.append(prepared.items))
+        status, body = prepared.answer()
+        return status, body, []
 
-    async def _single(
-        self, scope: Scope, request: _Request, receive: Receive, call_type: str, channel: str
-    ) -> tuple[int, bytes, Headers]:
-        source = self._source_from_header(request)
-        data = decode(await read_body(receive, request.content_length), request.content_encoding)
-        source, item = _without_gc(self._accept_single, data, source, call_type, channel, _client_ip(scope))
-        await self._store(source, [item])
-        return 200, _SUCCESS, []
+    def prepare(
+        self,
+        call_type: str | None,
+        channel: str,
+        authorization: bytes | None,
+        content_encoding: bytes | None,
+        raw: bytes,
+        ip: str | None,
+    ) -> Prepared:
+        """Everything before storage, synchronously: authenticate, decode, parse, validate and
+        normalise one event (``call_type``) or a batch (None). Raises ``IngestError``."""
+        source = self._source_from_header(authorization)
+        data = decode(raw, content_encoding)
+        if call_type is not None:
+            source, item = _without_gc(self._accept_single, data, source, call_type, channel, ip)
+            return Prepared(source, [item], [])
+        source, items, rejected = _without_gc(self._accept_batch, data, source, channel, ip)
+        if rejected:
+            telemetry.rejected("invalid_event", len(rejected))
+        return Prepared(source, items, rejected)
+
+    def stored(self, prepared: Prepared, fresh: list[bool]) -> None:
+        """After ``queue.append(prepared.items)`` returned ``fresh``: count, and wake delivery
+        now instead of at its next poll. Duplicates are counted, not refused."""
+        items = prepared.items
+        new = sum(fresh)
+        if new:
+            telemetry.ingested(prepared.source, new)
+            engine = getattr(self.host, "engine", None)
+            if engine is not None:
+                engine.notify({d for item in items for d in item.destinations})
+        if new != len(items):
+            telemetry.duplicate(prepared.source, len(items) - new)
 
     def _accept_single(
         self, data: bytes, source: str | None, call_type: str, channel: str, ip: str | None
@@ -165,22 +197,6 @@ class IngestApp:
         destinations = self.host.route(source, event)
         return source, Accepted(event["messageId"], source, call_type, received_at, orjson.dumps(event), destinations)
 
-    async def _batch(
-        self, scope: Scope, request: _Request, receive: Receive, channel: str
-    ) -> tuple[int, bytes, Headers]:
-        source = self._source_from_header(request)
-        data = decode(await read_body(receive, request.content_length), request.content_encoding)
-        source, items, rejected = _without_gc(self._accept_batch, data, source, channel, _client_ip(scope))
-        if rejected:
-            telemetry.rejected("invalid_event", len(rejected))
-        if not items:
-            return 400, _batch_refused(rejected), []
-        await self._store(source, items)
-        if not rejected:
-            return 200, _SUCCESS, []
-        answer = {"success": True, "accepted": len(items), "rejected": [r.as_json() for r in rejected]}
-        return 200, orjson.dumps(answer), []
-
     def _accept_batch(
         self, data: bytes, source: str | None, channel: str, ip: str | None
     ) -> tuple[str, list[Accepted], list[Rejection]]:
@@ -203,9 +219,8 @@ class IngestApp:
         ]
         return source, items, rejected
 
-    def _source_from_header(self, request: _Request) -> str | None:
+    def _source_from_header(self, header: bytes | None) -> str | None:
         """The source of a Basic ``Authorization`` header; None when there is none (body key then)."""
-        header = request.authorization
         if not header:
             return None
         key = self._header_users.get(header)  # clients send the same header again and again
@@ -218,18 +233,6 @@ class IngestApp:
             self._header_users[header] = key
         return source_of(key, self.host.source_for_key)  # looked up every time: keys can be reconfigured
 
-    async def _store(self, source: str, items: list[Accepted]) -> None:
-        """Append the queue items; returns once durable. Duplicates are counted, not refused."""
-        fresh = await self.host.queue.append(items)
-        new = sum(fresh)
-        if new:
-            telemetry.ingested(source, new)
-            engine = getattr(self.host, "engine", None)  # wake delivery now instead of at its next poll
-            if engine is not None:
-                engine.notify({d for item in items for d in item.destinations})
-        if new != len(items):
-            telemetry.duplicate(source, len(items) - new)
-
     def _settings(self, scope: Scope, key: str) -> tuple[int, bytes, Headers]:
         if self.host.source_for_key(key) is None:
             return 404, _error("unknown_write_key", "no source has this write key"), []
@@ -237,6 +240,24 @@ class IngestApp:
         proto = _header(scope, b"x-forwarded-proto")
         scheme = proto.decode("latin-1").split(",")[0].strip() if proto else scope.get("scheme", "http")
         return 200, orjson.dumps(settings_document(key, host, scheme)), [(b"cache-control", b"max-age=60")]
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A request's events, ready to store: its source, the queue items, the batch items refused."""
+
+    source: str
+    items: list[Accepted]
+    rejected: list[Rejection]
+
+    def answer(self) -> tuple[int, bytes]:
+        """Status and body once ``items`` are stored (400 when a batch had none to store)."""
+        if not self.items:
+            return 400, _batch_refused(self.rejected)
+        if not self.rejected:
+            return 200, _SUCCESS
+        body = {"success": True, "accepted": len(self.items), "rejected": [r.as_json() for r in self.rejected]}
+        return 200, orjson.dumps(body)
 
 
 class _Request:
@@ -324,12 +345,15 @@ def _retry_after(seconds: float) -> Headers:
     return [(b"retry-after", str(max(1, math.ceil(seconds))).encode())]
 
 
-async def _respond(send: Send, status: int, body: bytes, headers: Headers) -> None:
+def answer_headers(status: int, body: bytes, headers: Headers) -> Headers:
+    """Every header of an answer: the JSON content headers (none for a 204), then ``headers``."""
     if status == 204:
-        all_headers = headers
-    else:
-        all_headers = [_JSON, (b"content-length", str(len(body)).encode()), *headers]
-    await send({"type": "http.response.start", "status": status, "headers": all_headers})
+        return headers
+    return [_JSON, (b"content-length", str(len(body)).encode()), *headers]
+
+
+async def _respond(send: Send, status: int, body: bytes, headers: Headers) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": answer_headers(status, body, headers)})
     await send({"type": "http.response.body", "body": body})
 
 

@@ -112,6 +112,11 @@ class SQLiteQueue:
         result: list[bool] = await self._submit(Append(items))
         return result
 
+    def append_nowait(self, items: Sequence[Accepted]) -> asyncio.Future[list[bool]]:
+        """``append`` without a coroutine: the future of the commit carrying it (the Tracking
+        API's fast path answers from its completion callback)."""
+        return self._submit(Append(items))
+
     async def claim(self, destination: str, limit: int, lease_seconds: float) -> list[Job]:
         if limit <= 0:
             return []

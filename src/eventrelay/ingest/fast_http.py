@@ -1,0 +1,211 @@
+"""The Tracking API's hot path inside uvicorn: plain event POSTs answered without ASGI.
+
+uvicorn serves everything on the one port. For each request its HTTP protocol builds an ASGI
+scope, a request/response cycle with an ``asyncio.Event``, and a task that runs the app through
+its middleware, ``receive`` and two ``send`` calls with header checks: per request, more CPU than
+parsing and validating a ~1 KB event. ``FastIngestProtocol`` (uvicorn's own httptools protocol,
+subclassed) takes the common case off that path: when a request's head shows
+
+    POST <an event or batch path of the Tracking API> HTTP/1.1, with Content-Length within
+    MAX_BODY_BYTES, and none of Origin, Expect, Transfer-Encoding, Upgrade, X-Forwarded-For,
+    Forwarded, nor a pipelined request still being answered on the connection,
+
+the body is collected by the protocol itself, ``IngestApp.prepare`` runs as soon as it is
+complete, the items go to the queue, and the answer is written from the queue's completion
+callback: no task, no ASGI messages. The answer is the same as the ASGI path's (status, body,
+headers), as are the errors; everything else (browsers' CORS requests, gzip-less chunked
+uploads, proxies' forwarded headers, the admin API and page) takes uvicorn's ordinary path to
+the one-port ASGI app. Connection handling (keep-alive timeouts, pipelining, flow control,
+graceful shutdown, malformed requests) stays uvicorn's.
+
+This relies on uvicorn's ``HttpToolsProtocol`` internals (``cycle``, ``headers``, ``url``,
+``parser``, ``on_response_complete``), so the uvicorn version is bounded in pyproject.toml and
+the Tracking API tests run through this protocol (tests/ingest/test_fast_http.py and every test
+that starts ``eventrelay serve``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from eventrelay.errors import StorageError
+from eventrelay.ingest.app import ROUTES, IngestApp, Prepared, answer_headers
+from eventrelay.ingest.body import MAX_BODY_BYTES
+from eventrelay.ingest.cors import Headers, cors_headers
+from eventrelay.queue.base import Queue
+
+log = logging.getLogger("eventrelay.ingest")
+
+# The paths served here, as they appear on the request line (no query string, no trailing slash).
+FAST_ROUTES: dict[bytes, tuple[str | None, str]] = {path.encode(): target for path, target in ROUTES.items()}
+# Any of these sends the request the ordinary way: CORS answers depend on Origin, Expect needs a
+# 100 Continue, chunked bodies have no length to check first, and a forwarded client address is
+# for uvicorn's proxy-headers handling to judge.
+_ORDINARY_HEADERS = frozenset(
+    {b"origin", b"expect", b"transfer-encoding", b"upgrade", b"x-forwarded-for", b"forwarded"}
+)
+_NO_ORIGIN = cors_headers(None)
+
+
+class _Pending:
+    """A no-op ``set()``: uvicorn's ``connection_lost`` wakes a cycle's reader this way."""
+
+    def set(self) -> None:
+        return None
+
+
+class _FastCycle:
+    """What uvicorn's protocol reads of a cycle (``response_complete``, ``keep_alive``,
+    ``disconnected``, ``message_event``), plus this request's own state."""
+
+    __slots__ = (
+        "authorization",
+        "body",
+        "call_type",
+        "channel",
+        "content_encoding",
+        "disconnected",
+        "keep_alive",
+        "message_event",
+        "response_complete",
+    )
+
+    def __init__(
+        self,
+        target: tuple[str | None, str],
+        authorization: bytes | None,
+        content_encoding: bytes | None,
+        keep_alive: bool,
+    ) -> None:
+        self.call_type, self.channel = target
+        self.authorization = authorization
+        self.content_encoding = content_encoding
+        self.keep_alive = keep_alive
+        self.body = bytearray()
+        self.response_complete = False
+        self.disconnected = False
+        self.message_event = _Pending()
+
+
+class FastIngestProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the Tracking API's event POSTs answered directly.
+    Bind it to an app with ``fast_ingest_protocol(ingest)``."""
+
+    ingest: IngestApp
+
+    def on_headers_complete(self) -> None:
+        cycle = self._fast_cycle()
+        if cycle is None:
+            super().on_headers_complete()
+        else:
+            self.cycle = cycle  # type: ignore[assignment]
+
+    def on_body(self, body: bytes) -> None:
+        cycle = self.cycle
+        if isinstance(cycle, _FastCycle):
+            cycle.body += body  # at most MAX_BODY_BYTES: the length was checked first
+        else:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        cycle = self.cycle
+        if isinstance(cycle, _FastCycle):
+            self._accept(cycle)
+        else:
+            super().on_message_complete()
+
+    # -- the fast path ------------------------------------------------------------------------
+    def _fast_cycle(self) -> _FastCycle | None:
+        """A cycle for this request when it is a plain event POST (see the module docstring)."""
+        previous = self.cycle
+        if previous is not None and not previous.response_complete:
+            return None  # pipelined behind an unanswered request: uvicorn keeps the order
+        target = FAST_ROUTES.get(self.url)
+        parser = self.parser
+        if target is None or parser.get_method() != b"POST" or parser.get_http_version() != "1.1":
+            return None
+        length = authorization = content_encoding = None
+        for name, value in self.headers:
+            if name == b"content-length":
+                length = value
+            elif name == b"authorization":
+                authorization = value
+            elif name == b"content-encoding":
+                content_encoding = value
+            elif name in _ORDINARY_HEADERS:
+                return None
+        if length is None or not length.isdigit() or int(length) > MAX_BODY_BYTES:
+            return None  # the ordinary path answers (or refuses) it
+        return _FastCycle(target, authorization, content_encoding, parser.should_keep_alive())
+
+    def _accept(self, cycle: _FastCycle) -> None:
+        ingest = self.ingest
+        try:
+            prepared = ingest.prepare(
+                cycle.call_type,
+                cycle.channel,
+                cycle.authorization,
+                cycle.content_encoding,
+                bytes(cycle.body),
+                self.client[0] if self.client else None,
+            )
+            if not prepared.items:
+                self._answer(cycle, *prepared.answer(), [])
+                return
+            stored = _append(ingest.host.queue, prepared)
+        except Exception as exc:
+            self._answer(cycle, *ingest.error_answer(exc, self.url.decode("latin-1")))
+            return
+        stored.add_done_callback(lambda done: self._stored(cycle, prepared, done))
+
+    def _stored(self, cycle: _FastCycle, prepared: Prepared, done: asyncio.Future[list[bool]]) -> None:
+        exc: Exception
+        if done.cancelled():  # the queue closed under it: not stored, the client retries
+            exc = StorageError("the queue closed before the events were stored")
+        elif (error := done.exception()) is not None:
+            exc = error if isinstance(error, Exception) else RuntimeError(repr(error))
+        else:
+            try:
+                self.ingest.stored(prepared, done.result())
+            except Exception:  # counting and waking delivery must not lose the answer
+                log.exception("after storing events")
+            self._answer(cycle, *prepared.answer(), [])
+            return
+        self._answer(cycle, *self.ingest.error_answer(exc, self.url.decode("latin-1")))
+
+    def _answer(self, cycle: _FastCycle, status: int, body: bytes, extra: Headers) -> None:
+        """Write the answer as uvicorn's cycle would, then hand the connection back to uvicorn."""
+        cycle.response_complete = True
+        transport = self.transport
+        if cycle.disconnected or transport.is_closing():
+            return
+        parts = [STATUS_LINE[status]]
+        headers = answer_headers(status, body, [*_NO_ORIGIN, *extra])
+        for name, value in (*self.server_state.default_headers, *headers):
+            parts += (name, b": ", value, b"\r\n")
+        if not cycle.keep_alive:
+            parts.append(b"connection: close\r\n")
+        parts += (b"\r\n", body)
+        transport.write(b"".join(parts))
+        if not cycle.keep_alive:
+            transport.close()
+        self.on_response_complete()
+
+
+def _append(queue: Queue, prepared: Prepared) -> asyncio.Future[list[bool]]:
+    """The queue's append as a future (the SQLite queue hands one out without a coroutine)."""
+    nowait = getattr(queue, "append_nowait", None)
+    if nowait is not None:
+        future: asyncio.Future[list[bool]] = nowait(prepared.items)
+        return future
+    return asyncio.ensure_future(queue.append(prepared.items))
+
+
+def fast_ingest_protocol(ingest: IngestApp) -> type[FastIngestProtocol]:
+    """A ``FastIngestProtocol`` class bound to ``ingest`` (uvicorn's ``http=`` setting takes a class)."""
+    attributes: dict[str, Any] = {"ingest": ingest}
+    return type("BoundFastIngestProtocol", (FastIngestProtocol,), attributes)
