@@ -50,11 +50,13 @@ COALESCE_BYTES = 64 * 1024
 @dataclass(frozen=True, slots=True)
 class HttpResponse:
     status: int
-    headers: dict[str, str]  # names in lower case; repeated headers joined with ", "
+    headers: dict[bytes, bytes]  # raw: names in lower case; repeated headers joined with ", "
     body: bytes
 
     def header(self, name: str) -> str | None:
-        return self.headers.get(name.lower())
+        """A header's value (decoded as Latin-1, as HTTP's bytes are), or None."""
+        value = self.headers.get(name.lower().encode("latin-1"))
+        return None if value is None else value.decode("latin-1")
 
 
 def host_header(url: str) -> str:
@@ -84,7 +86,7 @@ class _Answer(asyncio.Protocol):
 
     def _reset(self) -> None:
         self.status = 0
-        self.headers: dict[str, str] = {}
+        self.headers: dict[bytes, bytes] = {}
         self.head_done = False
         self.body: list[bytes] = []
         self.body_size = 0
@@ -138,10 +140,9 @@ class _Answer(asyncio.Protocol):
 
     # -- httptools callbacks --------------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
-        key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
+        key = name.lower()
         previous = self.headers.get(key)
-        self.headers[key] = text if previous is None else f"{previous}, {text}"
+        self.headers[key] = value if previous is None else previous + b", " + value
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
@@ -167,7 +168,7 @@ class _Answer(asyncio.Protocol):
 
     # -- internals ----------------------------------------------------------------------------
     def _ends_at_close(self) -> bool:
-        return "content-length" not in self.headers and "chunked" not in self.headers.get("transfer-encoding", "")
+        return b"content-length" not in self.headers and b"chunked" not in self.headers.get(b"transfer-encoding", b"")
 
     def _fail(self, error: TransportError) -> None:
         error.answered = True

@@ -52,20 +52,24 @@ class InvokeTarget:
 @dataclass(frozen=True, slots=True)
 class InvokeResponse:
     status: int
-    headers: dict[str, str]  # names in lower case
+    headers: dict[bytes, bytes]  # raw, names in lower case
     body: bytes
+
+    def header(self, name: bytes) -> str | None:
+        value = self.headers.get(name)
+        return None if value is None else value.decode("latin-1")
 
     @property
     def function_error(self) -> str | None:
-        return self.headers.get("x-amz-function-error")
+        return self.header(b"x-amz-function-error")
 
     @property
     def executed_version(self) -> str | None:
-        return self.headers.get("x-amz-executed-version")
+        return self.header(b"x-amz-executed-version")
 
     @property
     def log_tail(self) -> str | None:
-        encoded = self.headers.get("x-amz-log-result")
+        encoded = self.header(b"x-amz-log-result")
         if not encoded:
             return None
         try:
@@ -75,7 +79,7 @@ class InvokeResponse:
 
     def error(self) -> tuple[str | None, str | None]:
         """(AWS error code, message) of an error answer, read as botocore's rest-json parser does."""
-        code = self.headers.get("x-amzn-errortype")
+        code = self.header(b"x-amzn-errortype")
         message = None
         doc = _json(self.body)
         if doc is not None:
@@ -86,13 +90,13 @@ class InvokeResponse:
         return (code or None), (str(message) if message is not None else None)
 
     def retry_after(self) -> float | None:
-        value = self.headers.get("retry-after")
+        value = self.header(b"retry-after")
         if value:
             try:
                 return max(0.0, float(value))
             except ValueError:
                 pass  # an HTTP date: rare from AWS; the retry policy decides
-        millis = self.headers.get("x-amz-retry-after")
+        millis = self.header(b"x-amz-retry-after")
         if millis:
             try:
                 return max(0.0, float(millis) / 1000.0)
