@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from eventrelay.cli.main import main
+from tests.support.awsenv import isolate_aws_env
+from tests.support.cli import run_cli
 
 from .conftest import ROLE, dest
 
@@ -47,19 +48,13 @@ def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any
 _CfnLoader.add_multi_constructor("!", _tag)
 
 
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.fixture
 def generated(tmp_path: Path, write_config: Any, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, config in VARIANTS.items():
         path = write_config(config)
         for fmt in ("json", "yaml"):
-            code, text, err = _run(
+            code, text, err = run_cli(
                 capsys,
                 "aws",
                 "cloudformation",
@@ -139,13 +134,13 @@ def test_several_functions_and_ids_become_lists(generated: dict[str, Any]) -> No
 
 def test_policy_and_trust_policy_commands(write_config: Any, capsys: pytest.CaptureFixture[str]) -> None:
     path = str(write_config(VARIANTS["multiple"]))
-    code, out, _ = _run(capsys, "aws", "policy", "--config", path)
+    code, out, _ = run_cli(capsys, "aws", "policy", "--config", path)
     assert code == 0
     assert (
         json.loads(out)["Statement"][0]["Resource"][0]
         == "arn:aws:lambda:us-west-2:123456789012:function:my-fn:3"
     )
-    code, out, _ = _run(
+    code, out, _ = run_cli(
         capsys,
         "aws",
         "trust-policy",
@@ -167,13 +162,9 @@ def test_policy_and_trust_policy_commands(write_config: Any, capsys: pytest.Capt
 def test_no_principal_and_no_credentials_is_a_clear_error(
     write_config: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    isolate_aws_env(monkeypatch, tmp_path)
     path = str(write_config(VARIANTS["single"]))
-    code, out, err = _run(capsys, "aws", "trust-policy", "--config", path)
+    code, out, err = run_cli(capsys, "aws", "trust-policy", "--config", path)
     assert code == 2
     assert out == ""
     assert "--principal" in err and "GetCallerIdentity" in err
@@ -183,6 +174,6 @@ def test_roles_differ_without_destination_is_a_clear_error(
     write_config: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = {**BASE, "destinations": [dest(), dest(name="b", role_address=ROLE.replace("invoke", "other"))]}
-    code, _, err = _run(capsys, "aws", "policy", "--config", str(write_config(config)))
+    code, _, err = run_cli(capsys, "aws", "policy", "--config", str(write_config(config)))
     assert code == 2
     assert "pick one destination with --destination NAME" in err

@@ -14,10 +14,12 @@ import botocore.session
 import pytest
 from botocore.exceptions import ClientError
 
-from eventrelay.cli.main import main
-from eventrelay.config.model import LocalAws, LocalAwsFunction, LocalAwsRole
+from eventrelay.config.model import LocalAws, LocalAwsRole
 from eventrelay.localaws.iam import Roles
 from eventrelay.localaws.server import LocalAwsServer
+from tests.support.awsenv import isolate_aws_env
+from tests.support.cli import run_cli_in_thread
+from tests.support.localaws import handler_functions, local_aws_endpoint
 
 from .conftest import ROLE, dest
 
@@ -26,28 +28,10 @@ ACCOUNT = "123456789012"  # the local endpoint's default account, as in ROLE
 
 @pytest.fixture
 async def local_aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[LocalAwsServer]:
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIATESTEVENTRELAY01")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret-not-real")
-    fns = tmp_path / "functions"
-    fns.mkdir()
-    (fns / "handler.py").write_text("def handle(event, context):\n    return {}\n", encoding="utf-8")
-    fn = LocalAwsFunction(handler="handler.handle", versions=["1"], aliases={"live": "1"})
-    settings = LocalAws(functions_dir=str(fns), functions={"my-fn": fn, "users-fn": fn})
-    server = await LocalAwsServer(settings).start()
-    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", server.url)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", server.url)
-    try:
+    isolate_aws_env(monkeypatch, tmp_path, access_key="AKIATESTEVENTRELAY01", secret_key="test-secret-not-real")
+    settings = handler_functions(tmp_path, "def handle(event, context):\n    return {}\n", "my-fn", "users-fn")
+    async with local_aws_endpoint(settings, monkeypatch) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 def load_documents(server: LocalAwsServer, trust_doc: dict[str, Any], policy_doc: dict[str, Any]) -> None:
@@ -68,8 +52,7 @@ def load_documents(server: LocalAwsServer, trust_doc: dict[str, Any], policy_doc
 
 
 async def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
-    code = await asyncio.to_thread(main, list(argv))
-    out, err = capsys.readouterr()
+    code, out, err = await run_cli_in_thread(capsys, *argv)
     assert code == 0, err
     document: dict[str, Any] = json.loads(out)
     return document

@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +18,9 @@ from typing import Any
 import aiohttp
 import pytest
 from playwright.async_api import Page, expect
+
+from tests.support.process import free_port, stop_process
+from tests.support.serve import spawn_eventrelay
 
 TOKEN = "e2e-admin-token-0123456789abcdef"
 WRITE_KEY = "e2e-write-key-SECRET-0123456789"
@@ -53,12 +54,6 @@ def slow(event, context):
 def ok(event, context):
     return {{"ok": True}}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_setup(tmp: Path) -> Path:
@@ -100,39 +95,14 @@ async def server(tmp_path: Path) -> AsyncIterator[tuple[str, Path, Path]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["HOME"] = str(tmp_path)
     out = tmp_path / "serve.out"
-    proc = start_serve(config, port, env, out)
+    proc = spawn_eventrelay(["serve", "--config", str(config), "--port", str(port)], cwd=tmp_path, env=env, log=out)
     url = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:
             await poll(lambda: healthy(http, url), "serve to answer /healthz", proc, out)
         yield url, tmp_path / "functions", out
     finally:
-        proc.terminate()
-        try:
-            await asyncio.to_thread(proc.wait, 30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            await asyncio.to_thread(proc.wait)
-
-
-def start_serve(config: Path, port: int, env: dict[str, str], out: Path) -> subprocess.Popen[bytes]:
-    with out.open("w") as sink:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "eventrelay.cli.main",
-                "serve",
-                "--config",
-                str(config),
-                "--port",
-                str(port),
-            ],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=config.parent,
-        )
+        await asyncio.to_thread(stop_process, proc, 30)
 
 
 def tail(out: Path | None) -> str:

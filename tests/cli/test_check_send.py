@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 import yaml
-
-from eventrelay.cli.main import main
+from tests.support.awsenv import isolate_aws_env
+from tests.support.cli import run_cli, run_cli_in_thread
+from tests.support.process import free_port
 
 HANDLER = """
 def handle(event, context):
@@ -22,14 +23,7 @@ ROLE = "arn:aws:iam::123456789012:role/eventrelay-invoke"
 @pytest.fixture
 def clean_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No AWS endpoints, credentials or profiles from the machine: the check finds the local endpoint."""
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    isolate_aws_env(monkeypatch, tmp_path)
 
 
 def write_config(tmp_path: Path, *, role_external_id: str | None = None, **settings: Any) -> Path:
@@ -66,15 +60,9 @@ def write_config(tmp_path: Path, *, role_external_id: str | None = None, **setti
     return path
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.mark.usefixtures("clean_aws_env")
 def test_check_passes_for_every_function(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "check", "--config", str(write_config(tmp_path)))
+    code, out, err = run_cli(capsys, "check", "--config", str(write_config(tmp_path)))
     assert code == 0, out + err
     assert "lambda-prod  my-fn:live: OK" in out
     assert "lambda-prod  users-fn: OK" in out
@@ -85,11 +73,11 @@ def test_wrong_external_id_is_access_denied_with_the_fix(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = str(write_config(tmp_path, role_external_id="ws_someone_else"))
-    code, out, _ = run(capsys, "check", "--config", path, "lambda-prod")
+    code, out, _ = run_cli(capsys, "check", "--config", path, "lambda-prod")
     assert code == 1
     assert "my-fn:live: access_denied (AccessDenied)" in out
     assert "sts:ExternalId = ws_123" in out  # the hint names the External ID the role must accept
-    code, out, _ = run(capsys, "check", "--config", path, "--json")
+    code, out, _ = run_cli(capsys, "check", "--config", path, "--json")
     assert code == 1
     report = json.loads(out)["destinations"][0]
     assert report["ok"] is False
@@ -101,7 +89,7 @@ def test_wrong_external_id_is_access_denied_with_the_fix(
 def test_check_of_an_unknown_destination_is_a_usage_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = run(capsys, "check", "--config", str(write_config(tmp_path)), "nope")
+    code, _, err = run_cli(capsys, "check", "--config", str(write_config(tmp_path)), "nope")
     assert code == 2
     assert "no destination named 'nope' (lambda-prod)" in err
 
@@ -111,7 +99,7 @@ def test_send_reaches_the_handler_and_shows_request_and_response(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = str(write_config(tmp_path))
-    code, out, err = run(
+    code, out, err = run_cli(
         capsys,
         "send",
         "--config",
@@ -127,7 +115,7 @@ def test_send_reaches_the_handler_and_shows_request_and_response(
     assert "You sent:" in out and "Request to destination:" in out and "Response from destination:" in out
     assert '"category": "delivered"' in out
     assert "handled track Order Completed my-fn" in out  # the log tail (log_type: Tail)
-    code, out, err = run(
+    code, out, err = run_cli(
         capsys, "send", "--config", path, "--destination", "lambda-prod", "--type", "identify", "--json"
     )
     assert code == 0, out + err
@@ -141,14 +129,14 @@ def test_send_reaches_the_handler_and_shows_request_and_response(
 @pytest.mark.usefixtures("clean_aws_env")
 def test_send_that_is_refused_exits_non_zero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = str(write_config(tmp_path, role_external_id="ws_someone_else"))
-    code, out, _ = run(capsys, "send", "--config", path, "--destination", "lambda-prod", "--type", "page")
+    code, out, _ = run_cli(capsys, "send", "--config", path, "--destination", "lambda-prod", "--type", "page")
     assert code == 1
     assert '"category": "access_denied"' in out
 
 
 def test_send_refuses_bad_properties(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = str(write_config(tmp_path))
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys, "send", "--config", path, "--destination", "lambda-prod", "--properties", "[1]"
     )
     assert code == 1
@@ -159,15 +147,10 @@ def test_send_refuses_bad_properties(tmp_path: Path, capsys: pytest.CaptureFixtu
 async def test_check_uses_the_local_endpoint_of_a_running_eventrelay(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import asyncio
-    import socket
-
     from eventrelay.config import load_config
     from eventrelay.localaws.server import LocalAwsServer
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     path = write_config(tmp_path)
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     data["localaws"]["port"] = port
@@ -177,8 +160,7 @@ async def test_check_uses_the_local_endpoint_of_a_running_eventrelay(
     # What `eventrelay serve` runs with this config (endpoint on the fixed port).
     running = await LocalAwsServer(config.localaws, config=config, base_dir=tmp_path).start()
     try:
-        code = await asyncio.to_thread(main, ["check", "--config", str(path)])
-        out, err = capsys.readouterr()
+        code, out, err = await run_cli_in_thread(capsys, "check", "--config", str(path))
         assert code == 0, out + err
         assert f"using the local AWS endpoint of the running eventrelay at http://127.0.0.1:{port}" in err
         assert running.sessions._by_key, "no session was issued by the running endpoint"

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,11 +16,13 @@ from typing import Any
 import pytest
 import yaml
 
-from eventrelay.cli.main import main
 from eventrelay.config import load_config
-from eventrelay.config.model import LocalAws, LocalAwsFunction, LocalAwsRole
+from eventrelay.config.model import LocalAws, LocalAwsRole
 from eventrelay.localaws.iam import Roles
 from eventrelay.localaws.server import LocalAwsServer
+from tests.support.awsenv import isolate_aws_env
+from tests.support.cli import run_cli_in_thread
+from tests.support.localaws import handler_functions, local_aws_endpoint
 
 from .conftest import FILE_KEY, ROLE, TOKEN, StartRuntime, lambda_destination
 
@@ -30,38 +31,21 @@ DELIVERY_DEADLINE = 60.0  # seconds: first invoke starts an awslambdaric process
 
 @pytest.fixture
 async def local_aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[LocalAwsServer]:
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIATESTEVENTRELAY02")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret-not-real")
-    fns = tmp_path / "functions"
-    fns.mkdir()
+    isolate_aws_env(monkeypatch, tmp_path, access_key="AKIATESTEVENTRELAY02", secret_key="test-secret-not-real")
     seen = tmp_path / "seen"
     seen.mkdir()
-    (fns / "handler.py").write_text(
+    handler = (
         "import json, pathlib\n"
         "def handle(event, context):\n"
         f"    pathlib.Path({str(seen)!r}, event['messageId']).write_text(json.dumps(event))\n"
-        "    return {'ok': True}\n",
-        encoding="utf-8",
+        "    return {'ok': True}\n"
     )
-    fn = LocalAwsFunction(handler="handler.handle", versions=["1"], aliases={"live": "1"})
-    server = await LocalAwsServer(LocalAws(functions_dir=str(fns), functions={"my-fn": fn})).start()
-    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", server.url)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", server.url)
-    try:
+    async with local_aws_endpoint(handler_functions(tmp_path, handler, "my-fn"), monkeypatch) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 async def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    code = await asyncio.to_thread(main, list(argv))
-    out, err = capsys.readouterr()
+    code, out, err = await run_cli_in_thread(capsys, *argv)
     return code, out + err
 
 

@@ -28,10 +28,12 @@ from tests.destinations.lambda_doubles import (
     MotoServer,
     RecordingLambda,
     aws_error,
-    free_port,
     fresh_session,
+    moto_with_iam,
     settings,
 )
+from tests.support.awsenv import isolate_aws_env
+from tests.support.process import free_port
 
 CALL_TYPES = ("track", "identify", "page", "screen", "group", "alias")
 EVENT = {"type": "track", "event": "Order Completed", "userId": "u1", "messageId": "m-1"}
@@ -49,12 +51,8 @@ class Harness:
 
 @pytest.fixture(scope="module")
 def moto() -> Iterator[tuple[MotoServer, IamUser]]:
-    server = MotoServer()
-    server.start()
-    try:
-        yield server, server.setup_iam()
-    finally:
-        server.stop()
+    with moto_with_iam() as found:
+        yield found
 
 
 async def _aws_lambda(
@@ -73,14 +71,9 @@ async def _aws_lambda(
         return web.Response(status=200)
 
     lambdas["slow"].default = slow
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_LAMBDA"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", user.access_key)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", user.secret_key)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", server.url)
+    isolate_aws_env(
+        monkeypatch, tmp_path, access_key=user.access_key, secret_key=user.secret_key, sts_url=server.url
+    )
     cache = RoleCredentialCache()
     harness: Harness
 

@@ -16,19 +16,16 @@ from tests.destinations.lambda_doubles import (
     MotoServer,
     RecordingLambda,
     fresh_session,
+    moto_with_iam,
     settings,
 )
+from tests.support.awsenv import isolate_aws_env
 
 
 @pytest.fixture(scope="session")
 def moto() -> Iterator[tuple[MotoServer, IamUser]]:
-    server = MotoServer()
-    server.start()
-    try:
-        user = server.setup_iam()
-        yield server, user
-    finally:
-        server.stop()
+    with moto_with_iam() as found:
+        yield found
 
 
 @pytest.fixture
@@ -49,15 +46,14 @@ def aws_env(
     """Base credentials of the IAM user in the environment; STS -> moto, Lambda -> recorder, both
     through botocore's own endpoint variables."""
     server, user = moto
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", user.access_key)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", user.secret_key)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", server.url)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambda_server.url)
+    isolate_aws_env(
+        monkeypatch,
+        tmp_path,
+        access_key=user.access_key,
+        secret_key=user.secret_key,
+        sts_url=server.url,
+        lambda_url=lambda_server.url,
+    )
     return user
 
 

@@ -3,6 +3,7 @@
 - ``MotoServer``: ``python -m moto.server`` as a subprocess; ``setup_iam`` creates an IAM user with
   an access key and a role whose trust policy requires an ``sts:ExternalId``, then turns IAM
   authentication on (``POST /moto-api/reset-auth`` with body 0).
+  ``moto_with_iam`` runs one for a fixture's lifetime.
 - ``RecordingLambda``: an aiohttp server speaking Lambda's Invoke wire protocol; it records every
   request and answers from a script of responses (or a default 200).
 - ``botocore_authorization``: botocore's own SigV4 signature of a recorded request, to prove the
@@ -16,12 +17,11 @@ import base64
 import contextlib
 import datetime
 import json
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
@@ -34,6 +34,7 @@ from botocore.awsrequest import AWSRequest
 
 from eventrelay.destinations.aws_lambda.destination import AwsLambdaDestination
 from eventrelay.destinations.aws_lambda.settings import AwsLambdaSettings
+from tests.support.process import free_port, stop_process
 
 REGION = "us-west-2"
 ACCOUNT = "123456789012"
@@ -65,12 +66,6 @@ def fresh_session() -> Any:
     else:
         session.register_component("data_loader", _LOADER)
     return session
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -106,12 +101,7 @@ class MotoServer:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_process(self.proc, grace=10)
             self.proc = None
 
     def setup_iam(self, external_id: str = EXTERNAL_ID) -> IamUser:
@@ -153,6 +143,17 @@ class MotoServer:
         )
         urllib.request.urlopen(req, timeout=10).close()
         return IamUser(key["AccessKeyId"], key["SecretAccessKey"])
+
+
+@contextlib.contextmanager
+def moto_with_iam() -> Iterator[tuple[MotoServer, IamUser]]:
+    """A started moto server with IAM authentication on and its IAM user (``setup_iam``); stopped on exit."""
+    server = MotoServer()
+    server.start()
+    try:
+        yield server, server.setup_iam()
+    finally:
+        server.stop()
 
 
 @dataclass

@@ -8,17 +8,12 @@ import pytest
 
 from eventrelay.destinations.aws_lambda.endpoints import resolve_endpoints
 from tests.destinations.lambda_doubles import fresh_session
+from tests.support.awsenv import isolate_aws_env
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_LAMBDA"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAENDPOINTTEST0001")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "endpoint-test-secret")
+    isolate_aws_env(monkeypatch, tmp_path, access_key="AKIAENDPOINTTEST0001", secret_key="endpoint-test-secret")
 
 
 def test_default_is_the_regional_aws_endpoint() -> None:

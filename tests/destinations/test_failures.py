@@ -18,9 +18,9 @@ from tests.destinations.lambda_doubles import (
     RecordingLambda,
     aws_error,
     dropping_server,
-    free_port,
     reply,
 )
+from tests.support.process import free_port
 
 EVENT = {"type": "track", "event": "Order Completed", "userId": "u1", "messageId": "m-1"}
 BODY = orjson.dumps(EVENT)

@@ -18,6 +18,8 @@ from eventrelay.destinations.aws_lambda.credentials import RoleCredentialCache
 from eventrelay.destinations.aws_lambda.destination import AwsLambdaDestination
 from eventrelay.localaws.server import LocalAwsServer
 from tests.destinations.lambda_doubles import fresh_session, settings
+from tests.support.awsenv import isolate_aws_env
+from tests.support.localaws import local_aws_endpoint
 
 ACCOUNT = "123456789012"
 WORKSPACE = "ws_local_1"
@@ -44,20 +46,9 @@ async def local_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIte
             "users": {BASE_KEY: BASE_SECRET},
         }
     )
-    server = await LocalAwsServer(config).start()
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", BASE_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", BASE_SECRET)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", server.url)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", server.url)
-    try:
+    isolate_aws_env(monkeypatch, tmp_path, access_key=BASE_KEY, secret_key=BASE_SECRET)
+    async with local_aws_endpoint(config, monkeypatch) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture

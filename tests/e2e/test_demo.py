@@ -15,13 +15,9 @@ from pathlib import Path
 
 import segment.analytics as analytics
 
+from tests.support.process import free_port
+
 DEADLINE_SECONDS = 90  # start + first delivery on a loaded 2-core machine
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Serve:

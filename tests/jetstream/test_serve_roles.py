@@ -7,10 +7,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import re
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -20,7 +18,10 @@ from typing import Any
 
 import pytest
 
-from .natsserver import NatsServer, free_port
+from tests.support.process import free_port, stop_process
+from tests.support.serve import EVENTRELAY, serve_env, spawn_eventrelay, wait_healthy
+
+from .natsserver import NatsServer
 
 WRITE_KEY = "wk_jetstream_0123456789abcdef"
 ADMIN_TOKEN = "adm_jetstream_0123456789abcdef"
@@ -70,20 +71,10 @@ destinations:
 class Proc:
     def __init__(self, args: list[str], workdir: Path, name: str, env: dict[str, str]) -> None:
         self.log = workdir / f"{name}.log"
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "eventrelay.cli.main", *args], cwd=workdir, env=env, stdout=out,
-                stderr=subprocess.STDOUT,
-            )  # fmt: skip
+        self.proc = spawn_eventrelay(args, cwd=workdir, env=env, log=self.log)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, grace=20)
 
 
 def _get(url: str, token: str | None = None) -> tuple[int, bytes]:
@@ -93,19 +84,6 @@ def _get(url: str, token: str | None = None) -> tuple[int, bytes]:
             return r.status, r.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
-
-
-def _wait_http(url: str, proc: Proc) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        if proc.proc.poll() is not None:
-            raise RuntimeError(f"process exited:\n{proc.log.read_text()}")
-        try:
-            _get(url)
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer:\n{proc.log.read_text()}")
 
 
 def _send(port: int, ids: list[str]) -> None:
@@ -128,14 +106,7 @@ def _delivered_by(port: int) -> float:
 
 @pytest.fixture
 def env() -> dict[str, str]:
-    e = dict(os.environ)
-    e.update({
-        "AWS_ACCESS_KEY_ID": "AKIALOCALTESTKEY0001", "AWS_SECRET_ACCESS_KEY": "local-test-secret-key-0001",
-        "AWS_DEFAULT_REGION": "us-west-2", "EVENTRELAY_LOG_LEVEL": "warning",
-    })  # fmt: skip
-    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_LAMBDA"):
-        e.pop(key, None)
-    return e
+    return serve_env(log_level="warning")
 
 
 @pytest.fixture
@@ -163,7 +134,7 @@ async def test_two_delivery_processes_deliver_every_event_exactly_once(
             Proc(["serve", "--config", str(cfg), "--role", role, "--port", str(port)], tmp_path, name, env)
         )
     for proc, port in zip(procs[1:], ports.values(), strict=True):
-        _wait_http(f"http://127.0.0.1:{port}/healthz", proc)
+        wait_healthy(f"http://127.0.0.1:{port}/healthz", proc.proc, proc.log, DEADLINE)
 
     ids = [str(uuid.uuid4()) for _ in range(EVENTS)]
     for i in range(0, EVENTS, 50):
@@ -191,7 +162,7 @@ async def test_two_delivery_processes_deliver_every_event_exactly_once(
     # the CLI, a separate process with the same config, reads the shared log too
     cli = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "eventrelay.cli.main", "deliveries", "--config", str(tmp_path / "ingest.yaml"),
+        [*EVENTRELAY, "deliveries", "--config", str(tmp_path / "ingest.yaml"),
          "--destination", "sink", "--limit", "1000", "--json"],
         cwd=tmp_path, env=env, capture_output=True, timeout=120, check=True,
     )  # fmt: skip

@@ -6,13 +6,9 @@ which accepted events reached the function, even across kill -9 of eventrelay.
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +16,13 @@ from typing import Any
 
 import pytest
 
+from tests.support.process import free_port
+from tests.support.serve import serve_env, spawn_eventrelay, wait_healthy
+
 WRITE_KEY = "wk_reliability_0123456789abcdef"
 ADMIN_TOKEN = "adm_reliability_0123456789abcdef"
 WORKSPACE = "ws_reliability"
+START_TIMEOUT = 60.0  # seconds for a started eventrelay to answer /healthz on a loaded 2-core machine
 
 SINK_HANDLER = '''
 import json, os, time
@@ -49,12 +49,6 @@ def handler(event, context):
 '''
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Server:
     """One eventrelay process started with a config file; restartable."""
@@ -74,23 +68,9 @@ class Server:
     def start(self) -> None:
         log = self.workdir / f"serve-{len(self.logs)}.log"
         self.logs.append(log)
-        out = open(log, "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "eventrelay.cli.main", "serve", "--config", str(self.config_path),
-             "--port", str(self.port)],
-            cwd=self.workdir, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-        )
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"eventrelay exited early:\n{log.read_text()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"eventrelay did not start:\n{log.read_text()}")
+        args = ["serve", "--config", str(self.config_path), "--port", str(self.port)]
+        self.proc = spawn_eventrelay(args, cwd=self.workdir, env=self.env, log=log)
+        wait_healthy(f"{self.url}/healthz", self.proc, log, START_TIMEOUT)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         assert self.proc is not None
@@ -144,15 +124,7 @@ localaws:
 def server(tmp_path: Path) -> Iterator[Server]:
     port, aws_port = free_port(), free_port()
     config = write_config(tmp_path, port, aws_port)
-    env = dict(os.environ)
-    env.update({
-        "AWS_ACCESS_KEY_ID": "AKIALOCALTESTKEY0001", "AWS_SECRET_ACCESS_KEY": "local-test-secret-key-0001",
-        "AWS_DEFAULT_REGION": "us-west-2",
-        "EVENTRELAY_LOG_LEVEL": "info",
-    })
-    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_LAMBDA"):
-        env.pop(key, None)
-    srv = Server(tmp_path, config, port, tmp_path / "functions" / "sink.txt", env)
+    srv = Server(tmp_path, config, port, tmp_path / "functions" / "sink.txt", serve_env(log_level="info"))
     yield srv
     if srv.proc is not None:
         srv.kill()

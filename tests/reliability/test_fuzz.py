@@ -6,7 +6,6 @@ CI runs a bounded number of cases per operation; ``--soak`` raises it (>= 1,000 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,9 @@ from hypothesis import HealthCheck, settings
 
 from tests.conftest import soak
 from tests.reliability.api import get
-from tests.reliability.conftest import ADMIN_TOKEN, WRITE_KEY, Server, free_port, write_config
+from tests.reliability.conftest import ADMIN_TOKEN, WRITE_KEY, Server, write_config
+from tests.support.process import free_port
+from tests.support.serve import serve_env
 
 CI_CASES = 10
 SOAK_CASES = 300
@@ -26,10 +27,7 @@ SOAK_CASES = 300
 def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("fuzz")
     port, aws_port = free_port(), free_port()
-    env = dict(os.environ)
-    env.update({"AWS_ACCESS_KEY_ID": "AKIALOCALTESTKEY0001", "AWS_SECRET_ACCESS_KEY": "local-test-secret-key-0001",
-                "AWS_DEFAULT_REGION": "us-west-2"})
-    srv = Server(tmp, write_config(tmp, port, aws_port), port, Path(tmp) / "functions" / "sink.txt", env)
+    srv = Server(tmp, write_config(tmp, port, aws_port), port, Path(tmp) / "functions" / "sink.txt", serve_env())
     srv.start()
     yield srv
     srv.kill()
