@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 
 from eventrelay import telemetry
 from eventrelay.config.model import DeliveryPolicy
+from eventrelay.delivery.handoff import Reservation
 from eventrelay.delivery.settler import Settler
 from eventrelay.delivery.worker import DestinationWorker
 from eventrelay.deliverylog.base import DeliveryLog
@@ -103,6 +104,16 @@ class DeliveryEngine:
             found = self._workers.get(name)
             if found is not None:
                 found.notify()
+
+    def reserve(self, destinations: Iterable[str]) -> Reservation | None:
+        """Room in the workers of ``destinations`` for jobs handed over by an append (see
+        ``delivery/handoff.py``); None when none has room."""
+        room: dict[str, tuple[DestinationWorker, int]] = {}
+        for name in destinations:
+            worker = self._workers.get(name)
+            if worker is not None and (count := worker.reserve()):
+                room[name] = (worker, count)
+        return Reservation(room) if room else None
 
     def status(self) -> dict[str, dict[str, object]]:
         """Per destination: attempts in flight and the destination-wide pause, for the admin API."""

@@ -41,6 +41,10 @@ SEND_GRACE = 1.0  # the destination enforces the timeout; this is the engine's s
 STORAGE_RETRY_DELAY = 1.0  # after a failed claim, before trying again
 UNSETTLED_MAX = 4_096  # attempts done but not yet recorded and settled (a few KB each): bounds memory
 # when storage is slower than the destination; their leases keep them from being claimed again
+# Jobs one append may hand to this worker directly (delivery/handoff.py): a batch of 100 events
+# takes up to this many slots at once and leaves the rest to claims, so one large request does
+# not take every slot while smaller ones wait for a claim.
+HANDOFF_MAX = 64
 PAUSE_MIN = 5.0  # destination-wide backoff (AccessDenied, Invalid Credentials): first pause
 PAUSE_MAX = 300.0  # ... doubling up to 5 minutes, reset by the next success
 
@@ -68,6 +72,8 @@ class DestinationWorker:
         self._rng = rng
         self._inflight: set[asyncio.Task[None]] = set()
         self._unsettled = 0  # attempts handed to the settler, not yet settled (<= UNSETTLED_MAX)
+        self._reserved = 0  # slots promised to appends in progress (delivery/handoff.py)
+        self.lease_seconds = policy.timeout + LEASE_MARGIN
         self._all_settled: asyncio.Future[None] | None = None  # drain waits for _unsettled == 0
         self._kick = asyncio.Event()
         self._stopped = asyncio.Event()
@@ -110,6 +116,32 @@ class DestinationWorker:
                 async with asyncio.timeout(wait):
                     await self._all_settled
 
+    def reserve(self) -> int:
+        """Promise free slots (up to ``HANDOFF_MAX``) to an append in progress: the jobs it
+        leases to this worker arrive through ``take``. 0 when stopped, paused or full."""
+        if self._stopped.is_set() or self.paused:
+            return 0
+        count = min(self._free() - self._reserved, HANDOFF_MAX)
+        if count <= 0:
+            return 0
+        self._reserved += count
+        return count
+
+    def take(self, jobs: list[Job], *, reserved: int) -> None:
+        """Start ``jobs`` handed over by an append (already leased to this worker) and give back
+        the rest of the ``reserved`` slots. A stopped worker leaves them: their lease returns them."""
+        self._reserved -= reserved
+        if self._stopped.is_set():
+            return
+        for job in jobs:
+            self._launch(job)
+        if self._waiting_for_slot and len(jobs) < reserved:  # room was given back
+            self._waiting_for_slot = False
+            self._kick.set()
+
+    def _free(self) -> int:
+        return min(self.policy.concurrency - len(self._inflight), UNSETTLED_MAX - self._unsettled)
+
     @property
     def in_flight(self) -> int:
         return len(self._inflight)
@@ -121,7 +153,7 @@ class DestinationWorker:
     # -- the claim loop ------------------------------------------------------------------------
     async def _run(self) -> None:
         idle = IDLE_MIN
-        lease = self.policy.timeout + LEASE_MARGIN
+        lease = self.lease_seconds
         while not self._stopped.is_set():
             pause = self.paused_until - self._clock()
             if pause > 0:
@@ -129,7 +161,7 @@ class DestinationWorker:
                 continue
             # concurrency bounds attempts in flight; settling ones (recorded, then acked, in
             # batches: a commit or two) no longer hold a slot, up to UNSETTLED_MAX of them
-            free = min(self.policy.concurrency - len(self._inflight), UNSETTLED_MAX - self._unsettled)
+            free = self._free() - self._reserved
             if free <= 0:
                 self._kick.clear()  # wait for a slot; a notify meanwhile is served by the next claim
                 self._waiting_for_slot = True

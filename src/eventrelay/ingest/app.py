@@ -9,18 +9,20 @@ input is always a 4xx with a JSON error naming the field or the limit; a full st
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 import orjson
 
 from eventrelay import telemetry
 from eventrelay.asgi import Receive, Scope, Send
+from eventrelay.delivery.handoff import append_with_handoff
 from eventrelay.errors import DiskFull, IngestError, PayloadError, QueueFull, StorageError
 from eventrelay.ingest.auth import authenticate, basic_user, source_of
 from eventrelay.ingest.batch import Rejection, prepare_batch
@@ -133,7 +135,7 @@ class IngestApp:
             call_type, channel, request.authorization, request.content_encoding, raw, _client_ip(scope)
         )
         if prepared.items:
-            self.stored(prepared, await self.host.queue.append(prepared.items))
+            self.stored(prepared, await self.append(prepared))
         status, body = prepared.answer()
         return status, body, []
 
@@ -158,6 +160,20 @@ class IngestApp:
             telemetry.rejected("invalid_event", len(rejected))
         return Prepared(source, items, rejected)
 
+    def append(self, prepared: Prepared) -> asyncio.Future[list[bool]]:
+        """Store ``prepared.items``: a future of their fresh flags (False: a duplicate), done once
+        they are durable. With a delivery engine in this process and the SQLite queue, new jobs
+        go straight to the workers with room (``delivery/handoff.py``)."""
+        queue = self.host.queue
+        handed = append_with_handoff(queue, getattr(self.host, "engine", None), prepared.items, prepared.covered)
+        if handed is not None:
+            return handed
+        nowait = getattr(queue, "append_nowait", None)
+        if nowait is not None:  # the SQLite queue: the commit's future, no coroutine
+            future: asyncio.Future[list[bool]] = nowait(prepared.items)
+            return future
+        return asyncio.ensure_future(queue.append(prepared.items))
+
     def stored(self, prepared: Prepared, fresh: list[bool]) -> None:
         """After ``queue.append(prepared.items)`` returned ``fresh``: count, and wake delivery
         now instead of at its next poll. Duplicates are counted, not refused."""
@@ -166,8 +182,8 @@ class IngestApp:
         if new:
             telemetry.ingested(prepared.source, new)
             engine = getattr(self.host, "engine", None)
-            if engine is not None:
-                engine.notify({d for item in items for d in item.destinations})
+            if engine is not None:  # jobs handed over need no claim
+                engine.notify({d for item in items for d in item.destinations} - prepared.covered)
         if new != len(items):
             telemetry.duplicate(prepared.source, len(items) - new)
 
@@ -249,6 +265,7 @@ class Prepared:
     source: str
     items: list[Accepted]
     rejected: list[Rejection]
+    covered: set[str] = field(default_factory=set)  # destinations whose new jobs were all handed over
 
     def answer(self) -> tuple[int, bytes]:
         """Status and body once ``items`` are stored (400 when a batch had none to store)."""

@@ -36,7 +36,6 @@ from eventrelay.errors import StorageError
 from eventrelay.ingest.app import ROUTES, IngestApp, Prepared, answer_headers
 from eventrelay.ingest.body import MAX_BODY_BYTES
 from eventrelay.ingest.cors import Headers, cors_headers
-from eventrelay.queue.base import Queue
 
 log = logging.getLogger("eventrelay.ingest")
 
@@ -156,7 +155,7 @@ class FastIngestProtocol(HttpToolsProtocol):
             if not prepared.items:
                 self._answer(cycle, *prepared.answer(), [])
                 return
-            stored = _append(ingest.host.queue, prepared)
+            stored = ingest.append(prepared)
         except Exception as exc:
             self._answer(cycle, *ingest.error_answer(exc, self.url.decode("latin-1")))
             return
@@ -194,15 +193,6 @@ class FastIngestProtocol(HttpToolsProtocol):
         if not cycle.keep_alive:
             transport.close()
         self.on_response_complete()
-
-
-def _append(queue: Queue, prepared: Prepared) -> asyncio.Future[list[bool]]:
-    """The queue's append as a future (the SQLite queue hands one out without a coroutine)."""
-    nowait = getattr(queue, "append_nowait", None)
-    if nowait is not None:
-        future: asyncio.Future[list[bool]] = nowait(prepared.items)
-        return future
-    return asyncio.ensure_future(queue.append(prepared.items))
 
 
 def fast_ingest_protocol(ingest: IngestApp) -> type[FastIngestProtocol]:

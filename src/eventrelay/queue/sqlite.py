@@ -30,7 +30,7 @@ import asyncio
 import logging
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from queue import SimpleQueue
 from typing import Any
@@ -40,6 +40,7 @@ from eventrelay.queue.base import Accepted, DeadStatus, Job
 from eventrelay.queue.sqlite_ops import (
     Ack,
     Append,
+    AppendHandoff,
     BatchResult,
     Claim,
     DeadLetter,
@@ -116,6 +117,15 @@ class SQLiteQueue:
         """``append`` without a coroutine: the future of the commit carrying it (the Tracking
         API's fast path answers from its completion callback)."""
         return self._submit(Append(items))
+
+    def append_handoff(
+        self, items: Sequence[Accepted], offers: Mapping[str, tuple[int, float]]
+    ) -> asyncio.Future[tuple[list[bool], list[Job]]]:
+        """``append_nowait``, with up to ``offers[destination][0]`` of the new jobs of each
+        destination leased for ``offers[destination][1]`` seconds and returned with the fresh
+        flags: the delivery workers that reserved room take them as soon as the append commits,
+        without a claim (the commit they wait for is the append's own)."""
+        return self._submit(AppendHandoff(items, offers))
 
     async def claim(self, destination: str, limit: int, lease_seconds: float) -> list[Job]:
         if limit <= 0:

@@ -26,7 +26,7 @@ import logging
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -52,7 +52,9 @@ NEVER = float("-inf")
 # Rows per multi-row INSERT at most (7 parameters each: far below SQLite's 32,766). A batch is
 # split into power-of-two slices, so a handful of statement shapes cover every size.
 INSERT_SLICE = 256
-_INSERT_JOB = "INSERT INTO jobs (destination, due_at, message_id, source, call_type, received_at, body) VALUES "
+_INSERT_JOB = (
+    "INSERT INTO jobs (destination, due_at, message_id, source, call_type, received_at, body, leased) VALUES "
+)
 _INSERT_DEDUP = "INSERT OR REPLACE INTO dedup (message_id, seen_at) VALUES "
 _LOOKUP_DEDUP = "SELECT message_id, seen_at FROM dedup WHERE message_id IN (SELECT value FROM json_each(?))"
 _COUNT_READY = (
@@ -116,7 +118,7 @@ class Tx:
     known: dict[str, float] = field(default_factory=dict)  # messageId -> seen_at (NEVER: not seen)
     fresh: set[str] = field(default_factory=set)  # messageIds first seen in this transaction
     dedup_rows: list[tuple[str, float]] = field(default_factory=list)
-    job_rows: list[tuple[str, float, str, str, str, float, bytes]] = field(default_factory=list)
+    job_rows: list[tuple[str, float, str, str, str, float, bytes, int]] = field(default_factory=list)
     acked: list[int] = field(default_factory=list)  # job ids
 
     @property
@@ -207,14 +209,51 @@ class Append:
         job_rows = tx.job_rows
         for mid, item in new.items():
             destinations = item.destinations
-            if len(destinations) == 1:  # the common case
-                job_rows.append((destinations[0], now, mid, item.source, item.call_type, item.received_at, item.body))
-                tx.count(destinations[0], 1)
-                continue
-            for destination in dict.fromkeys(destinations):  # one job per destination, even if named twice
-                job_rows.append((destination, now, mid, item.source, item.call_type, item.received_at, item.body))
+            for destination in destinations if len(destinations) == 1 else dict.fromkeys(destinations):
+                # one job per destination, even if named twice
+                job_rows.append((destination, now, mid, item.source, item.call_type, item.received_at, item.body, 0))
                 tx.count(destination, 1)
         return result
+
+
+class AppendHandoff(Append):
+    """``Append``, with some of the new jobs leased at once to delivery workers that reserved
+    room for them (``offers``: destination -> (jobs at most, lease seconds)): they are handed
+    over when the append commits instead of being claimed by a later transaction. Returns the
+    fresh flags and those jobs. Their ids are read back after this op's rows are written:
+    a multi-row INSERT from the one writer numbers its rows consecutively, ending at
+    ``last_insert_rowid()``."""
+
+    __slots__ = ("offers",)
+
+    def __init__(self, items: Sequence[Accepted], offers: Mapping[str, tuple[int, float]]) -> None:
+        super().__init__(items)
+        self.offers = offers
+
+    def run(self, tx: Tx, store: Store) -> tuple[list[bool], list[Job]]:  # type: ignore[override]
+        first = len(tx.job_rows)
+        result = super().run(tx, store)
+        rows = tx.job_rows
+        left = {destination: count for destination, (count, _) in self.offers.items()}
+        handed: list[int] = []  # positions in ``rows`` of the jobs leased here
+        for position in range(first, len(rows)):
+            row = rows[position]
+            destination = row[0]
+            if left.get(destination, 0) > 0:
+                left[destination] -= 1
+                rows[position] = (*row[:1], tx.now + self.offers[destination][1], *row[2:7], 1)
+                handed.append(position)
+        if not handed:
+            return result, []
+        written = len(rows)
+        tx.flush()
+        last = tx.conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+        first_id = last - written + 1
+        jobs = []
+        for position in handed:
+            destination, _, mid, source, call_type, received_at, body, _ = rows[position]
+            jobs.append(Job(str(first_id + position), destination, mid, source, call_type, received_at, body))
+        return result, jobs
 
 
 class Claim:
