@@ -7,24 +7,20 @@ would, and see exactly what the API, CLI and page make of them.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-
 from eventrelay.config.model import Config
 from eventrelay.queue.base import Accepted
 from eventrelay.runtime import Runtime
+from tests.support.inprocess import serving
 
 ADMIN_TOKEN = "admin-token-0123456789abcdef"
 WRITE_KEY = "write-key-SECRET-0123456789"
 WORKSPACE_ID = "ws_eventlog_test"
-START_TIMEOUT = 30.0  # seconds; generous for a loaded 2-core machine
 
 
 def make_config(data_dir: Path, *, metrics_require_token: bool = False) -> Config:
@@ -72,25 +68,10 @@ class Served:
 async def serve(config: Config) -> AsyncIterator[Served]:
     runtime = Runtime(config, role="ingest")
     await runtime.start()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(runtime.asgi(), lifespan="off", log_level="warning", access_log=False, loop="none")
-    )
-    task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        async with asyncio.timeout(START_TIMEOUT):
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.02)
-        yield Served(runtime, f"http://127.0.0.1:{port}")
+        async with serving(runtime) as url:  # what ``eventrelay serve`` runs
+            yield Served(runtime, url)
     finally:
-        server.should_exit = True
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, START_TIMEOUT)
-        sock.close()
         await runtime.stop()
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -18,10 +17,10 @@ from typing import Any
 
 import orjson
 import pytest
-import uvicorn
 
 from eventrelay.config.model import Config
 from eventrelay.runtime import Runtime
+from tests.support.inprocess import serving
 
 PY_KEY = "wk_python_client_0123456789"
 NODE_KEY = "wk_node_client_0123456789ab"
@@ -72,21 +71,10 @@ def make_config(data_dir: Path) -> Config:
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
     runtime = Runtime(make_config(tmp_path / "data"), role="ingest")  # no delivery engine runs
     await runtime.start()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    uv = uvicorn.Server(uvicorn.Config(runtime.asgi(), lifespan="off", access_log=False, log_level="warning"))
-    task = asyncio.create_task(uv.serve(sockets=[sock]))
-    loop = asyncio.get_running_loop()
-    end = loop.time() + 20
-    while not uv.started:
-        assert not task.done() and loop.time() < end, "uvicorn did not start"
-        await asyncio.sleep(0.02)
     try:
-        yield Server(url, runtime)
+        async with serving(runtime) as url:  # what ``eventrelay serve`` runs, fast path included
+            yield Server(url, runtime)
     finally:
-        uv.should_exit = True
-        await asyncio.wait_for(task, 20)
         await runtime.stop()
 
 

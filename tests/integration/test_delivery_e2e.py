@@ -27,13 +27,13 @@ from urllib.parse import unquote
 import orjson
 import pytest
 import segment.analytics as segment_analytics
-import uvicorn
 from aiohttp import ClientSession, web
 
 from eventrelay.config.model import Config
 from eventrelay.destinations.aws_lambda import endpoints
 from eventrelay.localaws.server import LocalAwsServer
 from eventrelay.runtime import Runtime
+from tests.support.inprocess import serving
 
 WORKSPACE = "ws_delivery_e2e"
 WRITE_KEY = "wk_delivery_e2e_0123456789abcdef"
@@ -246,22 +246,10 @@ async def stack(
         monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", recorder.url)
         runtime = Runtime(make_config(tmp_path / "data", functions, local.url, users=users))
         await runtime.start()
-        sock = free_socket()
-        server = uvicorn.Server(
-            uvicorn.Config(runtime.asgi(), lifespan="off", log_level="warning", access_log=False, loop="none")
-        )
-        task = asyncio.create_task(server.serve(sockets=[sock]))
         try:
-            async with asyncio.timeout(30):
-                while not server.started:
-                    if task.done():
-                        task.result()
-                    await asyncio.sleep(0.02)
-            yield Stack(runtime, f"http://127.0.0.1:{sock.getsockname()[1]}", recorder, local)
+            async with serving(runtime) as url:  # what ``eventrelay serve`` runs
+                yield Stack(runtime, url, recorder, local)
         finally:
-            server.should_exit = True
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(task, 10)
             await runtime.stop()
             await local.stop()
 
