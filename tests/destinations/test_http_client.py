@@ -134,10 +134,11 @@ async def test_connection_close_answers_and_answers_ending_at_close(serve) -> No
         await client.close()
 
 
-async def test_an_idle_connection_closed_by_the_server_is_replaced_without_an_error(serve) -> None:
+@pytest.mark.parametrize("limit", [0, 1])
+async def test_an_idle_connection_closed_by_the_server_is_replaced_without_an_error(serve, limit: int) -> None:
     server = await serve()
     server.close_instead = {1}  # the server drops the reused connection instead of answering
-    client = HttpClient(f"http://127.0.0.1:{server.port}")
+    client = HttpClient(f"http://127.0.0.1:{server.port}", max_connections=limit)
     try:
         assert (await client.request("POST", "/", {}, b"1")).status == 200
         assert (await client.request("POST", "/", {}, b"2")).status == 200

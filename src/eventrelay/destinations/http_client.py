@@ -257,8 +257,8 @@ class HttpClient:
                         return conn, True
                     conn.close()
                     self._open -= 1
-            elif self._idle:  # a fresh connection is wanted: make room by closing an idle one
-                self._idle.pop(0).close()
+            elif self._idle and self.max_connections and self._open >= self.max_connections:
+                self._idle.pop(0).close()  # a fresh connection is wanted: make room for it
                 self._open -= 1
             if not self.max_connections or self._open < self.max_connections:
                 self._open += 1
