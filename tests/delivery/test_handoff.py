@@ -117,3 +117,21 @@ async def test_room_is_given_back_when_the_append_fails(tmp_path: Path) -> None:
     finally:
         await engine.stop(wait_seconds=0.1)
         await queue.close()
+
+
+async def test_a_worker_stopped_before_the_append_commits_releases_the_handed_jobs(queue: SQLiteQueue) -> None:
+    dest = FakeDestination("a")
+    engine = DeliveryEngine(queue, MemoryDeliveryLog(), {"a": (dest, policy(concurrency=4))})  # type: ignore[dict-item]
+    await engine.start()
+    reservation = engine.reserve(["a"])  # an append in progress reserved room ...
+    assert reservation is not None
+    await engine.stop()  # ... then the destination was reconfigured away
+    fresh, handed = await queue.append_handoff(items(("a",), "r1"), reservation.offers)
+    assert fresh == [True] and len(handed) == 1
+    reservation.hand_over(handed)
+    for _ in range(100):  # the lease is released (not left to lapse 30 s later)
+        claimed = await queue.claim("a", 10, 60.0)
+        if claimed:
+            break
+        await asyncio.sleep(0.02)
+    assert [j.message_id for j in claimed] == ["r1"] and dest.sent == []

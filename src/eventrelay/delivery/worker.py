@@ -129,15 +129,23 @@ class DestinationWorker:
 
     def take(self, jobs: list[Job], *, reserved: int) -> None:
         """Start ``jobs`` handed over by an append (already leased to this worker) and give back
-        the rest of the ``reserved`` slots. A stopped worker leaves them: their lease returns them."""
+        the rest of the ``reserved`` slots. A stopped worker releases their leases instead."""
         self._reserved -= reserved
-        if self._stopped.is_set():
+        if self._stopped.is_set():  # replaced or stopping: release them for whoever claims next
+            for job in jobs:
+                self._release(job)
             return
         for job in jobs:
             self._launch(job)
         if self._waiting_for_slot and len(jobs) < reserved:  # room was given back
             self._waiting_for_slot = False
             self._kick.set()
+
+    def _release(self, job: Job) -> None:
+        """End ``job``'s lease now (it is due again), without waiting; a failure only means the
+        lease lapses on its own."""
+        released = asyncio.ensure_future(self._queue.extend(job, 0.0))
+        released.add_done_callback(_log_release_failure)
 
     def _free(self) -> int:
         return min(self.policy.concurrency - len(self._inflight), UNSETTLED_MAX - self._unsettled)
@@ -335,6 +343,11 @@ class _Meter:
             if counter is None:
                 counter = self._failed[category] = telemetry.FAILED.labels(self._name, category)
             counter.inc()
+
+
+def _log_release_failure(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and (exc := future.exception()) is not None:
+        log.warning("could not release a handed-over job (its lease will lapse): %s", exc)
 
 
 def _accepts_source(send: Callable[..., Any]) -> bool:
