@@ -14,18 +14,26 @@ closed rather than reused. A request that finds its reused idle connection close
 before any byte of an answer (the server's idle timeout racing our reuse) is sent once more on a
 new connection: the server closed without reading it, so it was not processed.
 
-What it does not do: proxies, redirects, compression, HTTP/2, ``Expect: 100-continue``. Time is
-bounded by the caller (``asyncio.timeout``); every failure to get an answer is a ``TransportError``.
+Proxies as botocore uses them: ``HTTPS_PROXY`` / ``HTTP_PROXY`` by the endpoint's scheme, unless
+``NO_PROXY`` covers its host (``proxy_from_environment``); an https endpoint is reached through a
+``CONNECT`` tunnel (TLS end to end, verified against the endpoint's name), an http one by sending
+the absolute URL to the proxy; ``user:password@`` in the proxy URL becomes Proxy-Authorization.
+
+What it does not do: https:// proxy URLs (TLS to the proxy itself), redirects, compression,
+HTTP/2, ``Expect: 100-continue``. Time is bounded by the caller (``asyncio.timeout``); every failure
+to get an answer is a ``TransportError``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import ssl
+import urllib.request
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httptools
 
@@ -59,6 +67,35 @@ class HttpResponse:
         return None if value is None else value.decode("latin-1")
 
 
+@dataclass(frozen=True, slots=True)
+class Proxy:
+    """An http:// proxy: where it listens, and the Proxy-Authorization value (None: none)."""
+
+    host: str
+    port: int
+    authorization: str | None = None
+
+
+def proxy_from_environment(url: str) -> Proxy | None:
+    """The proxy for ``url`` from ``HTTPS_PROXY`` / ``HTTP_PROXY`` (by ``url``'s scheme) unless
+    ``NO_PROXY`` covers its host, as botocore chooses; None for a direct connection. Raises
+    ``ValueError`` naming the variable for a proxy URL this client cannot use."""
+    parts = urlsplit(url)
+    address = urllib.request.getproxies().get(parts.scheme)
+    if not address or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    proxy = urlsplit(address if "://" in address else f"http://{address}")
+    if proxy.scheme != "http" or not proxy.hostname:
+        raise ValueError(
+            f"{parts.scheme.upper()}_PROXY must be an http:// proxy URL (host and port); got scheme {proxy.scheme!r}"
+        )
+    authorization = None
+    if proxy.username is not None:
+        user = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}"
+        authorization = "Basic " + base64.b64encode(user.encode()).decode()
+    return Proxy(proxy.hostname, proxy.port or 80, authorization)
+
+
 def host_header(url: str) -> str:
     """The ``Host`` value for a URL (and the ``host`` SigV4 signs): the hostname, plus the port
     when it is not the scheme's default."""
@@ -82,6 +119,8 @@ class _Answer(asyncio.Protocol):
         self.closed = False
         self.idle_since = 0.0
         self.received = 0  # bytes of the current answer so far (0: none yet)
+        self.tunnel: asyncio.Future[None] | None = None  # a CONNECT through a proxy, awaiting its answer
+        self.tunnel_head = b""
         self._reset()
 
     def _reset(self) -> None:
@@ -111,7 +150,34 @@ class _Answer(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
+    async def open_tunnel(self, authority: str, authorization: str | None) -> None:
+        """Ask the proxy on this connection for a tunnel to ``authority`` (host:port)."""
+        assert self.transport is not None
+        self.tunnel = asyncio.get_running_loop().create_future()
+        auth = f"Proxy-Authorization: {authorization}\r\n" if authorization else ""
+        self.transport.write(f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n{auth}\r\n".encode("latin-1"))
+        await self.tunnel
+
+    def _tunnel_data(self, tunnel: asyncio.Future[None], data: bytes) -> None:
+        head = self.tunnel_head = self.tunnel_head + data
+        end = head.find(b"\r\n\r\n")
+        if end < 0:
+            if len(head) > MAX_HEAD_BYTES:
+                tunnel.set_exception(TransportError(f"the proxy's answer to CONNECT is over {MAX_HEAD_BYTES} bytes"))
+            return
+        status_line = head[: head.find(b"\r\n")].decode("latin-1")
+        fields = status_line.split(" ", 2)
+        if len(fields) < 2 or not fields[1].startswith("2") or end + 4 != len(head):
+            tunnel.set_exception(TransportError(f"the proxy refused the tunnel: {status_line[:200]!r}"))
+            return
+        self.tunnel, self.tunnel_head = None, b""
+        tunnel.set_result(None)
+
     def data_received(self, data: bytes) -> None:
+        tunnel = self.tunnel
+        if tunnel is not None and not tunnel.done():
+            self._tunnel_data(tunnel, data)
+            return
         if self.waiter is None:  # nothing asked: a server speaking out of turn is not trusted
             self.close()
             return
@@ -126,6 +192,9 @@ class _Answer(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        tunnel = self.tunnel
+        if tunnel is not None and not tunnel.done():
+            tunnel.set_exception(TransportError("the proxy closed the connection before the tunnel was open"))
         waiter = self.waiter
         if waiter is None or waiter.done():
             return
@@ -189,6 +258,7 @@ class HttpClient:
         user_agent: str = "",
         ca_bundle: str | None = None,
         max_body: int = MAX_BODY_BYTES,
+        proxy: Proxy | None = None,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -201,7 +271,11 @@ class HttpClient:
         self.max_body = max_body
         self._ca_bundle = ca_bundle
         self._ssl: ssl.SSLContext | None = None
+        self.proxy = proxy
+        self._forward = proxy is not None and not self.tls  # an http endpoint: absolute URLs to the proxy
         fixed = f"Host: {self.host_header}\r\n"
+        if self._forward and proxy is not None and proxy.authorization:
+            fixed += f"Proxy-Authorization: {proxy.authorization}\r\n"
         if user_agent:
             fixed += f"User-Agent: {user_agent}\r\n"
         self._fixed = fixed
@@ -212,6 +286,8 @@ class HttpClient:
 
     async def request(self, method: str, target: str, headers: Mapping[str, str], body: bytes = b"") -> HttpResponse:
         """Send one request (``target``: path and query, already encoded) and read its answer."""
+        if self._forward:
+            target = f"http://{self.host_header}{target}"
         lines = [f"{method} {target} HTTP/1.1\r\n", self._fixed]
         lines.extend(f"{name}: {value}\r\n" for name, value in headers.items())
         lines.append(f"Content-Length: {len(body)}\r\n\r\n")
@@ -280,17 +356,37 @@ class HttpClient:
                 raise
 
     async def _connect(self, loop: asyncio.AbstractEventLoop) -> _Answer:
+        proxy = self.proxy
+        if proxy is None:
+            try:
+                _, conn = await loop.create_connection(
+                    lambda: _Answer(self.max_body),
+                    self.hostname,
+                    self.port,
+                    ssl=self._ssl_context() if self.tls else None,
+                    server_hostname=self.hostname if self.tls else None,
+                )
+            except OSError as exc:  # refused, unreachable, DNS (gaierror), TLS (SSLError)
+                raise TransportError(f"cannot connect to {self.hostname}:{self.port}: {_reason(exc)}") from exc
+            return conn
         try:
-            _, conn = await loop.create_connection(
-                lambda: _Answer(self.max_body),
-                self.hostname,
-                self.port,
-                ssl=self._ssl_context() if self.tls else None,
-                server_hostname=self.hostname if self.tls else None,
+            _, conn = await loop.create_connection(lambda: _Answer(self.max_body), proxy.host, proxy.port)
+        except OSError as exc:
+            raise TransportError(f"cannot connect to the proxy {proxy.host}:{proxy.port}: {_reason(exc)}") from exc
+        if not self.tls:
+            return conn
+        try:
+            await conn.open_tunnel(f"{self.hostname}:{self.port}", proxy.authorization)
+            assert conn.transport is not None
+            conn.transport = await loop.start_tls(
+                conn.transport, conn, self._ssl_context(), server_hostname=self.hostname
             )
-        except OSError as exc:  # refused, unreachable, DNS (gaierror), TLS (SSLError)
-            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            raise TransportError(f"cannot connect to {self.hostname}:{self.port}: {reason}") from exc
+        except OSError as exc:  # TLS through the tunnel (SSLError), or the connection failed
+            conn.close()
+            raise TransportError(f"cannot reach {self.hostname}:{self.port} through the proxy: {_reason(exc)}") from exc
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _release(self, conn: _Answer, *, reusable: bool) -> None:
@@ -313,3 +409,7 @@ class HttpClient:
         if self._ssl is None:
             self._ssl = ssl.create_default_context(cafile=self._ca_bundle)
         return self._ssl
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

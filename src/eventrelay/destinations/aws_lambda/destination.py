@@ -30,6 +30,7 @@ from eventrelay.destinations.aws_lambda.settings import (
     client_context_payload,
     encode_client_context,
 )
+from eventrelay.destinations.http_client import proxy_from_environment
 from eventrelay.errors import AwsError
 
 MAX_RESPONSE_BODY = 4096  # bytes of the function's answer kept with the attempt ("Response from destination")
@@ -184,16 +185,18 @@ class AwsLambdaDestination:
                         self.settings.region,
                         self.settings.endpoint_url,
                     )
-                except (BotoCoreError, ValueError) as exc:  # a missing profile, a malformed endpoint
+                    invoker = LambdaInvoker(
+                        found.lambda_,
+                        self.settings.region,
+                        concurrency=self.concurrency,
+                        # AWS_CA_BUNDLE / the profile's ca_bundle, as the AWS CLI and SDKs honour it
+                        ca_bundle=self._session().get_config_variable("ca_bundle") or default_ca_bundle(),
+                        proxy=proxy_from_environment(found.lambda_),  # HTTPS_PROXY / NO_PROXY, as botocore
+                    )
+                except (BotoCoreError, ValueError) as exc:  # a missing profile, a malformed endpoint or proxy
                     raise AwsError(f"cannot set up the AWS clients: {exc}", code=SETUP_FAILED) from exc
                 self._sts_endpoint = found.sts
-                self._invoker = LambdaInvoker(
-                    found.lambda_,
-                    self.settings.region,
-                    concurrency=self.concurrency,
-                    # AWS_CA_BUNDLE / the profile's ca_bundle, as the AWS CLI and SDKs honour it
-                    ca_bundle=self._session().get_config_variable("ca_bundle") or default_ca_bundle(),
-                )
+                self._invoker = invoker
             return self._invoker
 
     def _session(self) -> Any:

@@ -28,7 +28,7 @@ from eventrelay.destinations.aws_lambda.signer import (
     canonical_path,
     canonical_query,
 )
-from eventrelay.destinations.http_client import HttpClient, host_header
+from eventrelay.destinations.http_client import HttpClient, Proxy, host_header
 from eventrelay.errors import AwsError, TransportError
 
 API_VERSION = "2015-03-31"
@@ -108,7 +108,15 @@ class InvokeResponse:
 class LambdaInvoker:
     """Invokes functions on one Lambda endpoint in one region; one connection pool."""
 
-    def __init__(self, endpoint: str, region: str, *, concurrency: int = 0, ca_bundle: str | None = None) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        region: str,
+        *,
+        concurrency: int = 0,
+        ca_bundle: str | None = None,
+        proxy: Proxy | None = None,
+    ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.region = region
         self.concurrency = concurrency
