@@ -25,6 +25,8 @@ from eventrelay.queue.factory import open_queue
 if TYPE_CHECKING:
     import uvicorn
 
+    from eventrelay.ingest.app import IngestApp
+
 Role = Literal["ingest", "deliver", "all"]
 log = logging.getLogger("eventrelay")
 
@@ -88,11 +90,13 @@ class Runtime:
     def route(self, source: str, event: Mapping[str, Any]) -> tuple[str, ...]:
         return route(self.config.destinations, self.destinations, source, event)
 
-    def asgi(self) -> ASGIApp:
+    def asgi(self, ingest: IngestApp | None = None) -> ASGIApp:
+        """The one-port ASGI app: the Tracking API (``ingest``, a new one by default) on ``/v1/``,
+        the admin API and page on the rest."""
         from eventrelay.admin.app import build_admin_app
         from eventrelay.ingest.app import IngestApp
 
-        return one_port(IngestApp(self), build_admin_app(self))
+        return one_port(ingest or IngestApp(self), build_admin_app(self))
 
     def server_config(self, **settings: Any) -> uvicorn.Config:
         """The uvicorn settings ``serve`` runs with: the one-port app, and the Tracking API's
@@ -100,7 +104,6 @@ class Runtime:
         host, port, and other ``uvicorn.Config`` arguments."""
         import uvicorn
 
-        from eventrelay.admin.app import build_admin_app
         from eventrelay.ingest.app import IngestApp
         from eventrelay.ingest.fast_http import fast_ingest_protocol
 
@@ -113,7 +116,7 @@ class Runtime:
             "server_header": False,
         }
         return uvicorn.Config(
-            one_port(ingest, build_admin_app(self)),
+            self.asgi(ingest),
             http=fast_ingest_protocol(ingest),
             **{**defaults, **settings},
         )

@@ -18,21 +18,13 @@ Room not used (duplicates, a failed append) is given back at once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from eventrelay.queue.base import Accepted, Job
 
 if TYPE_CHECKING:
     from eventrelay.delivery.worker import DestinationWorker
-
-
-class HandoffQueue(Protocol):
-    """A queue that can lease new jobs as it appends them (the SQLite queue)."""
-
-    def append_handoff(
-        self, items: Sequence[Accepted], offers: Mapping[str, tuple[int, float]]
-    ) -> asyncio.Future[tuple[list[bool], list[Job]]]: ...
 
 
 class Reservation:
@@ -69,7 +61,7 @@ class Reservation:
 
 
 def append_with_handoff(
-    queue: Any, engine: Any, items: Sequence[Accepted], covered: set[str]
+    queue: Any, engine: Any, items: Sequence[Accepted], destinations: Iterable[str], covered: set[str]
 ) -> asyncio.Future[list[bool]] | None:
     """Append ``items`` handing new jobs to the workers that have room: a future of the fresh
     flags, after which ``covered`` holds the destinations whose new jobs were all handed over
@@ -79,7 +71,7 @@ def append_with_handoff(
     reserve = getattr(engine, "reserve", None)
     if append is None or reserve is None:
         return None
-    reservation: Reservation | None = reserve({d for item in items for d in item.destinations})
+    reservation: Reservation | None = reserve(destinations)
     if reservation is None:
         return None
     try:
@@ -90,13 +82,15 @@ def append_with_handoff(
     outer: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
 
     def done(future: asyncio.Future[tuple[list[bool], list[Job]]]) -> None:
-        if future.cancelled() or future.exception() is not None:
+        if future.cancelled():
+            reservation.cancel()
+            outer.cancel()
+            return
+        error = future.exception()
+        if error is not None:
             reservation.cancel()
             if not outer.done():
-                if future.cancelled():
-                    outer.cancel()
-                else:
-                    outer.set_exception(future.exception())  # type: ignore[arg-type]
+                outer.set_exception(error)
             return
         fresh, jobs = future.result()
         covered.update(reservation.hand_over(jobs))  # even if the caller stopped waiting: the jobs are leased

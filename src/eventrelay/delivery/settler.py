@@ -27,7 +27,7 @@ from typing import Any
 from eventrelay.delivery.decide import Settlement
 from eventrelay.deliverylog.base import DeliveryLog
 from eventrelay.errors import StorageError
-from eventrelay.queue.base import Queue
+from eventrelay.queue.base import Queue, call_nowait
 
 FLUSH_DELAY = 0.002  # seconds to gather a batch: ~2 ms keeps end-to-end p99 far under 50 ms
 MAX_BATCH = 1000  # settlements per log write: ~1.2 KB each, SQLite commits 1000 rows in ~7 ms here
@@ -48,9 +48,6 @@ class Settler:
         self._task: asyncio.Task[None] | None = None
         self._applying: set[asyncio.Future[Any]] = set()  # queue calls of recorded batches
         self._closing = False
-        # SQLiteQueue offers non-coroutine variants that return the commit's future directly:
-        # no coroutine or task per job (other backends get one task per call).
-        self._nowait = hasattr(queue, "ack_nowait")
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="eventrelay-settler")
@@ -126,21 +123,12 @@ class Settler:
             log.warning("%d recorded attempts not settled in the queue; they return after their lease", failed)
 
     def _apply(self, s: Settlement) -> Awaitable[Any]:
-        queue: Any = self._queue
         try:
-            if self._nowait:
-                if s.action == "ack":
-                    return queue.ack_nowait(s.job)  # type: ignore[no-any-return]
-                if s.action == "retry":
-                    return queue.retry_nowait(s.job, s.due_at if s.due_at is not None else time.time())  # type: ignore[no-any-return]
-                return queue.dead_letter_nowait(s.job, s.dead_status or "failed", s.reason)  # type: ignore[no-any-return]
             if s.action == "ack":
-                return asyncio.ensure_future(self._queue.ack(s.job))
+                return call_nowait(self._queue, "ack", s.job)
             if s.action == "retry":
-                return asyncio.ensure_future(
-                    self._queue.retry(s.job, s.due_at if s.due_at is not None else time.time())
-                )
-            return asyncio.ensure_future(self._queue.dead_letter(s.job, s.dead_status or "failed", s.reason))
+                return call_nowait(self._queue, "retry", s.job, s.due_at if s.due_at is not None else time.time())
+            return call_nowait(self._queue, "dead_letter", s.job, s.dead_status or "failed", s.reason)
         except Exception as exc:  # e.g. a closed queue: this job is not settled
             failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             failed.set_exception(exc)

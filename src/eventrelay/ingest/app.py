@@ -31,7 +31,7 @@ from eventrelay.ingest.cors import Headers, cors_headers, preflight_headers
 from eventrelay.ingest.normalise import iso, normalise
 from eventrelay.ingest.settings_endpoint import settings_document, settings_key
 from eventrelay.ingest.validate import validate
-from eventrelay.queue.base import Accepted, Queue
+from eventrelay.queue.base import Accepted, Queue, call_nowait
 
 log = logging.getLogger("eventrelay.ingest")
 
@@ -165,14 +165,12 @@ class IngestApp:
         they are durable. With a delivery engine in this process and the SQLite queue, new jobs
         go straight to the workers with room (``delivery/handoff.py``)."""
         queue = self.host.queue
-        handed = append_with_handoff(queue, getattr(self.host, "engine", None), prepared.items, prepared.covered)
+        handed = append_with_handoff(
+            queue, getattr(self.host, "engine", None), prepared.items, prepared.destinations(), prepared.covered
+        )
         if handed is not None:
             return handed
-        nowait = getattr(queue, "append_nowait", None)
-        if nowait is not None:  # the SQLite queue: the commit's future, no coroutine
-            future: asyncio.Future[list[bool]] = nowait(prepared.items)
-            return future
-        return asyncio.ensure_future(queue.append(prepared.items))
+        return call_nowait(queue, "append", prepared.items)
 
     def stored(self, prepared: Prepared, fresh: list[bool]) -> None:
         """After ``queue.append(prepared.items)`` returned ``fresh``: count, and wake delivery
@@ -183,7 +181,7 @@ class IngestApp:
             telemetry.ingested(prepared.source, new)
             engine = getattr(self.host, "engine", None)
             if engine is not None:  # jobs handed over need no claim
-                engine.notify({d for item in items for d in item.destinations} - prepared.covered)
+                engine.notify(prepared.destinations() - prepared.covered)
         if new != len(items):
             telemetry.duplicate(prepared.source, len(items) - new)
 
@@ -266,6 +264,13 @@ class Prepared:
     items: list[Accepted]
     rejected: list[Rejection]
     covered: set[str] = field(default_factory=set)  # destinations whose new jobs were all handed over
+    _destinations: frozenset[str] | None = None
+
+    def destinations(self) -> frozenset[str]:
+        """Every destination of ``items`` (computed once: the hand-off and the wake-up both need it)."""
+        if self._destinations is None:
+            self._destinations = frozenset(d for item in self.items for d in item.destinations)
+        return self._destinations
 
     def answer(self) -> tuple[int, bytes]:
         """Status and body once ``items`` are stored (400 when a batch had none to store)."""

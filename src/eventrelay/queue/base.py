@@ -12,9 +12,10 @@ Both backends implement this; ``tests/contract/test_queue_contract.py`` is the s
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 DeadStatus = Literal["failed", "discarded"]
 
@@ -100,3 +101,15 @@ class Queue(Protocol):
     async def depth(self, destination: str | None = None) -> int:
         """Jobs waiting (due or not, not dead) for ``destination`` or for all."""
         ...
+
+
+def call_nowait(queue: Queue, name: str, *args: Any) -> asyncio.Future[Any]:
+    """``queue.<name>(*args)`` as a future, without a coroutine or task where the backend offers
+    ``<name>_nowait`` (the SQLite queue hands out its commit's future); other backends get one
+    task per call. For callers that issue many calls in one loop iteration (ingest, the settler)."""
+    nowait = getattr(queue, f"{name}_nowait", None)
+    if nowait is not None:
+        future: asyncio.Future[Any] = nowait(*args)
+        return future
+    pending: asyncio.Future[Any] = asyncio.ensure_future(getattr(queue, name)(*args))
+    return pending
