@@ -84,7 +84,7 @@ async def test_engine_delivers_handed_jobs_without_claiming_them(queue: SQLiteQu
         await asyncio.sleep(0.2)  # the worker's first claims (empty queue) are done
         before = claims
         covered: set[str] = set()
-        future = append_with_handoff(queue, engine, items(("a",), "h1", "h2", "h3"), covered)
+        future = append_with_handoff(queue, engine, items(("a",), "h1", "h2", "h3"), ["a"], covered)
         assert future is not None
         assert await future == [True, True, True]
         assert covered == {"a"}  # all three were handed: ingest need not wake the worker
@@ -107,7 +107,7 @@ async def test_room_is_given_back_when_the_append_fails(tmp_path: Path) -> None:
     engine = DeliveryEngine(queue, MemoryDeliveryLog(), {"a": (dest, policy(concurrency=4))})  # type: ignore[dict-item]
     await engine.start()
     try:
-        future = append_with_handoff(queue, engine, items(("a",), "f1", "f2", "f3"), set())
+        future = append_with_handoff(queue, engine, items(("a",), "f1", "f2", "f3"), ["a"], set())
         assert future is not None
         with pytest.raises(QueueFull):
             await future

@@ -3,9 +3,8 @@ and the real app under uvicorn on a free port."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import socket
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +16,7 @@ import uvicorn
 from eventrelay.ingest.app import IngestApp
 from eventrelay.ingest.fast_http import fast_ingest_protocol
 from eventrelay.queue.memory import MemoryQueue
+from tests.support.inprocess import serving_config
 
 WRITE_KEY = "wk_test_0123456789abcdef"
 DESTINATION = "lambda-test"
@@ -119,41 +119,17 @@ def app(host: FakeHost) -> IngestApp:
     return IngestApp(host)
 
 
-def bound_socket() -> socket.socket:
-    """A listening-ready socket on a free loopback port (no race between choosing and binding)."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
 @dataclass
 class LiveServer:
     url: str
     host: FakeHost
 
 
-async def serve(asgi_app: Any, protocol: Any = "auto") -> tuple[uvicorn.Server, asyncio.Task[None], str]:
-    """Run ``asgi_app`` under uvicorn on a free port; returns the server, its task and its URL.
-    ``protocol``: uvicorn's ``http`` setting (a protocol class for the fast ingest path)."""
-    sock = bound_socket()
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(
-        uvicorn.Config(
-            asgi_app,
-            lifespan="off",
-            access_log=False,
-            log_level="warning",
-            http=protocol,
-        )
-    )
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    deadline = asyncio.get_running_loop().time() + 20
-    while not server.started:
-        if task.done() or asyncio.get_running_loop().time() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        await asyncio.sleep(0.02)
-    return server, task, url
+def serve(asgi_app: Any, protocol: Any = "auto") -> contextlib.AbstractAsyncContextManager[str]:
+    """Run ``asgi_app`` under uvicorn on a free port; yields its URL. ``protocol``: uvicorn's
+    ``http`` setting (a protocol class for the fast ingest path)."""
+    config = uvicorn.Config(asgi_app, lifespan="off", access_log=False, log_level="warning", http=protocol)
+    return serving_config(config)
 
 
 @pytest.fixture(params=["asgi", "fast"])
@@ -162,9 +138,5 @@ async def live(host: FakeHost, request: pytest.FixtureRequest) -> AsyncIterator[
     POSTs on ``FastIngestProtocol`` as ``eventrelay serve`` runs it."""
     app = IngestApp(host)
     protocol = fast_ingest_protocol(app) if request.param == "fast" else "auto"
-    server, task, url = await serve(app, protocol)
-    try:
+    async with serve(app, protocol) as url:
         yield LiveServer(url, host)
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 20)

@@ -48,14 +48,8 @@ async def servers(host: FakeHost, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
 
     monkeypatch.setattr(FastIngestProtocol, "_accept", spy)
     app = IngestApp(host)
-    fast_server, fast_task, fast_url = await serve(app, fast_ingest_protocol(app))
-    plain_server, plain_task, plain_url = await serve(app)
-    try:
+    async with serve(app, fast_ingest_protocol(app)) as fast_url, serve(app) as plain_url:
         yield Servers(host, fast_url, plain_url, taken)
-    finally:
-        for server, task in ((fast_server, fast_task), (plain_server, plain_task)):
-            server.should_exit = True
-            await asyncio.wait_for(task, 20)
 
 
 def request(path: str, body: bytes, headers: dict[str, str | bytes] | None = None, *, length: bool = True) -> bytes:
@@ -181,12 +175,8 @@ async def test_connection_close_is_honoured(servers: Servers) -> None:
 async def test_a_full_store_is_a_429_with_retry_after_on_the_fast_path() -> None:
     host = FakeHost(MemoryQueue(max_events=1))
     app = IngestApp(host)
-    server, task, url = await serve(app, fast_ingest_protocol(app))
-    try:
+    async with serve(app, fast_ingest_protocol(app)) as url:
         replies = await exchange(url, request("/v1/track", TRACK, AUTH), request("/v1/track", TRACK, AUTH))
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 20)
     assert [r.status for r in replies] == [200, 429]
     assert int(replies[1].headers["retry-after"]) >= 1
     assert orjson.loads(replies[1].body)["error"]["code"] == "queue_full"

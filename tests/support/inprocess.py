@@ -18,11 +18,13 @@ STOP_TIMEOUT = 20.0
 
 
 @contextlib.asynccontextmanager
-async def serving(runtime: Runtime) -> AsyncIterator[str]:
-    """Serve the started ``runtime``; yields its base URL. Stops the server (not the runtime)."""
+async def serving_config(config: uvicorn.Config) -> AsyncIterator[str]:
+    """Serve ``config`` (its app and settings; host and port are ignored) on a free loopback
+    port; yields the base URL, stops the server on exit."""
     sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(runtime.server_config())
+    server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         async with asyncio.timeout(START_TIMEOUT):
@@ -35,3 +37,9 @@ async def serving(runtime: Runtime) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, STOP_TIMEOUT)
+
+
+def serving(runtime: Runtime) -> contextlib.AbstractAsyncContextManager[str]:
+    """Serve the started ``runtime`` as ``eventrelay serve`` does; yields its base URL. Stops the
+    server (not the runtime)."""
+    return serving_config(runtime.server_config())
