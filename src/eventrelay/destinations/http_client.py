@@ -62,9 +62,14 @@ class HttpResponse:
     body: bytes
 
     def header(self, name: str) -> str | None:
-        """A header's value (decoded as Latin-1, as HTTP's bytes are), or None."""
-        value = self.headers.get(name.lower().encode("latin-1"))
-        return None if value is None else value.decode("latin-1")
+        return header_value(self.headers, name)
+
+
+def header_value(headers: Mapping[bytes, bytes], name: str) -> str | None:
+    """A header's value from raw lower-cased ``headers`` (decoded as Latin-1, as HTTP's bytes
+    are), or None."""
+    value = headers.get(name.lower().encode("latin-1"))
+    return None if value is None else value.decode("latin-1")
 
 
 @dataclass(frozen=True, slots=True)

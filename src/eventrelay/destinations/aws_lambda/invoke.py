@@ -28,7 +28,7 @@ from eventrelay.destinations.aws_lambda.signer import (
     canonical_path,
     canonical_query,
 )
-from eventrelay.destinations.http_client import HttpClient, Proxy, host_header
+from eventrelay.destinations.http_client import HttpClient, Proxy, header_value, host_header
 from eventrelay.errors import AwsError, TransportError
 
 API_VERSION = "2015-03-31"
@@ -55,21 +55,20 @@ class InvokeResponse:
     headers: dict[bytes, bytes]  # raw, names in lower case
     body: bytes
 
-    def header(self, name: bytes) -> str | None:
-        value = self.headers.get(name)
-        return None if value is None else value.decode("latin-1")
+    def header(self, name: str) -> str | None:
+        return header_value(self.headers, name)
 
     @property
     def function_error(self) -> str | None:
-        return self.header(b"x-amz-function-error")
+        return self.header("x-amz-function-error")
 
     @property
     def executed_version(self) -> str | None:
-        return self.header(b"x-amz-executed-version")
+        return self.header("x-amz-executed-version")
 
     @property
     def log_tail(self) -> str | None:
-        encoded = self.header(b"x-amz-log-result")
+        encoded = self.header("x-amz-log-result")
         if not encoded:
             return None
         try:
@@ -79,7 +78,7 @@ class InvokeResponse:
 
     def error(self) -> tuple[str | None, str | None]:
         """(AWS error code, message) of an error answer, read as botocore's rest-json parser does."""
-        code = self.header(b"x-amzn-errortype")
+        code = self.header("x-amzn-errortype")
         message = None
         doc = _json(self.body)
         if doc is not None:
@@ -90,13 +89,13 @@ class InvokeResponse:
         return (code or None), (str(message) if message is not None else None)
 
     def retry_after(self) -> float | None:
-        value = self.header(b"retry-after")
+        value = self.header("retry-after")
         if value:
             try:
                 return max(0.0, float(value))
             except ValueError:
                 pass  # an HTTP date: rare from AWS; the retry policy decides
-        millis = self.header(b"x-amz-retry-after")
+        millis = self.header("x-amz-retry-after")
         if millis:
             try:
                 return max(0.0, float(millis) / 1000.0)
