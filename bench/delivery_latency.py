@@ -27,9 +27,7 @@ async def signed_aiohttp_rate(url: str, seconds: float, concurrency: int) -> Rat
     import botocore.credentials
     from botocore.awsrequest import AWSRequest
 
-    creds = botocore.credentials.Credentials(
-        "BENCH-SESSION-KEY-01", "bench-session-secret", "bench-session-token"
-    )
+    creds = botocore.credentials.Credentials("BENCH-SESSION-KEY-01", "bench-session-secret", "bench-session-token")
     signer = botocore.auth.SigV4Auth(creds, "lambda", "us-west-2")
     target = f"{url}/2015-03-31/functions/bench-fn/invocations"
     connector = aiohttp.TCPConnector(limit=concurrency)
@@ -56,10 +54,7 @@ async def main(seconds: float, concurrency: int, latency: float) -> None:
     finally:
         proc.terminate()
         proc.wait()
-    print(
-        f"delivery_latency: {latency * 1000:g} ms function latency, {concurrency} in flight, "
-        f"{seconds:g} s each"
-    )
+    print(f"delivery_latency: {latency * 1000:g} ms function latency, {concurrency} in flight, {seconds:g} s each")
     for label, r in (
         ("eventrelay AwsLambdaDestination.send", ours),
         ("ceiling: aiohttp + botocore SigV4Auth", raw),
@@ -75,9 +70,7 @@ async def main(seconds: float, concurrency: int, latency: float) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=1000)
     parser.add_argument("--latency", type=float, default=0.1)

@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from eventrelay.delivery.outcome import Category
-from eventrelay.deliverylog.base import AttemptRecord
+from eventrelay.core.outcome import Category
+from eventrelay.core.records import AttemptRecord
 from eventrelay.deliverylog.sqlite import (
     INSERT_ATTEMPT,
     SCHEMA,

@@ -292,7 +292,7 @@ def client(url: str, connections: int) -> Any:
 
 async def paced(url: str, rate: int, seconds: float, headers: dict[str, str]) -> dict[str, float]:
     """Send ``rate`` events/s for ``seconds``; return messageId -> time its 200 arrived."""
-    from eventrelay.errors import TransportError
+    from eventrelay.core.errors import TransportError
 
     done: dict[str, float] = {}
     errors = 0

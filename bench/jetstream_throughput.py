@@ -30,10 +30,9 @@ import nats
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.jetstream.natsserver import single_server, wait_for_jetstream
 
-from eventrelay.delivery.outcome import Category
-from eventrelay.deliverylog.base import AttemptRecord
+from eventrelay.core.outcome import Category
+from eventrelay.core.records import Accepted, AttemptRecord
 from eventrelay.deliverylog.jetstream import JetStreamDeliveryLog
-from eventrelay.queue.base import Accepted
 from eventrelay.queue.jetstream import JetStreamQueue
 
 BODY = b'{"type":"track","event":"Order Completed","properties":{"pad":"' + b"x" * 1100 + b'"}}'  # ~1.2 KB
@@ -101,9 +100,7 @@ async def _deliver(url: str, stream: str, data: str, total: int, shared: dict[st
     await log.close()
 
 
-async def eventrelay_rates(
-    url: str, events: int, batch: int, processes: int, root: Path
-) -> tuple[float, float]:
+async def eventrelay_rates(url: str, events: int, batch: int, processes: int, root: Path) -> tuple[float, float]:
     """Ingest ``events`` (timed), then drain them with ``processes`` delivery processes (timed)."""
     stream = f"B{processes}"
     queue = JetStreamQueue([url], stream, 1, 10_000_000, 600.0)

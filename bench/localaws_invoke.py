@@ -55,12 +55,9 @@ def sign(
     )
     scope = f"{day}/{REGION}/{service}/aws4_request"
     to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-    sig = hmac.new(
-        signing_key(creds["secret"], day, REGION, service), to_sign.encode(), hashlib.sha256
-    ).hexdigest()
+    sig = hmac.new(signing_key(creds["secret"], day, REGION, service), to_sign.encode(), hashlib.sha256).hexdigest()
     headers["Authorization"] = (
-        f"AWS4-HMAC-SHA256 Credential={creds['key']}/{scope}, "
-        f"SignedHeaders={';'.join(names)}, Signature={sig}"
+        f"AWS4-HMAC-SHA256 Credential={creds['key']}/{scope}, SignedHeaders={';'.join(names)}, Signature={sig}"
     )
     del headers["host"]
     return headers
@@ -72,9 +69,7 @@ async def assume(session: aiohttp.ClientSession, url: str) -> dict[str, str]:
         "&RoleSessionName=bench&ExternalId=bench-id"
     ).encode()
     base = {"key": "AKIABENCH", "secret": "bench"}
-    headers = sign(
-        "POST", url + "/", body, base, "sts", {"content-type": "application/x-www-form-urlencoded"}
-    )
+    headers = sign("POST", url + "/", body, base, "sts", {"content-type": "application/x-www-form-urlencoded"})
     async with session.post(url + "/", data=body, headers=headers) as r:
         xml = ElementTree.fromstring(await r.read())
     ns = {"s": "https://sts.amazonaws.com/doc/2011-06-15/"}
@@ -135,16 +130,13 @@ async def main(args: argparse.Namespace) -> None:
             async with aiohttp.ClientSession(connector=connector) as session:
                 creds = await assume(session, server.url)
                 await run_load(session, server.url, creds, 1.0, args.inflight, "RequestResponse")  # warm up
-                n, t = await run_load(
-                    session, server.url, creds, args.seconds, args.inflight, "RequestResponse"
-                )
+                n, t = await run_load(session, server.url, creds, args.seconds, args.inflight, "RequestResponse")
                 dn, dt = await run_load(session, server.url, creds, args.seconds, args.inflight, "DryRun")
                 n1, t1 = await run_load(session, server.url, creds, args.seconds, 1, "RequestResponse")
         finally:
             await server.stop()
     print(
-        f"trivial handler, {args.workers} awslambdaric worker(s), {args.inflight} in flight: "
-        f"{n / t:,.0f} invocations/s"
+        f"trivial handler, {args.workers} awslambdaric worker(s), {args.inflight} in flight: {n / t:,.0f} invocations/s"
     )
     print(
         f"trivial handler, sequential (1 in flight): {n1 / t1:,.0f} invocations/s "
@@ -160,9 +152,7 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--inflight", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)

@@ -30,7 +30,7 @@ import time
 import uuid
 from pathlib import Path
 
-from eventrelay.queue.base import Accepted
+from eventrelay.core.records import Accepted
 from eventrelay.queue.sqlite import SQLiteQueue
 
 BODY = b'{"type":"track","event":"Order Completed","properties":{"pad":"' + b"x" * 1140 + b'"}}'  # 1.2 KB

@@ -8,8 +8,12 @@ import pytest
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--soak", action="store_true", default=False,
-                     help="run the long soak variants (more cases, more rounds); off in CI")
+    parser.addoption(
+        "--soak",
+        action="store_true",
+        default=False,
+        help="run the long soak variants (more cases, more rounds); off in CI",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

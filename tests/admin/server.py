@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from eventrelay.config.model import Config
-from eventrelay.queue.base import Accepted
+from eventrelay.core.records import Accepted
 from eventrelay.runtime import Runtime
 from tests.support.inprocess import serving
 
@@ -50,14 +50,10 @@ class Served:
     runtime: Runtime
     url: str
 
-    async def dead_job(
-        self, message_id: str, destination: str = "lambda-prod", status: str = "failed"
-    ) -> None:
+    async def dead_job(self, message_id: str, destination: str = "lambda-prod", status: str = "failed") -> None:
         """Put one event in the queue and dead-letter it, as the engine does after the last attempt."""
         queue = self.runtime.queue
-        body = (
-            b'{"type":"track","event":"Order Completed","userId":"u1","messageId":"%s"}' % message_id.encode()
-        )
+        body = b'{"type":"track","event":"Order Completed","userId":"u1","messageId":"%s"}' % message_id.encode()
         await queue.append([Accepted(message_id, "web", "track", 0.0, body, (destination,))])
         jobs = [j for j in await queue.claim(destination, 1000, 60.0) if j.message_id == message_id]
         assert jobs, f"{message_id} was not claimable"

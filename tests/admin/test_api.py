@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from eventrelay.delivery.outcome import Category
+from eventrelay.core.outcome import Category
 from tests.admin.server import ADMIN_TOKEN, WORKSPACE_ID, WRITE_KEY, Served, auth
 from tests.deliverylog.records import attempt
 
@@ -112,9 +112,7 @@ async def test_an_unknown_destination_or_event_is_404(served: Served, http: aioh
 
 async def test_one_event_shows_every_attempt(served: Served, http: aiohttp.ClientSession) -> None:
     now = time.time()
-    await served.runtime.log.record(
-        [attempt("m1", Category.EXECUTION_ERROR, n=1, at=now - 9, log_tail="boom")]
-    )
+    await served.runtime.log.record([attempt("m1", Category.EXECUTION_ERROR, n=1, at=now - 9, log_tail="boom")])
     await served.runtime.log.record([attempt("m1", Category.DELIVERED, n=2, at=now - 3)])
     status, body = await get(http, served, "/api/v1/deliveries/m1", destination="lambda-prod")
     assert status == 200
@@ -131,9 +129,7 @@ async def test_stats_give_counts_latency_and_an_error_table_with_fix_hints(
     now = time.time()
     await served.runtime.log.record(
         [
-            attempt(
-                f"ok{k}", Category.DELIVERED, at=now - 100, latency_ms=0, received_at=now - 100 - k / 1000
-            )
+            attempt(f"ok{k}", Category.DELIVERED, at=now - 100, latency_ms=0, received_at=now - 100 - k / 1000)
             for k in range(1, 101)
         ]
         + [
@@ -198,15 +194,11 @@ async def test_samples_show_what_was_sent_asked_and_answered_without_secrets(
     assert only["samples"] == []
 
 
-async def test_redrive_all_moves_every_dead_job_back_to_the_queue(
-    served: Served, http: aiohttp.ClientSession
-) -> None:
+async def test_redrive_all_moves_every_dead_job_back_to_the_queue(served: Served, http: aiohttp.ClientSession) -> None:
     now = time.time()
     for mid in ("f1", "f2", "f3"):
         await served.dead_job(mid)
-        await served.runtime.log.record(
-            [attempt(mid, Category.EXECUTION_ERROR, status="failed", at=now - 10)]
-        )
+        await served.runtime.log.record([attempt(mid, Category.EXECUTION_ERROR, status="failed", at=now - 10)])
     await served.dead_job("other", destination="lambda-other")
     assert await served.runtime.queue.depth("lambda-prod") == 0
 
@@ -220,9 +212,7 @@ async def test_redrive_all_moves_every_dead_job_back_to_the_queue(
     assert (status, again["redriven"]) == (200, 0)
 
 
-async def test_redrive_by_category_or_ids_moves_only_those(
-    served: Served, http: aiohttp.ClientSession
-) -> None:
+async def test_redrive_by_category_or_ids_moves_only_those(served: Served, http: aiohttp.ClientSession) -> None:
     now = time.time()
     cases = {
         "e1": Category.EXECUTION_ERROR,
@@ -235,13 +225,9 @@ async def test_redrive_by_category_or_ids_moves_only_those(
         status = "discarded" if cat is Category.CONFIGURATION else "failed"
         await served.runtime.log.record([attempt(mid, cat, status=status, at=now - 10)])  # type: ignore[arg-type]
 
-    _, body = await post(
-        http, served, "/api/v1/destinations/lambda-prod/redrive", {"category": "execution_error"}
-    )
+    _, body = await post(http, served, "/api/v1/destinations/lambda-prod/redrive", {"category": "execution_error"})
     assert body["redriven"] == 2
-    _, body = await post(
-        http, served, "/api/v1/destinations/lambda-prod/redrive", {"message_ids": ["c1", "zz"]}
-    )
+    _, body = await post(http, served, "/api/v1/destinations/lambda-prod/redrive", {"message_ids": ["c1", "zz"]})
     assert body["redriven"] == 1
     _, rows = await get(http, served, "/api/v1/deliveries", status="failed")
     assert [d["message_id"] for d in rows["deliveries"]] == ["a1"]
@@ -258,8 +244,6 @@ async def test_redrive_by_category_or_ids_moves_only_those(
         ([1, 2], "body"),
     ],
 )
-async def test_a_bad_redrive_body_is_422(
-    served: Served, http: aiohttp.ClientSession, body: Any, param: str
-) -> None:
+async def test_a_bad_redrive_body_is_422(served: Served, http: aiohttp.ClientSession, body: Any, param: str) -> None:
     status, answer = await post(http, served, "/api/v1/destinations/lambda-prod/redrive", body)
     assert (status, answer["error"]["param"]) == (422, param)

@@ -11,9 +11,9 @@ import orjson
 import pytest
 
 from eventrelay.cli.main import main
-from eventrelay.delivery.outcome import Category
+from eventrelay.core.outcome import Category
+from eventrelay.core.records import Accepted
 from eventrelay.deliverylog.sqlite import SQLiteDeliveryLog
-from eventrelay.queue.base import Accepted
 from eventrelay.queue.sqlite import SQLiteQueue
 from tests.admin.server import ADMIN_TOKEN, WORKSPACE_ID, WRITE_KEY, Served
 from tests.deliverylog.records import attempt
@@ -62,9 +62,7 @@ async def depth(data: Path) -> int:
         await queue.close()
 
 
-def test_deliveries_prints_a_table_and_json_with_filters(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_deliveries_prints_a_table_and_json_with_filters(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = write_config(tmp_path)
     asyncio.run(seed(tmp_path / "data", {"e1": Category.EXECUTION_ERROR, "a1": Category.ACCESS_DENIED}))
 
@@ -96,9 +94,7 @@ def test_deliveries_prints_a_table_and_json_with_filters(
     ]
 
 
-def test_deliveries_shows_every_attempt_of_one_event(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_deliveries_shows_every_attempt_of_one_event(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = write_config(tmp_path)
     asyncio.run(seed(tmp_path / "data", {"e1": Category.EXECUTION_ERROR}))
     assert main(["deliveries", "--config", str(config), "--message-id", "e1"]) == 0
@@ -106,17 +102,13 @@ def test_deliveries_shows_every_attempt_of_one_event(
     assert "attempt 1 to lambda-prod" in out and "Execution Error" in out and "tail of e1" in out
 
 
-def test_a_bad_time_is_a_usage_error_naming_the_flag(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_bad_time_is_a_usage_error_naming_the_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = write_config(tmp_path)
     assert main(["deliveries", "--config", str(config), "--since", "last tuesday"]) == 2
     assert "--since" in capsys.readouterr().err
 
 
-def test_redrive_requeues_failed_events_with_a_progress_bar(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_redrive_requeues_failed_events_with_a_progress_bar(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = write_config(tmp_path)
     data = tmp_path / "data"
     asyncio.run(
@@ -140,9 +132,7 @@ def test_redrive_requeues_failed_events_with_a_progress_bar(
     assert len(orjson.loads(capsys.readouterr().out)["deliveries"]) == 3
 
 
-def test_redrive_of_an_unknown_destination_says_which_exist(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_redrive_of_an_unknown_destination_says_which_exist(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = write_config(tmp_path)
     assert main(["redrive", "--config", str(config), "nope"]) == 2
     assert "lambda-prod" in capsys.readouterr().err
@@ -160,12 +150,7 @@ async def test_both_commands_work_through_a_running_server(
 
     assert await asyncio.to_thread(main, ["deliveries", "--url", served.url, "--json"]) == 0
     assert [d["category"] for d in orjson.loads(capsys.readouterr().out)["deliveries"]] == ["timeout"]
-    assert (
-        await asyncio.to_thread(
-            main, ["redrive", "--url", served.url, "lambda-prod", "--category", "timeout"]
-        )
-        == 0
-    )
+    assert await asyncio.to_thread(main, ["redrive", "--url", served.url, "lambda-prod", "--category", "timeout"]) == 0
     assert "re-drove 1 event" in capsys.readouterr().out
     assert await served.runtime.queue.depth("lambda-prod") == 1
 

@@ -7,14 +7,12 @@ from pathlib import Path
 import aiohttp
 from openapi_spec_validator import validate
 
-from eventrelay import telemetry
-from eventrelay.queue.base import Accepted
+from eventrelay.core import telemetry
+from eventrelay.core.records import Accepted
 from tests.admin.server import ADMIN_TOKEN, WRITE_KEY, Served, auth, make_config, serve
 
 
-async def test_metrics_are_open_prometheus_text_with_queue_depth(
-    served: Served, http: aiohttp.ClientSession
-) -> None:
+async def test_metrics_are_open_prometheus_text_with_queue_depth(served: Served, http: aiohttp.ClientSession) -> None:
     await served.dead_job("dead-one")  # dead jobs are not waiting work
     await served.runtime.queue.append(
         [Accepted(f"w{i}", "web", "track", 0.0, b"{}", ("lambda-prod",)) for i in range(3)]
@@ -41,9 +39,7 @@ async def test_metrics_can_require_the_token(tmp_path: Path, http: aiohttp.Clien
             assert r.status == 200
 
 
-async def test_openapi_document_is_valid_and_covers_both_apis(
-    served: Served, http: aiohttp.ClientSession
-) -> None:
+async def test_openapi_document_is_valid_and_covers_both_apis(served: Served, http: aiohttp.ClientSession) -> None:
     async with http.get(served.url + "/openapi.json") as r:
         assert r.status == 200
         doc = await r.json()

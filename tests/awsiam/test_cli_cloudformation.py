@@ -136,10 +136,7 @@ def test_policy_and_trust_policy_commands(write_config: Any, capsys: pytest.Capt
     path = str(write_config(VARIANTS["multiple"]))
     code, out, _ = run_cli(capsys, "aws", "policy", "--config", path)
     assert code == 0
-    assert (
-        json.loads(out)["Statement"][0]["Resource"][0]
-        == "arn:aws:lambda:us-west-2:123456789012:function:my-fn:3"
-    )
+    assert json.loads(out)["Statement"][0]["Resource"][0] == "arn:aws:lambda:us-west-2:123456789012:function:my-fn:3"
     code, out, _ = run_cli(
         capsys,
         "aws",

@@ -6,7 +6,7 @@ import pytest
 
 from eventrelay.awsiam import grants, policy, trust
 from eventrelay.awsiam.arns import resolve
-from eventrelay.errors import ConfigError
+from eventrelay.core.errors import ConfigError
 
 from .conftest import ROLE, dest, make_config
 

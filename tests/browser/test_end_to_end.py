@@ -117,9 +117,7 @@ async def healthy(http: aiohttp.ClientSession, url: str) -> bool:
         return False
 
 
-async def poll(
-    check: Any, what: str, proc: subprocess.Popen[bytes] | None = None, out: Path | None = None
-) -> None:
+async def poll(check: Any, what: str, proc: subprocess.Popen[bytes] | None = None, out: Path | None = None) -> None:
     deadline = time.monotonic() + DEADLINE
     while time.monotonic() < deadline:
         if await check():
@@ -165,13 +163,9 @@ async def test_failures_are_explained_on_the_page_and_redrive_delivers_each_once
 
         await poll(raising_failed, "the raising handler's events to be failed", out=out)
         await poll(lambda: has(http, url, "slow", "timeout"), "a timeout on the slow handler", out=out)
-        await poll(
-            lambda: has(http, url, "denied", "access_denied"), "AccessDenied on the strict role", out=out
-        )
+        await poll(lambda: has(http, url, "denied", "access_denied"), "AccessDenied on the strict role", out=out)
         samples_text = await (
-            await http.get(
-                url + "/api/v1/destinations/raising/samples", headers={"Authorization": f"Bearer {TOKEN}"}
-            )
+            await http.get(url + "/api/v1/destinations/raising/samples", headers={"Authorization": f"Bearer {TOKEN}"})
         ).text()
 
     await page.goto(f"{url}/#token={TOKEN}")
@@ -185,13 +179,9 @@ async def test_failures_are_explained_on_the_page_and_redrive_delivers_each_once
     await expect(page.locator("#failed tbody tr")).to_have_count(EVENTS)
 
     await select(page, "slow")
-    await expect(page.locator('#errors tr[data-category="timeout"] td.category')).to_have_text(
-        "Operation timed out"
-    )
+    await expect(page.locator('#errors tr[data-category="timeout"] td.category')).to_have_text("Operation timed out")
     await select(page, "denied")
-    await expect(page.locator('#errors tr[data-category="access_denied"] td.category')).to_have_text(
-        "AccessDenied"
-    )
+    await expect(page.locator('#errors tr[data-category="access_denied"] td.category')).to_have_text("AccessDenied")
     await expect(page.locator('#errors tr[data-category="access_denied"] td.hint')).to_contain_text(WORKSPACE)
 
     html = await page.content()

@@ -6,7 +6,7 @@ import time
 
 from playwright.async_api import Page, expect
 
-from eventrelay.delivery.outcome import Category
+from eventrelay.core.outcome import Category
 from tests.admin.server import ADMIN_TOKEN, WRITE_KEY, Served
 from tests.deliverylog.records import attempt
 
@@ -47,12 +47,8 @@ async def test_a_person_sees_counts_errors_samples_and_can_redrive(served: Serve
     await expect(cell(page, "lambda-other", "delivered")).to_have_text("0")  # type: ignore[arg-type]
 
     errors = page.locator("#errors tbody")
-    await expect(errors.locator('tr[data-category="execution_error"] td.category')).to_have_text(
-        "Execution Error"
-    )
-    await expect(errors.locator('tr[data-category="timeout"] td.category')).to_have_text(
-        "Operation timed out"
-    )
+    await expect(errors.locator('tr[data-category="execution_error"] td.category')).to_have_text("Execution Error")
+    await expect(errors.locator('tr[data-category="timeout"] td.category')).to_have_text("Operation timed out")
     await expect(errors.locator('tr[data-category="access_denied"] td.hint')).to_contain_text(
         "sts:ExternalId = ws_eventlog_test"
     )

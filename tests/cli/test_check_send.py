@@ -69,9 +69,7 @@ def test_check_passes_for_every_function(tmp_path: Path, capsys: pytest.CaptureF
 
 
 @pytest.mark.usefixtures("clean_aws_env")
-def test_wrong_external_id_is_access_denied_with_the_fix(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_wrong_external_id_is_access_denied_with_the_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = str(write_config(tmp_path, role_external_id="ws_someone_else"))
     code, out, _ = run_cli(capsys, "check", "--config", path, "lambda-prod")
     assert code == 1
@@ -86,9 +84,7 @@ def test_wrong_external_id_is_access_denied_with_the_fix(
 
 
 @pytest.mark.usefixtures("clean_aws_env")
-def test_check_of_an_unknown_destination_is_a_usage_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_check_of_an_unknown_destination_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(capsys, "check", "--config", str(write_config(tmp_path)), "nope")
     assert code == 2
     assert "no destination named 'nope' (lambda-prod)" in err
@@ -136,9 +132,7 @@ def test_send_that_is_refused_exits_non_zero(tmp_path: Path, capsys: pytest.Capt
 
 def test_send_refuses_bad_properties(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = str(write_config(tmp_path))
-    code, _, err = run_cli(
-        capsys, "send", "--config", path, "--destination", "lambda-prod", "--properties", "[1]"
-    )
+    code, _, err = run_cli(capsys, "send", "--config", path, "--destination", "lambda-prod", "--properties", "[1]")
     assert code == 1
     assert "--properties must be a JSON object" in err
 

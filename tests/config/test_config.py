@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from eventrelay.cli.main import main
 from eventrelay.config import load_config, parse_config
-from eventrelay.errors import ConfigError
+from eventrelay.core.errors import ConfigError
 
 GOOD = """
 workspace: {id: ws_123}
@@ -59,10 +59,16 @@ def test_unknown_key_is_refused_with_its_path() -> None:
         ('lambda: "my-fn:live"', 'lambda: "my fn"', "destinations[0].settings.lambda"),
         ('lambda: "my-fn:live"', 'lambda: "' + "f" * 65 + '"', "destinations[0].settings.lambda"),
         ("region: us-west-2", "region: westus", "destinations[0].settings.region"),
-        ('role_address: "arn:aws:iam::123456789012:role/eventrelay-invoke"', "role_address: arn:aws:iam::1:role/x",
-         "destinations[0].settings.role_address"),
-        ("client_context: {app: shop}", "client_context: {app: " + "x" * 3000 + "}",
-         "destinations[0].settings.client_context"),
+        (
+            'role_address: "arn:aws:iam::123456789012:role/eventrelay-invoke"',
+            "role_address: arn:aws:iam::1:role/x",
+            "destinations[0].settings.role_address",
+        ),
+        (
+            "client_context: {app: shop}",
+            "client_context: {app: " + "x" * 3000 + "}",
+            "destinations[0].settings.client_context",
+        ),
         ("timeout: 5s", "timeout: soon", "destinations[0].delivery.timeout"),
         ("sources: [web]", "sources: [mobile]", "destinations[0].sources[0]"),
     ],
@@ -83,8 +89,9 @@ def test_external_id_is_read_only() -> None:
     assert "external_id" in msg and "confused-deputy" in msg
 
 
-def test_validate_command(tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
-                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_command(
+    tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     for k, v in ENV.items():
         monkeypatch.setenv(k, v)
     good = tmp_path / "good.yaml"  # type: ignore[operator]
@@ -109,8 +116,13 @@ yaml_values = st.recursive(
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.dictionaries(st.sampled_from(["workspace", "storage", "admin", "sources", "destinations", "ingest", "x"]),
-                       yaml_values, max_size=4))
+@given(
+    st.dictionaries(
+        st.sampled_from(["workspace", "storage", "admin", "sources", "destinations", "ingest", "x"]),
+        yaml_values,
+        max_size=4,
+    )
+)
 def test_any_mapping_either_loads_or_raises_config_error(data: dict[str, object]) -> None:
     import yaml
 

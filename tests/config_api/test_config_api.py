@@ -89,9 +89,7 @@ async def test_destination_crud_takes_effect_without_restart(api: tuple[Runtime,
     assert "api-dest" in runtime.destinations
     assert runtime.route("web", {"type": "track", "event": "x", "userId": "u"}) == ("file-dest", "api-dest")
 
-    patched = await client.patch(
-        f"{DESTS}/api-dest", {"settings": {"region": "eu-west-1", "log_type": "Tail"}}
-    )
+    patched = await client.patch(f"{DESTS}/api-dest", {"settings": {"region": "eu-west-1", "log_type": "Tail"}})
     assert patched.status == 200, patched.body
     assert patched.json()["settings"]["region"] == "eu-west-1"
     assert patched.json()["settings"]["lambda"] == "my-fn:live"  # untouched by the merge patch

@@ -16,9 +16,7 @@ FUZZ_CASES = 60  # per operation set; bounded for CI on a shared 2-core machine
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
-    ),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
     max_leaves=12,
 )
 setting_keys = st.sampled_from(
@@ -42,9 +40,7 @@ settings_like = st.dictionaries(setting_keys, json_values, max_size=5)
 bodies = (
     json_values
     | st.builds(lambda s: {"settings": s}, settings_like)
-    | st.builds(
-        lambda s: lambda_destination() | {"settings": lambda_destination()["settings"] | s}, settings_like
-    )
+    | st.builds(lambda s: lambda_destination() | {"settings": lambda_destination()["settings"] | s}, settings_like)
 )
 targets = st.sampled_from(
     [

@@ -85,9 +85,7 @@ async def test_from_empty_config_to_delivering_destination(
     code, out = await cli(capsys, "aws", "policy", "--config", str(path))
     assert code == 0, out
     policy_doc = json.loads(out)
-    assert policy_doc["Statement"][0]["Resource"] == [
-        "arn:aws:lambda:us-west-2:123456789012:function:my-fn:live"
-    ]
+    assert policy_doc["Statement"][0]["Resource"] == ["arn:aws:lambda:us-west-2:123456789012:function:my-fn:live"]
     (statement,) = trust_doc["Statement"]
     role = LocalAwsRole(
         trusted_principals=[statement["Principal"]["AWS"]],

@@ -14,7 +14,7 @@ from eventrelay.config.store import (
     merge_api_entities,
     save_entities,
 )
-from eventrelay.errors import ConfigError
+from eventrelay.core.errors import ConfigError
 
 from .conftest import file_config, lambda_destination
 
@@ -47,9 +47,7 @@ def test_merge_adds_api_entities_after_the_files(tmp_path: Path) -> None:
 
 def test_the_file_wins_a_name_and_the_store_forgets_it(tmp_path: Path) -> None:
     path = tmp_path / "data" / STORE_FILE
-    save_entities(
-        path, ApiEntities([{"name": "web", "write_key": "y" * 43}], [lambda_destination("file-dest")])
-    )
+    save_entities(path, ApiEntities([{"name": "web", "write_key": "y" * 43}], [lambda_destination("file-dest")]))
     merged = merge_api_entities(file_config(tmp_path))
     assert merged.sources[0].write_key.get_secret_value() != "y" * 43
     assert len(merged.destinations) == 1 and merged.destinations[0].settings.lambda_ == "my-fn"
@@ -64,9 +62,7 @@ def test_a_corrupt_or_unfitting_store_is_a_config_error_naming_it(tmp_path: Path
         merge_api_entities(file_config(tmp_path))
     assert err.value.path == str(path)
     path.write_text(
-        json.dumps(
-            {"version": 1, "sources": [], "destinations": [lambda_destination() | {"sources": ["gone"]}]}
-        ),
+        json.dumps({"version": 1, "sources": [], "destinations": [lambda_destination() | {"sources": ["gone"]}]}),
         encoding="utf-8",
     )
     with pytest.raises(ConfigError, match="unknown source 'gone'") as err:

@@ -41,9 +41,7 @@ async def _memory(setting: Setting) -> Queue:
 
 
 async def _sqlite(setting: Setting) -> Queue:
-    return SQLiteQueue(
-        setting.tmp_path / "queue.db", max_events=setting.max_events, dedup_window=setting.dedup_window
-    )
+    return SQLiteQueue(setting.tmp_path / "queue.db", max_events=setting.max_events, dedup_window=setting.dedup_window)
 
 
 async def _jetstream(setting: Setting) -> Queue:
@@ -69,9 +67,7 @@ class Queues:
     request: pytest.FixtureRequest
     opened: list[Queue] = field(default_factory=list)
 
-    async def open(
-        self, *, max_events: int = DEFAULT_MAX_EVENTS, dedup_window: float = DEFAULT_DEDUP_WINDOW
-    ) -> Queue:
+    async def open(self, *, max_events: int = DEFAULT_MAX_EVENTS, dedup_window: float = DEFAULT_DEDUP_WINDOW) -> Queue:
         queue = await self.backend.open(Setting(self.tmp_path, self.request, max_events, dedup_window))
         await queue.start()
         self.opened.append(queue)

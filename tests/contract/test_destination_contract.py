@@ -18,7 +18,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from eventrelay.delivery.outcome import Category, Outcome, Verdict
+from eventrelay.core.outcome import Category, Outcome, Verdict
 from eventrelay.destinations.aws_lambda.credentials import RoleCredentialCache
 from eventrelay.destinations.aws_lambda.destination import AwsLambdaDestination
 from eventrelay.destinations.base import Destination
@@ -71,9 +71,7 @@ async def _aws_lambda(
         return web.Response(status=200)
 
     lambdas["slow"].default = slow
-    isolate_aws_env(
-        monkeypatch, tmp_path, access_key=user.access_key, secret_key=user.secret_key, sts_url=server.url
-    )
+    isolate_aws_env(monkeypatch, tmp_path, access_key=user.access_key, secret_key=user.secret_key, sts_url=server.url)
     cache = RoleCredentialCache()
     harness: Harness
 

@@ -8,8 +8,9 @@ import uuid
 
 import pytest
 
-from eventrelay.errors import QueueFull
-from eventrelay.queue.base import Accepted, Job, Queue
+from eventrelay.core.errors import QueueFull
+from eventrelay.core.records import Accepted, Job
+from eventrelay.queue.base import Queue
 from tests.contract.conftest import Queues
 
 LEASE = 0.3  # short leases keep the suite fast

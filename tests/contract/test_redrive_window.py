@@ -18,13 +18,13 @@ from typing import Any
 import orjson
 import pytest
 
+from eventrelay.core.errors import StorageError
+from eventrelay.core.outcome import Category, Outcome, Verdict
+from eventrelay.core.records import Accepted, Job
 from eventrelay.delivery.decide import decide
 from eventrelay.delivery.engine import DeliveryEngine
-from eventrelay.delivery.outcome import Category, Outcome, Verdict
-from eventrelay.deliverylog.redrive import RedriveFilter, redrive
+from eventrelay.delivery.redrive import RedriveFilter, redrive
 from eventrelay.deliverylog.sqlite import SQLiteDeliveryLog
-from eventrelay.errors import StorageError
-from eventrelay.queue.base import Accepted, Job
 from eventrelay.queue.sqlite import SQLiteQueue
 from tests.contract.conftest import Queues
 from tests.delivery.conftest import FakeDestination, delivered, eventually, failing, policy

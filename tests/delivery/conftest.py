@@ -12,10 +12,10 @@ import orjson
 import pytest
 
 from eventrelay.config.model import DeliveryPolicy
+from eventrelay.core.outcome import Category, Outcome, Verdict
+from eventrelay.core.records import Accepted
 from eventrelay.delivery.engine import DeliveryEngine
-from eventrelay.delivery.outcome import Category, Outcome, Verdict
 from eventrelay.deliverylog.memory import MemoryDeliveryLog
-from eventrelay.queue.base import Accepted
 from eventrelay.queue.memory import MemoryQueue
 
 Responder = Callable[[Mapping[str, Any], int], Outcome]  # (event, call number) -> outcome

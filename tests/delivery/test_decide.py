@@ -7,9 +7,9 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
+from eventrelay.core.outcome import Category, Outcome, Verdict
+from eventrelay.core.records import Job
 from eventrelay.delivery.decide import decide
-from eventrelay.delivery.outcome import Category, Outcome, Verdict
-from eventrelay.queue.base import Job
 
 from .conftest import delivered, failing, policy
 

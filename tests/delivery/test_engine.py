@@ -10,12 +10,11 @@ from typing import Any
 
 import pytest
 
-from eventrelay import telemetry
+from eventrelay.core import telemetry
+from eventrelay.core.outcome import Category, Outcome, Verdict
+from eventrelay.core.records import AttemptRecord, Job
 from eventrelay.delivery import worker as worker_module
-from eventrelay.delivery.outcome import Category, Outcome, Verdict
-from eventrelay.deliverylog.base import AttemptRecord
 from eventrelay.deliverylog.memory import MemoryDeliveryLog
-from eventrelay.queue.base import Job
 from eventrelay.queue.memory import MemoryQueue
 
 from .conftest import FakeDestination, Harness, append, delivered, eventually, failing, policy
@@ -433,7 +432,7 @@ async def test_when_the_log_cannot_record_the_job_stays_queued() -> None:
 
 
 async def test_a_stored_body_that_is_not_json_is_discarded_not_retried(harness: Harness) -> None:
-    from eventrelay.queue.base import Accepted
+    from eventrelay.core.records import Accepted
 
     dest = FakeDestination("d-bad")
     await harness.engine({"d-bad": (dest, policy())})

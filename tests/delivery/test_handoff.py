@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from eventrelay.core.errors import QueueFull
+from eventrelay.core.records import Accepted
 from eventrelay.delivery.engine import DeliveryEngine
 from eventrelay.delivery.handoff import append_with_handoff
 from eventrelay.deliverylog.memory import MemoryDeliveryLog
-from eventrelay.errors import QueueFull
-from eventrelay.queue.base import Accepted
 from eventrelay.queue.sqlite import SQLiteQueue
 from tests.delivery.conftest import FakeDestination, event, eventually, policy
 
@@ -42,7 +42,11 @@ async def test_handed_jobs_are_leased_rows_with_their_own_handles(queue: SQLiteQ
     fresh, handed = first
     assert fresh == [True, True, True]
     assert sorted((j.destination, j.message_id) for j in handed) == [
-        ("a", "m1"), ("a", "m2"), ("b", "m1"), ("b", "m2"), ("b", "m3")
+        ("a", "m1"),
+        ("a", "m2"),
+        ("b", "m1"),
+        ("b", "m2"),
+        ("b", "m3"),
     ]
     assert [(j.destination, j.message_id) for j in second[1]] == [("a", "m4")]
     # what was not handed is claimable; what was handed is leased: a claim does not see it

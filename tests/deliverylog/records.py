@@ -7,8 +7,8 @@ from typing import Any
 
 import orjson
 
-from eventrelay.delivery.outcome import Category
-from eventrelay.deliverylog.base import AttemptRecord, DeliveryStatus
+from eventrelay.core.outcome import Category
+from eventrelay.core.records import AttemptRecord, DeliveryStatus
 
 # A whole second a day ago: recent enough for the 7-day retention, fixed for the whole run.
 BASE_TIME = float(int(time.time()) - 86400)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from eventrelay.delivery.outcome import Category
+from eventrelay.core.outcome import Category
 from eventrelay.deliverylog.base import DeliveryLog
 from tests.deliverylog.records import BASE_TIME as T
 from tests.deliverylog.records import attempt
@@ -67,9 +67,7 @@ async def test_deliveries_filter_by_destination_category_status_and_time(log: De
 
 
 async def test_attempts_keep_what_the_function_said_and_the_event_of_failures(log: DeliveryLog) -> None:
-    await log.record(
-        [attempt("m1", Category.EXECUTION_ERROR, n=1, at=T, log_tail="boom from handler\nTraceback")]
-    )
+    await log.record([attempt("m1", Category.EXECUTION_ERROR, n=1, at=T, log_tail="boom from handler\nTraceback")])
     await log.record([attempt("m1", Category.DELIVERED, n=2, at=T + 5)])
     await log.record([attempt("m2", Category.DELIVERED, at=T + 6)])
 
@@ -108,14 +106,9 @@ async def test_latency_percentiles_are_nearest_rank_over_delivered_events(log: D
     # 100 events delivered k ms after receipt, k = 1..100, recorded in shuffled order.
     order = [(k * 37) % 100 + 1 for k in range(100)]
     await log.record(
-        [
-            attempt(f"m{k}", Category.DELIVERED, at=T + k, latency_ms=0.0, received_at=T + k - k / 1000)
-            for k in order
-        ]
+        [attempt(f"m{k}", Category.DELIVERED, at=T + k, latency_ms=0.0, received_at=T + k - k / 1000) for k in order]
     )
-    await log.record(
-        [attempt("slow-but-failed", Category.TIMEOUT, status="failed", at=T + 1, received_at=T - 900)]
-    )
+    await log.record([attempt("slow-but-failed", Category.TIMEOUT, status="failed", at=T + 1, received_at=T - 900)])
 
     lat = (await log.stats("lambda-prod", T, T + 600)).latency
     assert lat.count == 100
@@ -157,9 +150,7 @@ async def test_time_series_puts_each_attempt_in_its_bucket(log: DeliveryLog) -> 
 
 
 async def test_samples_are_the_latest_failures_per_category(log: DeliveryLog) -> None:
-    await log.record(
-        [attempt(f"e{i}", Category.EXECUTION_ERROR, at=T + i, log_tail=f"tail {i}") for i in range(8)]
-    )
+    await log.record([attempt(f"e{i}", Category.EXECUTION_ERROR, at=T + i, log_tail=f"tail {i}") for i in range(8)])
     await log.record([attempt("t1", Category.TIMEOUT, at=T + 100)])
     await log.record([attempt("ok", Category.DELIVERED, at=T + 200)])
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from eventrelay.delivery.outcome import Category
+from eventrelay.core.errors import StorageError
+from eventrelay.core.outcome import Category
 from eventrelay.deliverylog.sqlite import SQLiteDeliveryLog
-from eventrelay.errors import StorageError
 from tests.deliverylog.records import BASE_TIME as T
 from tests.deliverylog.records import attempt
 

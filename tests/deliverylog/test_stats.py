@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from eventrelay.delivery.outcome import HUMAN_NAMES, Category
+from eventrelay.core.outcome import HUMAN_NAMES, Category
 from eventrelay.deliverylog.hints import hint
 from eventrelay.deliverylog.stats import latency_of, parse_when, percentile, sample_json, scrub, time_range
 from tests.deliverylog.records import attempt

@@ -276,9 +276,7 @@ def botocore_authorization(
     """What botocore's SigV4Auth signs for the recorded request with these credentials."""
     url = f"{rec.host_url}{rec.path}" + (f"?{rec.query}" if rec.query else "")
     headers = {
-        k: v
-        for k, v in rec.headers.items()
-        if k in ("x-amz-invocation-type", "x-amz-log-type", "x-amz-client-context")
+        k: v for k, v in rec.headers.items() if k in ("x-amz-invocation-type", "x-amz-log-type", "x-amz-client-context")
     }
     request = AWSRequest(method=rec.method, url=url, headers=headers, data=rec.body)
     stamp = datetime.datetime.strptime(rec.headers["x-amz-date"], "%Y%m%dT%H%M%SZ")

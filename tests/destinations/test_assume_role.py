@@ -7,7 +7,7 @@ import asyncio
 import orjson
 import pytest
 
-from eventrelay.delivery.outcome import Category, Verdict
+from eventrelay.core.outcome import Category, Verdict
 from eventrelay.destinations.aws_lambda.credentials import (
     AssumeRequest,
     RoleCredentialCache,
@@ -126,9 +126,7 @@ async def test_session_is_refreshed_shortly_before_it_expires(
 
     # 56 minutes later the 1-hour session is inside the 5-minute refresh margin
     real_time = __import__("time").time
-    monkeypatch.setattr(
-        "eventrelay.destinations.aws_lambda.credentials.time.time", lambda: real_time() + 56 * 60
-    )
+    monkeypatch.setattr("eventrelay.destinations.aws_lambda.credentials.time.time", lambda: real_time() + 56 * 60)
     assert (await dest.send(BODY, EVENT, 10.0)).ok
 
     assert cache.assume_calls == 2

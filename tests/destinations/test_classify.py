@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from eventrelay.delivery.outcome import Category, Verdict
+from eventrelay.core.outcome import Category, Verdict
 from eventrelay.destinations.aws_lambda.classify import CONNECTION_FAILED, NO_CREDENTIALS, TIMED_OUT, classify
 
 D, E, T, AD, IC, TH, AE, C = (

@@ -11,7 +11,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from eventrelay.delivery.outcome import Category, Verdict
+from eventrelay.core.outcome import Category, Verdict
 from eventrelay.destinations.aws_lambda.credentials import RoleCredentialCache
 from tests.destinations.lambda_doubles import (
     MakeDestination,
@@ -29,9 +29,7 @@ BODY = orjson.dumps(EVENT)
 async def test_throttled_with_retry_after_then_delivered(
     make_destination: MakeDestination, lambda_server: RecordingLambda
 ) -> None:
-    lambda_server.script.append(
-        aws_error(429, "TooManyRequestsException", "Rate exceeded", **{"Retry-After": "3"})
-    )
+    lambda_server.script.append(aws_error(429, "TooManyRequestsException", "Rate exceeded", **{"Retry-After": "3"}))
     dest = make_destination()
 
     first = await dest.send(BODY, EVENT, 10.0)
@@ -149,9 +147,7 @@ async def test_connection_refused_is_an_aws_error(
     assert outcome.error_type == "ConnectionError"
 
 
-async def test_dns_failure_is_an_aws_error(
-    make_destination: MakeDestination, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_dns_failure_is_an_aws_error(make_destination: MakeDestination, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", "http://lambda.invalid")
     dest = make_destination()
 

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 import pytest
 import trustme
 
+from eventrelay.core.errors import TransportError
 from eventrelay.destinations.http_client import HttpClient, Proxy, proxy_from_environment
-from eventrelay.errors import TransportError
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Amz-Executed-Version: 3\r\n\r\nok"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from eventrelay.delivery.outcome import Category
+from eventrelay.core.outcome import Category
 from eventrelay.destinations.aws_lambda.credentials import RoleCredentialCache
 from eventrelay.destinations.aws_lambda.destination import AwsLambdaDestination
 from tests.destinations.lambda_doubles import REGION, MakeDestination, RecordingLambda, reply, settings
@@ -145,9 +145,7 @@ async def test_track_events_allow_list() -> None:
     await star.close()
 
 
-async def test_check_dry_runs_every_function(
-    make_destination: MakeDestination, lambda_server: RecordingLambda
-) -> None:
+async def test_check_dry_runs_every_function(make_destination: MakeDestination, lambda_server: RecordingLambda) -> None:
     dest = make_destination(functions={"identify": "users-fn"}, client_context={"app": "x"}, log_type="Tail")
     lambda_server.script.append(reply(204))
     lambda_server.script.append(

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from eventrelay.config.model import LocalAws
-from eventrelay.delivery.outcome import Category, Verdict
+from eventrelay.core.outcome import Category, Verdict
 from eventrelay.destinations.aws_lambda.credentials import RoleCredentialCache
 from eventrelay.destinations.aws_lambda.destination import AwsLambdaDestination
 from eventrelay.localaws.server import LocalAwsServer
@@ -59,9 +59,7 @@ async def made() -> AsyncIterator[list[AwsLambdaDestination]]:
         await dest.close()
 
 
-def destination(
-    made: list[AwsLambdaDestination], role: str = "invoker", **overrides: Any
-) -> AwsLambdaDestination:
+def destination(made: list[AwsLambdaDestination], role: str = "invoker", **overrides: Any) -> AwsLambdaDestination:
     dest = AwsLambdaDestination(
         "local",
         settings(role_address=f"arn:aws:iam::{ACCOUNT}:role/{role}", **overrides),
@@ -117,9 +115,7 @@ async def test_handler_slower_than_the_timeout_is_a_timeout(
     assert time.monotonic() - started < 4.0
 
 
-async def test_wrong_external_id_is_access_denied(
-    local_aws: LocalAwsServer, made: list[AwsLambdaDestination]
-) -> None:
+async def test_wrong_external_id_is_access_denied(local_aws: LocalAwsServer, made: list[AwsLambdaDestination]) -> None:
     dest = AwsLambdaDestination(
         "local",
         settings(**{"lambda": "echo"}, role_address=f"arn:aws:iam::{ACCOUNT}:role/invoker"),

@@ -91,9 +91,7 @@ def test_demo_event_from_analytics_python_reaches_the_example_handler(tmp_path: 
         key = serve.wait_for("write key").strip().split()[-1]
         assert len(key) >= 32
         serve.wait_listening()
-        client = analytics.Client(
-            write_key=key, host=f"http://127.0.0.1:{serve.port}", sync_mode=True, max_retries=3
-        )
+        client = analytics.Client(write_key=key, host=f"http://127.0.0.1:{serve.port}", sync_mode=True, max_retries=3)
         client.track("user-e2e", "Demo Works", {"plan": "pro"})
         client.flush()
         line = serve.wait_for("received track from user-e2e")

@@ -13,6 +13,7 @@ import orjson
 import pytest
 import uvicorn
 
+from eventrelay.delivery.intake import QueueSink
 from eventrelay.ingest.app import IngestApp
 from eventrelay.ingest.fast_http import fast_ingest_protocol
 from eventrelay.queue.memory import MemoryQueue
@@ -27,6 +28,7 @@ class FakeHost:
 
     def __init__(self, queue: Any = None) -> None:
         self.queue = queue if queue is not None else MemoryQueue()
+        self.sink = QueueSink(self.queue)
         self.sources = {WRITE_KEY: "web"}
         self.routed: list[Mapping[str, Any]] = []
 

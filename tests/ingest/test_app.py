@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from eventrelay.errors import DiskFull, QueueFull, StorageError
+from eventrelay.core.errors import DiskFull, QueueFull, StorageError
 from eventrelay.ingest.app import IngestApp
 from eventrelay.queue.memory import MemoryQueue
 from tests.ingest.conftest import WRITE_KEY, Answer, FakeHost, basic, call

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from eventrelay.errors import AuthError
+from eventrelay.core.errors import AuthError
 from eventrelay.ingest.auth import authenticate, basic_user, write_key
 from eventrelay.ingest.cors import cors_headers, preflight_headers
 from eventrelay.ingest.settings_endpoint import settings_document, settings_key

@@ -7,9 +7,9 @@ from typing import Any
 import orjson
 import pytest
 
-from eventrelay.errors import PayloadError
+from eventrelay.core.errors import PayloadError
+from eventrelay.core.spec import MAX_BATCH_EVENTS
 from eventrelay.ingest.batch import batch_items, prepare_batch
-from eventrelay.ingest.body import MAX_BATCH_EVENTS
 from eventrelay.ingest.normalise import iso
 
 NOW = 1_714_564_800.0

@@ -7,16 +7,9 @@ from typing import Any
 
 import pytest
 
-from eventrelay.errors import PayloadError
-from eventrelay.ingest.body import (
-    MAX_BATCH_BYTES,
-    MAX_BODY_BYTES,
-    MAX_DECOMPRESSED_BYTES,
-    decode,
-    gunzip,
-    parse_object,
-    read_body,
-)
+from eventrelay.core.errors import PayloadError
+from eventrelay.core.spec import MAX_BATCH_BYTES
+from eventrelay.ingest.body import MAX_BODY_BYTES, MAX_DECOMPRESSED_BYTES, decode, gunzip, parse_object, read_body
 
 
 def receiver(parts: list[bytes]) -> Any:

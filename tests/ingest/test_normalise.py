@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from eventrelay.errors import PayloadError
+from eventrelay.core.errors import PayloadError
 from eventrelay.ingest.normalise import iso, normalise, parse_time
 
 RECEIVED = datetime(2024, 5, 1, 12, 0, 0, 500_000, tzinfo=UTC).timestamp()

@@ -10,11 +10,12 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eventrelay.errors import IngestError
+from eventrelay.core.errors import IngestError
+from eventrelay.core.spec import CALL_TYPES
 from eventrelay.ingest.batch import prepare_batch
 from eventrelay.ingest.body import decode, parse_object
 from eventrelay.ingest.normalise import iso, normalise
-from eventrelay.ingest.validate import CALL_TYPES, validate
+from eventrelay.ingest.validate import validate
 
 NOW = 1_714_564_800.25
 KEYS = [

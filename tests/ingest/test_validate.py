@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from eventrelay.errors import PayloadError
+from eventrelay.core.errors import PayloadError
 from eventrelay.ingest.validate import validate
 
 

@@ -10,8 +10,8 @@ import uuid
 
 import nats
 
-from eventrelay.errors import StorageError
-from eventrelay.queue.base import Accepted
+from eventrelay.core.errors import StorageError
+from eventrelay.core.records import Accepted
 from eventrelay.queue.jetstream import JetStreamQueue
 
 from .natsserver import NatsServer, wait_for_jetstream

@@ -9,7 +9,7 @@ import sys
 import time
 import uuid
 
-from eventrelay.queue.base import Accepted, Job
+from eventrelay.core.records import Accepted, Job
 
 from .conftest import QueueFactory
 
@@ -34,8 +34,7 @@ async def test_jobs_of_a_killed_delivery_process_return_after_their_lease(
 ) -> None:
     queue = await make_queue()
     items = [
-        Accepted(str(uuid.uuid4()), "web", "track", time.time(), b'{"type":"track"}', ("lambda",))
-        for _ in range(20)
+        Accepted(str(uuid.uuid4()), "web", "track", time.time(), b'{"type":"track"}', ("lambda",)) for _ in range(20)
     ]
     await queue.append(items)
     proc = await asyncio.create_subprocess_exec(

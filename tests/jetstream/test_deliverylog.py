@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from eventrelay.delivery.outcome import Category
-from eventrelay.deliverylog.base import AttemptRecord, DeliveryStatus
+from eventrelay.core.outcome import Category
+from eventrelay.core.records import AttemptRecord, DeliveryStatus
 from eventrelay.deliverylog.jetstream import JetStreamDeliveryLog
 
 _streams = itertools.count(1)
@@ -46,9 +46,7 @@ def attempt(
     )  # fmt: skip
 
 
-async def test_attempts_recorded_on_one_node_are_read_on_another(
-    open_log: LogFactory, tmp_path: Path
-) -> None:
+async def test_attempts_recorded_on_one_node_are_read_on_another(open_log: LogFactory, tmp_path: Path) -> None:
     writer = await open_log(tmp_path / "node-a")
     reader = await open_log(tmp_path / "node-b")
 
@@ -76,9 +74,7 @@ async def test_attempts_recorded_on_one_node_are_read_on_another(
 async def test_redrive_mark_reaches_every_node(open_log: LogFactory, tmp_path: Path) -> None:
     a = await open_log(tmp_path / "a")
     b = await open_log(tmp_path / "b")
-    await a.record(
-        [attempt("m1", 3, "failed", Category.TIMEOUT), attempt("m2", 3, "failed", Category.TIMEOUT)]
-    )
+    await a.record([attempt("m1", 3, "failed", Category.TIMEOUT), attempt("m2", 3, "failed", Category.TIMEOUT)])
 
     assert await a.redriven("lambda", ["m1"], time.time()) == 1
 
@@ -86,9 +82,7 @@ async def test_redrive_mark_reaches_every_node(open_log: LogFactory, tmp_path: P
     assert statuses == {"m1": "retrying", "m2": "failed"}
 
 
-async def test_a_restarted_node_resumes_without_repeating_history(
-    open_log: LogFactory, tmp_path: Path
-) -> None:
+async def test_a_restarted_node_resumes_without_repeating_history(open_log: LogFactory, tmp_path: Path) -> None:
     writer = await open_log(tmp_path / "writer")
     node = await open_log(tmp_path / "node")
     await writer.record([attempt("m1", 1, "retrying", Category.THROTTLED)])

@@ -10,8 +10,8 @@ import uuid
 import nats
 import pytest
 
-from eventrelay.errors import QueueFull
-from eventrelay.queue.base import Accepted, Job
+from eventrelay.core.errors import QueueFull
+from eventrelay.core.records import Accepted, Job
 from eventrelay.queue.jetstream import JetStreamQueue
 
 from .conftest import QueueFactory

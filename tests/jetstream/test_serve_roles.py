@@ -130,9 +130,7 @@ async def test_two_delivery_processes_deliver_every_event_exactly_once(
     for name, port in ports.items():
         cfg = _config(tmp_path, nats_url, aws_port, with_localaws=False, data=name)
         role = "ingest" if name == "ingest" else "deliver"
-        procs.append(
-            Proc(["serve", "--config", str(cfg), "--role", role, "--port", str(port)], tmp_path, name, env)
-        )
+        procs.append(Proc(["serve", "--config", str(cfg), "--role", role, "--port", str(port)], tmp_path, name, env))
     for proc, port in zip(procs[1:], ports.values(), strict=True):
         wait_healthy(f"http://127.0.0.1:{port}/healthz", proc.proc, proc.log, DEADLINE)
 

@@ -17,9 +17,7 @@ from tests.localaws.conftest import lambda_client, sts_client
 
 def test_localaws_command_serves_the_functions_folder(tmp_path: Path) -> None:
     (tmp_path / "greet.py").write_text(
-        "def handler(event, context):\n"
-        "    print('greeting', event['name'])\n"
-        "    return {'hello': event['name']}\n"
+        "def handler(event, context):\n    print('greeting', event['name'])\n    return {'hello': event['name']}\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     proc = subprocess.Popen(

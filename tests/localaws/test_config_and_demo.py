@@ -105,9 +105,7 @@ async def test_endpoints_from_the_environment_are_honoured(
         await server.stop()
 
 
-async def test_demo_keeps_its_identity_and_the_users_handler_across_restarts(
-    tmp_path: Path, clean_env: None
-) -> None:
+async def test_demo_keeps_its_identity_and_the_users_handler_across_restarts(tmp_path: Path, clean_env: None) -> None:
     config, server = await demo_config(str(tmp_path / "data"), port=8088)
     await server.stop()
     identity = tmp_path / "data" / "demo-identity.json"
@@ -144,9 +142,7 @@ def test_an_edited_handler_runs_on_the_next_invoke(tmp_path: Path) -> None:
 
     code = tmp_path / "edit.py"
     code.write_text("def handler(event, context):\n    return 'first'\n")
-    st = ServerThread(
-        local_settings(functions_dir=str(tmp_path), functions={"edit": {"handler": "edit.handler"}})
-    )
+    st = ServerThread(local_settings(functions_dir=str(tmp_path), functions={"edit": {"handler": "edit.handler"}}))
     try:
         lam = lambda_client(st.url, assume(st.url))
         assert lam.invoke(FunctionName="edit")["Payload"].read() == b'"first"'

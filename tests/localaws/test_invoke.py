@@ -187,9 +187,7 @@ def test_handler_exception_is_unhandled_with_aws_error_body(lam: Any) -> None:
     assert body["errorMessage"] == "something went wrong in the handler"
     assert body["requestId"] == r["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
     assert any("raise ValueError" in line for line in body["stackTrace"])
-    assert (
-        "[ERROR] ValueError: something went wrong in the handler" in base64.b64decode(r["LogResult"]).decode()
-    )
+    assert "[ERROR] ValueError: something went wrong in the handler" in base64.b64decode(r["LogResult"]).decode()
 
 
 def test_handler_over_its_timeout_is_killed_and_replaced(lam: Any) -> None:

@@ -41,9 +41,7 @@ def test_assume_role_with_the_right_external_id_returns_session_credentials(loca
 
 
 @pytest.mark.parametrize("external_id", ["wrong-id", None])
-def test_wrong_or_missing_external_id_is_access_denied(
-    local_aws: ServerThread, external_id: str | None
-) -> None:
+def test_wrong_or_missing_external_id_is_access_denied(local_aws: ServerThread, external_id: str | None) -> None:
     with pytest.raises(ClientError) as exc:
         assume(local_aws.url, external_id=external_id)
     assert code_of(exc) == "AccessDenied"
@@ -170,9 +168,7 @@ def test_invoke_with_expired_session_credentials_is_expired_token(later_clock: S
 def test_role_without_permission_on_the_function_is_access_denied(local_aws: ServerThread) -> None:
     lam = lambda_client(local_aws.url, assume(local_aws.url, role="echo-only"))
     assert lam.invoke(FunctionName="echo", Payload=b"{}")["StatusCode"] == 200
-    assert (
-        lam.invoke(FunctionName="echo:live", Payload=b"{}")["StatusCode"] == 200
-    )  # a bare name: any qualifier
+    assert lam.invoke(FunctionName="echo:live", Payload=b"{}")["StatusCode"] == 200  # a bare name: any qualifier
     with pytest.raises(ClientError) as exc:
         lam.invoke(FunctionName="printer", Payload=b"{}")
     assert code_of(exc) == "AccessDeniedException"
@@ -206,9 +202,7 @@ def test_base_credentials_cannot_invoke_by_default(local_aws: ServerThread) -> N
 
 def test_without_users_any_base_key_may_assume_a_role_and_base_invoke_can_be_allowed() -> None:
     st = ServerThread(
-        local_settings(
-            users={}, allow_base_credentials_invoke=True, functions={"trivial": {"handler": "fns.trivial"}}
-        )
+        local_settings(users={}, allow_base_credentials_invoke=True, functions={"trivial": {"handler": "fns.trivial"}})
     )
     try:
         creds = sts_client(st.url, key="AKIAANYTHING", secret="anything").assume_role(
@@ -226,9 +220,7 @@ def test_unsigned_invoke_is_refused(local_aws: ServerThread) -> None:
     import urllib.error
     import urllib.request
 
-    req = urllib.request.Request(
-        f"{local_aws.url}/2015-03-31/functions/echo/invocations", data=b"{}", method="POST"
-    )
+    req = urllib.request.Request(f"{local_aws.url}/2015-03-31/functions/echo/invocations", data=b"{}", method="POST")
     with pytest.raises(urllib.error.HTTPError) as exc:
         urllib.request.urlopen(req, timeout=10)
     assert exc.value.code == 403

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from eventrelay.queue.base import Accepted
+from eventrelay.core.records import Accepted
 from eventrelay.queue.sqlite import SQLiteQueue
 
 BODY = b'{"type":"track","event":"Order Completed","properties":{"pad":"' + b"x" * 1100 + b'"}}'  # ~1.2 KB

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from eventrelay.queue.base import Accepted
+from eventrelay.core.records import Accepted
 from eventrelay.queue.sqlite import SQLiteQueue
 
 APPENDERS = 16  # concurrent "requests", so kills land during group commits

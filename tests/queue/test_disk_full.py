@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from eventrelay.errors import DiskFull
+from eventrelay.core.errors import DiskFull
 from eventrelay.queue.sqlite import SQLiteQueue
 from tests.queue.conftest import OpenQueue, event
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from eventrelay.errors import StorageError
+from eventrelay.core.errors import StorageError
+from eventrelay.core.records import Accepted
 from eventrelay.queue import sqlite_ops
-from eventrelay.queue.base import Accepted
 from tests.queue.conftest import OpenQueue, event
 
 

@@ -25,13 +25,27 @@ class Sender:
 
     def send_batch(self, size: int = 10) -> None:
         ids = [str(uuid.uuid4()) for _ in range(size)]
-        body = orjson.dumps({"batch": [
-            {"type": "track", "event": "Reliability", "userId": f"u{i}", "messageId": mid,
-             "properties": {"n": i}} for i, mid in enumerate(ids)
-        ]})
+        body = orjson.dumps(
+            {
+                "batch": [
+                    {
+                        "type": "track",
+                        "event": "Reliability",
+                        "userId": f"u{i}",
+                        "messageId": mid,
+                        "properties": {"n": i},
+                    }
+                    for i, mid in enumerate(ids)
+                ]
+            }
+        )
         auth = base64.b64encode(f"{self.write_key}:".encode()).decode()
-        req = urllib.request.Request(f"{self.url}/v1/batch", data=body, method="POST", headers={
-            "Content-Type": "application/json", "Authorization": f"Basic {auth}"})
+        req = urllib.request.Request(
+            f"{self.url}/v1/batch",
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", "Authorization": f"Basic {auth}"},
+        )
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:
                 if resp.status == 200:

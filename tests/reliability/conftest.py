@@ -24,7 +24,7 @@ ADMIN_TOKEN = "adm_reliability_0123456789abcdef"
 WORKSPACE = "ws_reliability"
 START_TIMEOUT = 60.0  # seconds for a started eventrelay to answer /healthz on a loaded 2-core machine
 
-SINK_HANDLER = '''
+SINK_HANDLER = """
 import json, os, time
 
 def handler(event, context):
@@ -46,7 +46,7 @@ def handler(event, context):
         os.fsync(f.fileno())
     print("delivered", event["messageId"])
     return {"ok": True}
-'''
+"""
 
 
 @dataclass

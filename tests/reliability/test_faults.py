@@ -41,5 +41,8 @@ def test_failing_function_recovers_and_every_event_is_delivered(server: Server, 
     server.set_mode("ok")
     assert wait_until(lambda: ids <= set(server.delivered_ids()), timeout=90)
     assert wait_until(
-        lambda: {r["status"] for r in deliveries(server.url, destination="sink") if r["message_id"] in ids}
-        == {"delivered"}, timeout=30)
+        lambda: (
+            {r["status"] for r in deliveries(server.url, destination="sink") if r["message_id"] in ids} == {"delivered"}
+        ),
+        timeout=30,
+    )

@@ -27,13 +27,22 @@ def test_no_secret_in_logs_api_metrics_or_page(server: Server) -> None:
     assert wait_until(lambda: ok_ids <= set(server.delivered_ids()), timeout=60)
     server.set_mode("raise")
     sender.send_batch(3)
-    assert wait_until(lambda: any(r["category"] == "execution_error"
-                                  for r in deliveries(server.url, destination="sink")), timeout=60)
+    assert wait_until(
+        lambda: any(r["category"] == "execution_error" for r in deliveries(server.url, destination="sink")), timeout=60
+    )
     answers = [
-        get(server.url, p)[1] for p in (
-            "/api/v1/deliveries?limit=1000", "/api/v1/destinations", "/api/v1/destinations/sink/stats?range=1h",
-            "/api/v1/destinations/sink/samples?category=execution_error", "/api/v1/config/sources",
-            "/api/v1/config/destinations", "/metrics", "/openapi.json", "/", "/admin",
+        get(server.url, p)[1]
+        for p in (
+            "/api/v1/deliveries?limit=1000",
+            "/api/v1/destinations",
+            "/api/v1/destinations/sink/stats?range=1h",
+            "/api/v1/destinations/sink/samples?category=execution_error",
+            "/api/v1/config/sources",
+            "/api/v1/config/destinations",
+            "/metrics",
+            "/openapi.json",
+            "/",
+            "/admin",
         )
     ]
     for row in deliveries(server.url, destination="sink")[:5]:

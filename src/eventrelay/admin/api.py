@@ -18,8 +18,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from eventrelay.admin.auth import check
-from eventrelay.delivery.outcome import Category
-from eventrelay.deliverylog.redrive import RedriveFilter, redrive
+from eventrelay.core.outcome import Category
+from eventrelay.delivery.redrive import RedriveFilter, redrive
 from eventrelay.deliverylog.stats import (
     STATUSES,
     attempt_json,
@@ -141,9 +141,8 @@ async def redrive_destination(request: Request, runtime: Any) -> Response:
     dest = _destination(request, runtime)
     wanted = _redrive_filter(await _body(request), time.time())
     moved = await redrive(runtime.queue, runtime.log, dest.name, wanted, now=time.time())
-    engine = getattr(runtime, "engine", None)
-    if moved and engine is not None and hasattr(engine, "notify"):
-        engine.notify((dest.name,))
+    if moved and runtime.engine is not None:
+        runtime.engine.notify((dest.name,))
     return _json({"destination": dest.name, "redriven": moved})
 
 
@@ -220,9 +219,7 @@ async def _body(request: Request) -> dict[str, Any]:
         raise BadParam("body", "body: must be a JSON object")
     unknown = sorted(set(body) - {"message_ids", "category", "since", "until"})
     if unknown:
-        raise BadParam(
-            unknown[0], f"{unknown[0]}: unknown field (allowed: message_ids, category, since, until)"
-        )
+        raise BadParam(unknown[0], f"{unknown[0]}: unknown field (allowed: message_ids, category, since, until)")
     return body
 
 

@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from eventrelay.admin import api, config_api, metrics, openapi, page
-from eventrelay.asgi import ASGIApp
+from eventrelay.core.asgi import ASGIApp
 
 # Each module exports ``routes(runtime) -> list[BaseRoute]``.
 ROUTE_MODULES = (api, config_api, page, metrics, openapi)

@@ -31,8 +31,8 @@ from eventrelay.admin.auth import check as auth_check
 from eventrelay.config.load import validate_config
 from eventrelay.config.model import Config
 from eventrelay.config.store import ApiEntities, config_data, load_entities, save_entities, store_path
+from eventrelay.core.errors import ConfigError, ConfigErrors, EventRelayError
 from eventrelay.destinations.aws_lambda.settings import EXTERNAL_ID_REFUSAL
-from eventrelay.errors import ConfigError, ConfigErrors, EventRelayError
 
 PREFIX = "/api/v1/config"
 WRITE_KEY_BYTES = 32  # secrets.token_urlsafe(32): 43 characters, over the 32 random characters asked
@@ -46,9 +46,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 class ApiProblem(Exception):
     """An answer other than success: status, code and message (and per-field errors for 422)."""
 
-    def __init__(
-        self, status: int, code: str, message: str, errors: list[dict[str, str]] | None = None
-    ) -> None:
+    def __init__(self, status: int, code: str, message: str, errors: list[dict[str, str]] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -135,9 +133,7 @@ class ConfigApi:
 
     # -- destinations -------------------------------------------------------------------------
     async def list_destinations(self, request: Request) -> Response:
-        return JSONResponse(
-            {"destinations": [self._destination_view(d.name) for d in self.config.destinations]}
-        )
+        return JSONResponse({"destinations": [self._destination_view(d.name) for d in self.config.destinations]})
 
     async def get_destination(self, request: Request) -> Response:
         return JSONResponse(self._destination_view(self._existing_destination(request)))
@@ -183,9 +179,7 @@ class ConfigApi:
         dest = self.runtime.destination_config(name)
         instance = self.runtime.destinations.get(name)
         if instance is None or not hasattr(instance, "check"):
-            raise ApiProblem(
-                409, "not_checkable", f"destination {name!r} is not running or cannot be checked"
-            )
+            raise ApiProblem(409, "not_checkable", f"destination {name!r} is not running or cannot be checked")
         source = request.query_params.get("source")
         results = await run_check(instance, self.config, dest, source)
         return JSONResponse(check_report(name, results))
@@ -199,9 +193,7 @@ class ConfigApi:
         return JSONResponse(self._destination_view(name))
 
     # -- applying a change --------------------------------------------------------------------
-    async def _commit(
-        self, entities: ApiEntities, section: str, name: str, entity: dict[str, Any] | None
-    ) -> None:
+    async def _commit(self, entities: ApiEntities, section: str, name: str, entity: dict[str, Any] | None) -> None:
         """Validate the whole resulting configuration, persist, then apply; nothing half-applied."""
         if entity is not None and section == "destinations":
             self._check_endpoint(entity)
@@ -362,9 +354,7 @@ def _no_extra(body: dict[str, Any], allowed: set[str], why: str) -> None:
 async def _body(request: Request) -> dict[str, Any]:
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
-        raise ApiProblem(
-            413, "too_large", f"the body is {len(raw)} bytes; at most {MAX_BODY_BYTES} are accepted"
-        )
+        raise ApiProblem(413, "too_large", f"the body is {len(raw)} bytes; at most {MAX_BODY_BYTES} are accepted")
     try:
         body = json.loads(raw or b"null")
     except ValueError as exc:
@@ -540,9 +530,7 @@ def _openapi_paths() -> dict[str, Any]:
             ),
         },
         f"{PREFIX}/destinations/{{name}}": {
-            "get": op(
-                "One destination", "getConfigDestination", "200", destination, path_name=True, errors=("404",)
-            ),
+            "get": op("One destination", "getConfigDestination", "200", destination, path_name=True, errors=("404",)),
             "put": op(
                 "Replace a destination created here",
                 "replaceDestination",

@@ -14,9 +14,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from eventrelay import telemetry
 from eventrelay.admin.auth import check
-from eventrelay.errors import StorageError
+from eventrelay.core import telemetry
+from eventrelay.core.errors import StorageError
 
 log = logging.getLogger("eventrelay.admin")
 # The classic text exposition format: what generate_latest() writes and every scraper reads.

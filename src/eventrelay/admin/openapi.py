@@ -13,22 +13,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from eventrelay.delivery.outcome import Category
+from eventrelay.core.outcome import Category
+from eventrelay.core.spec import CALL_TYPES, MAX_BATCH_EVENTS, MAX_MESSAGE_ID_CHARS, SHORT_FORMS
 from eventrelay.deliverylog.stats import RANGES, STATUSES
 
 OPENAPI_VERSION = "3.1.0"
-CALL_TYPES = ("track", "identify", "page", "screen", "group", "alias")
-SHORT_FORMS = {
-    "t": "track",
-    "i": "identify",
-    "p": "page",
-    "s": "screen",
-    "g": "group",
-    "a": "alias",
-    "b": "batch",
-}
-MAX_MESSAGE_ID = 100  # DESIGN.md section 3
-MAX_BATCH_ITEMS = 2500  # DESIGN.md section 3
 
 
 def routes(runtime: Any) -> list[BaseRoute]:
@@ -70,9 +59,7 @@ def _tracking_paths() -> dict[str, Any]:
             "summary": "Settings analytics.js loads (integrations, plan)",
             "operationId": "projectSettings",
             "tags": ["tracking"],
-            "parameters": [
-                {"name": "writeKey", "in": "path", "required": True, "schema": {"type": "string"}}
-            ],
+            "parameters": [{"name": "writeKey", "in": "path", "required": True, "schema": {"type": "string"}}],
             "responses": {
                 "200": {
                     "description": "settings",
@@ -106,9 +93,7 @@ def _tracking_op(call: str, schema: str, media: str) -> dict[str, Any]:
             "200": {
                 "description": "durable",
                 "content": {
-                    "application/json": {
-                        "schema": {"type": "object", "properties": {"success": {"type": "boolean"}}}
-                    }
+                    "application/json": {"schema": {"type": "object", "properties": {"success": {"type": "boolean"}}}}
                 },
             },
             "400": {"$ref": "#/components/responses/Error"},
@@ -125,7 +110,7 @@ def _common_fields() -> dict[str, Any]:
     return {
         "userId": {"type": ["string", "number"]},
         "anonymousId": {"type": ["string", "number"]},
-        "messageId": {"type": "string", "maxLength": MAX_MESSAGE_ID},
+        "messageId": {"type": "string", "maxLength": MAX_MESSAGE_ID_CHARS},
         "timestamp": {"type": "string", "format": "date-time"},
         "sentAt": {"type": "string", "format": "date-time"},
         "originalTimestamp": {"type": "string", "format": "date-time"},
@@ -150,20 +135,14 @@ def _call_schema(call: str, extra: dict[str, Any], required: list[str]) -> dict[
 def _schemas() -> dict[str, Any]:
     obj = {"type": "object"}
     schemas: dict[str, Any] = {
-        "Track": _call_schema(
-            "track", {"event": {"type": "string", "minLength": 1}, "properties": obj}, ["event"]
-        ),
+        "Track": _call_schema("track", {"event": {"type": "string", "minLength": 1}, "properties": obj}, ["event"]),
         "Identify": _call_schema("identify", {"traits": obj}, []),
         "Page": _call_schema(
             "page", {"name": {"type": "string"}, "category": {"type": "string"}, "properties": obj}, []
         ),
         "Screen": _call_schema("screen", {"name": {"type": "string"}, "properties": obj}, []),
-        "Group": _call_schema(
-            "group", {"groupId": {"type": ["string", "number"]}, "traits": obj}, ["groupId"]
-        ),
-        "Alias": _call_schema(
-            "alias", {"previousId": {"type": ["string", "number"]}}, ["previousId", "userId"]
-        ),
+        "Group": _call_schema("group", {"groupId": {"type": ["string", "number"]}, "traits": obj}, ["groupId"]),
+        "Alias": _call_schema("alias", {"previousId": {"type": ["string", "number"]}}, ["previousId", "userId"]),
     }
     # One flat schema (not a oneOf of the six calls): the same fields, far cheaper for fuzzers to generate.
     item_fields: dict[str, Any] = {}
@@ -178,7 +157,7 @@ def _schemas() -> dict[str, Any]:
             "batch": {
                 "type": "array",
                 "minItems": 1,
-                "maxItems": MAX_BATCH_ITEMS,
+                "maxItems": MAX_BATCH_EVENTS,
                 "items": {"$ref": "#/components/schemas/BatchItem"},
             },
             "context": obj,
@@ -314,9 +293,7 @@ def _admin_paths() -> dict[str, Any]:
                 params=[
                     name,
                     category,
-                    _query(
-                        "limit", {"type": "integer", "minimum": 1, "maximum": 50}, "per category; default 3"
-                    ),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 50}, "per category; default 3"),
                 ],
             )
         },
@@ -380,9 +357,7 @@ def _admin_schemas() -> dict[str, Any]:
         "DeliveryList": {
             "type": "object",
             "required": ["deliveries"],
-            "properties": {
-                "deliveries": {"type": "array", "items": {"$ref": "#/components/schemas/Delivery"}}
-            },
+            "properties": {"deliveries": {"type": "array", "items": {"$ref": "#/components/schemas/Delivery"}}},
         },
         "Sample": sample,
         "SampleList": {

@@ -22,8 +22,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from eventrelay.core.errors import ConfigError
 from eventrelay.destinations.aws_lambda.function_name import FunctionRef, parse_function_name
-from eventrelay.errors import ConfigError
 
 ACCOUNT_PATTERN = re.compile(r"^\d{12}$")
 _ROLE_ARN = re.compile(r"^arn:(aws[a-zA-Z-]*):iam::(\d{12}):role/")

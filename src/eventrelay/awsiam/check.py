@@ -11,7 +11,7 @@ from typing import Any
 
 from eventrelay.config.model import Config
 from eventrelay.config.model import Destination as DestinationConfig
-from eventrelay.delivery.outcome import Outcome
+from eventrelay.core.outcome import Outcome
 from eventrelay.deliverylog.hints import hint
 
 CHECK_TIMEOUT = 10.0  # seconds per function: AssumeRole + DryRun, generous for a cold credential chain

@@ -18,9 +18,7 @@ from eventrelay.awsiam.trust import ASSUME_ACTION, check_principal
 
 TEMPLATE_VERSION = "2010-09-09"  # the only CloudFormation template format version
 _ROLE_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:iam::\d{12}:role(/|/.*/)([\w+=,.@-]{1,64})$")
-LAMBDA_ARN_PATTERN = (
-    r"^arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:[a-zA-Z0-9-_.]+(:[a-zA-Z0-9-_$.]+)?$"
-)
+LAMBDA_ARN_PATTERN = r"^arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:[a-zA-Z0-9-_.]+(:[a-zA-Z0-9-_$.]+)?$"
 PRINCIPAL_PARAM_PATTERN = r"^(\d{12}|arn:aws[a-zA-Z-]*:(iam|sts)::\d{12}:\S+)$"
 EXTERNAL_ID_PATTERN = r"^[\w+=,.@:/-]{2,1224}$"  # AWS: ExternalId 2-1224 of [\w+=,.@:/-]
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from eventrelay.awsiam.arns import Resolved, resolve, role_account, role_partition
 from eventrelay.config.model import Config, Destination
-from eventrelay.destinations.aws_lambda.settings import CALL_TYPES
-from eventrelay.errors import ConfigError
+from eventrelay.core.errors import ConfigError
+from eventrelay.core.spec import CALL_TYPES
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +67,7 @@ def grants(
             if ref:
                 refs.setdefault(ref, (f"{base}.functions.{call_type}", []))[1].append(call_type)
         for ref, (field, types) in refs.items():
-            resolved = resolve(
-                ref, region=region or settings.region, account=account, partition=partition, field=field
-            )
+            resolved = resolve(ref, region=region or settings.region, account=account, partition=partition, field=field)
             out.append(Grant(destination=dest.name, call_types=tuple(types), function=resolved))
     return out
 

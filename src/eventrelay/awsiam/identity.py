@@ -27,9 +27,7 @@ def caller_identity(region: str | None, endpoint_url: str | None = None) -> tupl
         retries={"max_attempts": 1, "mode": "standard"},
     )
     try:
-        client: Any = session.create_client(
-            "sts", region_name=region, endpoint_url=endpoint_url, config=config
-        )
+        client: Any = session.create_client("sts", region_name=region, endpoint_url=endpoint_url, config=config)
         answer = client.get_caller_identity()
     except ClientError as exc:
         return None, f"STS GetCallerIdentity failed: {exc.response.get('Error', {}).get('Code', 'error')}"

@@ -15,7 +15,5 @@ def permission_policy(resources: list[str]) -> dict[str, Any]:
         raise ValueError("a permission policy needs at least one function ARN")
     return {
         "Version": POLICY_VERSION,
-        "Statement": [
-            {"Sid": STATEMENT_ID, "Effect": "Allow", "Action": INVOKE_ACTION, "Resource": list(resources)}
-        ],
+        "Statement": [{"Sid": STATEMENT_ID, "Effect": "Allow", "Action": INVOKE_ACTION, "Resource": list(resources)}],
     }

@@ -34,9 +34,7 @@ _Dumper.add_representer(_Tagged, _represent_tagged)
 def render(document: dict[str, Any], fmt: Format = "json") -> str:
     if fmt == "json":
         return json.dumps(document, indent=2) + "\n"
-    return yaml.dump(
-        _short_forms(document), Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120
-    )
+    return yaml.dump(_short_forms(document), Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120)
 
 
 def _short_forms(value: Any) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 from eventrelay.awsiam.grants import select
 from eventrelay.awsiam.policy import POLICY_VERSION
 from eventrelay.config.model import Config
-from eventrelay.errors import ConfigError
+from eventrelay.core.errors import ConfigError
 
 ASSUME_ACTION = "sts:AssumeRole"
 # What IAM takes as an AWS principal: an account id, or a user/role/root ARN.
@@ -40,8 +40,7 @@ def external_ids(config: Config, destination: str | None = None, extra: list[str
     if not ids:
         raise ConfigError(
             "workspace.id",
-            "no External ID: configure workspace.id (the External ID) or at least one source, "
-            "or give --external-id",
+            "no External ID: configure workspace.id (the External ID) or at least one source, or give --external-id",
         )
     return ids
 

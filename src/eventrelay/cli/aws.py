@@ -15,15 +15,13 @@ from eventrelay.awsiam.render import render
 from eventrelay.config import load_config
 from eventrelay.config.model import Config
 from eventrelay.config.store import merge_api_entities
-from eventrelay.errors import ConfigError
+from eventrelay.core.errors import ConfigError
 
 DOCUMENTS = ("policy", "trust-policy", "cloudformation")
 
 
 def add_parser(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser(
-        "aws", help="IAM policy, trust policy, CloudFormation template"
-    )
+    p: argparse.ArgumentParser = sub.add_parser("aws", help="IAM policy, trust policy, CloudFormation template")
     p.add_argument("document", choices=DOCUMENTS, help="which document to print")
     p.add_argument("--config", required=True, help="configuration file")
     p.add_argument("--destination", help="the destination (needed when destinations use different roles)")

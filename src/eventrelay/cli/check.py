@@ -23,7 +23,7 @@ from typing import Any
 from eventrelay.awsiam.check import FunctionCheck, check_report, run_check
 from eventrelay.config import load_config
 from eventrelay.config.model import Config
-from eventrelay.errors import ConfigError
+from eventrelay.core.errors import ConfigError
 
 ENDPOINT_ENV = ("AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_LAMBDA")
 CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
@@ -31,9 +31,7 @@ PROBE_TIMEOUT = 1.0  # seconds: is a running eventrelay's local endpoint on the 
 
 
 def add_parser(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser(
-        "check", help="connection check: assume the role, DryRun invoke"
-    )
+    p: argparse.ArgumentParser = sub.add_parser("check", help="connection check: assume the role, DryRun invoke")
     p.add_argument("destination", nargs="?", help="the destination to check (default: every destination)")
     p.add_argument("--config", required=True, help="configuration file")
     p.add_argument("--source", help="the source whose id is the External ID (only without workspace.id)")
@@ -48,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def check(config: Config, args: argparse.Namespace, base_dir: Path | None = None) -> int:
     from eventrelay.config.store import merge_api_entities
-    from eventrelay.destinations.factory import build_destination
+    from eventrelay.runtime.build import build_destination
 
     config = merge_api_entities(config)
     chosen = [d for d in config.destinations if args.destination in (None, d.name)]

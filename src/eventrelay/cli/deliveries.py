@@ -24,9 +24,9 @@ from typing import Any
 import orjson
 
 from eventrelay.config import load_config
-from eventrelay.delivery.outcome import Category
+from eventrelay.core.errors import ConfigError, EventRelayError
+from eventrelay.core.outcome import Category
 from eventrelay.deliverylog.stats import STATUSES, attempt_json, parse_when
-from eventrelay.errors import ConfigError, EventRelayError
 
 DEFAULT_LIMIT = 50
 ERROR_WIDTH = 60  # characters of the error column in the table; --json has all of it
@@ -39,9 +39,7 @@ class AdminApiError(EventRelayError):
 
 
 def add_parser(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser(
-        "deliveries", help="list delivery outcomes (or one event's attempts)"
-    )
+    p: argparse.ArgumentParser = sub.add_parser("deliveries", help="list delivery outcomes (or one event's attempts)")
     add_source_options(p)
     p.add_argument("--destination", help="only this destination")
     p.add_argument("--category", choices=[str(c) for c in Category], help="category of the latest attempt")
@@ -50,9 +48,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--until", help="updated until (same forms)")
     p.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help=f"rows (default {DEFAULT_LIMIT})")
     p.add_argument("--message-id", help="show every attempt of this event instead")
-    p.add_argument(
-        "--json", action="store_true", help='print JSON ({"deliveries": [...]} or {"attempts": [...]})'
-    )
+    p.add_argument("--json", action="store_true", help='print JSON ({"deliveries": [...]} or {"attempts": [...]})')
     p.set_defaults(func=run)
 
 
@@ -83,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _from_store(args: argparse.Namespace, since: float | None, until: float | None) -> dict[str, Any]:
-    from eventrelay.deliverylog.factory import open_log
+    from eventrelay.runtime.build import open_log
 
     log = open_log(load_config(args.config))
     await log.start()

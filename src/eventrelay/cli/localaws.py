@@ -61,8 +61,7 @@ async def _serve(args: argparse.Namespace) -> int:
     server = await LocalAwsServer(settings, config=config).start()
     print(f"local AWS endpoint: {server.url}", flush=True)
     print(
-        f"functions: {', '.join(sorted(server.registry.functions)) or 'none'} "
-        f"(from {settings.functions_dir})",
+        f"functions: {', '.join(sorted(server.registry.functions)) or 'none'} (from {settings.functions_dir})",
         flush=True,
     )
     for role in server.roles.roles.values():

@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-from eventrelay.errors import ConfigError, EventRelayError
+from eventrelay.core.errors import ConfigError, EventRelayError
 
 COMMANDS = ("serve", "validate", "localaws", "deliveries", "redrive", "aws", "check", "send")
 

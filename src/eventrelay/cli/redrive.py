@@ -20,9 +20,9 @@ from typing import Any, TextIO
 from eventrelay.cli.deliveries import add_source_options, call_api, parse_flag_time
 from eventrelay.config import load_config
 from eventrelay.config.model import Config
-from eventrelay.delivery.outcome import Category
-from eventrelay.deliverylog.redrive import RedriveFilter, redrive
-from eventrelay.errors import ConfigError
+from eventrelay.core.errors import ConfigError
+from eventrelay.core.outcome import Category
+from eventrelay.delivery.redrive import RedriveFilter, redrive
 
 BAR_WIDTH = 30  # characters of the progress bar
 
@@ -63,9 +63,7 @@ def run(args: argparse.Namespace) -> int:
             )
             if v is not None
         }
-        moved = int(
-            call_api(args, "POST", f"/api/v1/destinations/{args.destination}/redrive", body=body)["redriven"]
-        )
+        moved = int(call_api(args, "POST", f"/api/v1/destinations/{args.destination}/redrive", body=body)["redriven"])
     elif args.config:
         moved = asyncio.run(_direct(load_config(args.config), args.destination, wanted, now))
     else:
@@ -76,14 +74,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _direct(config: Config, destination: str, wanted: RedriveFilter, now: float) -> int:
-    from eventrelay.deliverylog.factory import open_log
-    from eventrelay.queue.factory import open_queue
+    from eventrelay.runtime.build import open_log, open_queue
 
     names = [d.name for d in _all_destinations(config)]
     if destination not in names:
-        raise ConfigError(
-            "destination", f"no destination named {destination!r} ({', '.join(names) or 'none'})"
-        )
+        raise ConfigError("destination", f"no destination named {destination!r} ({', '.join(names) or 'none'})")
     queue, log = open_queue(config), open_log(config)
     await queue.start()
     try:

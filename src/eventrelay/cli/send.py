@@ -15,17 +15,15 @@ from typing import Any
 from eventrelay.cli.check import local_endpoint
 from eventrelay.config import load_config
 from eventrelay.config.model import Config
-from eventrelay.destinations.aws_lambda.settings import CALL_TYPES
-from eventrelay.errors import ConfigError, PayloadError
+from eventrelay.core.errors import ConfigError, PayloadError
+from eventrelay.core.spec import CALL_TYPES
 
 SEND_TIMEOUT = 30.0  # seconds: a person waits for the answer; longer than the 5 s delivery default
 LIBRARY = {"name": "eventrelay-send", "version": "1"}
 
 
 def add_parser(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser(
-        "send", help="send a test event to a destination (Event Tester)"
-    )
+    p: argparse.ArgumentParser = sub.add_parser("send", help="send a test event to a destination (Event Tester)")
     p.add_argument("--config", required=True, help="configuration file")
     p.add_argument("--destination", required=True, help="the destination to send to")
     p.add_argument("--type", choices=CALL_TYPES, default="track", help="call type (default track)")
@@ -65,24 +63,20 @@ def build_event(call_type: str, *, name: str, user_id: str, properties: dict[str
     validate(event, call_type)
     received_at = time.time()
     received_iso = iso(received_at)
-    return normalise(
-        event, call_type, received_at=received_at, received_iso=received_iso, ip=None, channel="server"
-    )
+    return normalise(event, call_type, received_at=received_at, received_iso=received_iso, ip=None, channel="server")
 
 
 async def send(config: Config, args: argparse.Namespace, base_dir: Path | None = None) -> int:
     from eventrelay.awsiam.check import check_source
     from eventrelay.config.store import merge_api_entities
-    from eventrelay.destinations.factory import build_destination
+    from eventrelay.runtime.build import build_destination
 
     config = merge_api_entities(config)
     dest = next((d for d in config.destinations if d.name == args.destination), None)
     if dest is None:
         names = ", ".join(d.name for d in config.destinations) or "none configured"
         raise ConfigError("--destination", f"no destination named {args.destination!r} ({names})")
-    event = build_event(
-        args.type, name=args.event, user_id=args.user_id, properties=_properties(args.properties)
-    )
+    event = build_event(args.type, name=args.event, user_id=args.user_id, properties=_properties(args.properties))
     body = json.dumps(event).encode()
     async with local_endpoint(config, base_dir):
         instance: Any = build_destination(dest, config)
@@ -90,9 +84,7 @@ async def send(config: Config, args: argparse.Namespace, base_dir: Path | None =
             if not instance.wants(event):
                 print(f"{dest.name} does not take this event (its functions.events allow-list); nothing sent")
                 return 1
-            outcome = await instance.send(
-                body, event, args.timeout, source=check_source(config, dest, args.source)
-            )
+            outcome = await instance.send(body, event, args.timeout, source=check_source(config, dest, args.source))
         finally:
             await instance.close()
     response = {
@@ -116,9 +108,7 @@ async def send(config: Config, args: argparse.Namespace, base_dir: Path | None =
 def _print(result: dict[str, Any]) -> None:
     for title, key in (("You sent", "you_sent"), ("Request to destination", "request")):
         print(f"{title}:\n{_indent(json.dumps(result[key], indent=2))}")
-    response = {
-        k: v for k, v in result["response"].items() if v is not None and k not in ("body", "log_tail")
-    }
+    response = {k: v for k, v in result["response"].items() if v is not None and k not in ("body", "log_tail")}
     print(f"Response from destination:\n{_indent(json.dumps(response, indent=2))}")
     if result["response"]["body"] is not None:
         print(f"  body: {result['response']['body']}")

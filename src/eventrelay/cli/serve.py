@@ -31,8 +31,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--config", help="configuration file; without it the embedded demo runs")
     p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"listen port (default {DEFAULT_PORT})")
-    p.add_argument("--role", choices=("ingest", "deliver", "all"), default="all",
-                   help="ingest only, deliver only, or both (default all)")
+    p.add_argument(
+        "--role",
+        choices=("ingest", "deliver", "all"),
+        default="all",
+        help="ingest only, deliver only, or both (default all)",
+    )
     p.add_argument("--data-dir", default=None, help="demo data directory (default ./eventrelay-data)")
     p.add_argument("--log-level", default=os.environ.get("EVENTRELAY_LOG_LEVEL", "info"))
     p.set_defaults(func=run)
@@ -45,8 +49,9 @@ GIL_SWITCH_INTERVAL = 0.0005
 
 def run(args: argparse.Namespace) -> int:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     try:
         import uvloop
 
@@ -113,6 +118,6 @@ def _announce(runtime: Any, config: Config, args: argparse.Namespace, *, demo: b
         print(f"demo write key: {key}", flush=True)
         print(
             "try: curl -u " + key + f": {url}/v1/track -H 'Content-Type: application/json' "
-            "-d '{\"userId\":\"u1\",\"event\":\"Hello\"}'",
+            '-d \'{"userId":"u1","event":"Hello"}\'',
             flush=True,
         )

@@ -12,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from eventrelay.config.model import Config
-from eventrelay.errors import ConfigError, ConfigErrors
+from eventrelay.core.errors import ConfigError, ConfigErrors
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -54,6 +54,7 @@ def substitute_env(value: Any, environ: Mapping[str, str], path: str) -> Any:
     if isinstance(value, list):
         return [substitute_env(v, environ, f"{path}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, str):
+
         def repl(m: re.Match[str]) -> str:
             name, default = m.group(1), m.group(2)
             if name in environ:

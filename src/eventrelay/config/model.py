@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from eventrelay.config.duration import Duration
+from eventrelay.core.duration import Duration
 from eventrelay.destinations.aws_lambda.settings import AwsLambdaSettings
 
 MIN_SECRET_LENGTH = 16  # write keys and admin tokens: shorter ones are guessable

@@ -21,7 +21,7 @@ from pydantic import SecretStr
 
 from eventrelay.config.load import validate_config
 from eventrelay.config.model import Config
-from eventrelay.errors import ConfigError, StorageError
+from eventrelay.core.errors import ConfigError, StorageError
 
 STORE_FILE = "api-entities.json"
 STORE_VERSION = 1  # bump when the file's shape changes
@@ -114,9 +114,7 @@ def merge_api_entities(config: Config, path: Path | None = None) -> Config:
     )
     dropped = (entities.source_names() & file_sources) | (entities.destination_names() & file_destinations)
     if dropped:
-        log.warning(
-            "the configuration file now defines %s; dropped from the Config API store", sorted(dropped)
-        )
+        log.warning("the configuration file now defines %s; dropped from the Config API store", sorted(dropped))
         save_entities(path, kept)
     data = config_data(config)
     data["sources"] = [*data["sources"], *kept.sources]
@@ -124,9 +122,7 @@ def merge_api_entities(config: Config, path: Path | None = None) -> Config:
     try:
         return validate_config(data)
     except ConfigError as exc:
-        raise ConfigError(
-            str(path), f"entities created through the Config API do not fit the file: {exc}"
-        ) from exc
+        raise ConfigError(str(path), f"entities created through the Config API do not fit the file: {exc}") from exc
 
 
 def _reveal(value: Any) -> Any:

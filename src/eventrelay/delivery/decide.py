@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from eventrelay.config.model import DeliveryPolicy
-from eventrelay.delivery.outcome import Category, Outcome, Verdict
+from eventrelay.core.outcome import Category, Outcome, Verdict
+from eventrelay.core.records import AttemptRecord, DeadStatus, DeliveryStatus, Job
 from eventrelay.delivery.retry import RetryPolicy
-from eventrelay.deliverylog.base import AttemptRecord, DeliveryStatus
-from eventrelay.queue.base import DeadStatus, Job
 
 Action = Literal["ack", "retry", "dead_letter"]
 

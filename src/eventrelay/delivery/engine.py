@@ -18,8 +18,8 @@ import logging
 import random
 from collections.abc import Iterable, Mapping
 
-from eventrelay import telemetry
 from eventrelay.config.model import DeliveryPolicy
+from eventrelay.core import telemetry
 from eventrelay.delivery.handoff import Reservation
 from eventrelay.delivery.settler import Settler
 from eventrelay.delivery.worker import DestinationWorker

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from eventrelay.queue.base import Accepted, Job
+from eventrelay.core.records import Accepted, Job
+from eventrelay.queue.base import HandoffQueue
 
 if TYPE_CHECKING:
+    from eventrelay.delivery.engine import DeliveryEngine
     from eventrelay.delivery.worker import DestinationWorker
 
 
@@ -61,21 +63,20 @@ class Reservation:
 
 
 def append_with_handoff(
-    queue: Any, engine: Any, items: Sequence[Accepted], destinations: Iterable[str], covered: set[str]
+    queue: HandoffQueue,
+    engine: DeliveryEngine,
+    items: Sequence[Accepted],
+    destinations: Iterable[str],
+    covered: set[str],
 ) -> asyncio.Future[list[bool]] | None:
     """Append ``items`` handing new jobs to the workers that have room: a future of the fresh
     flags, after which ``covered`` holds the destinations whose new jobs were all handed over
-    (they need no claim); None when there is nothing to hand to (no engine in this process, a
-    queue without hand-off, or no room): append the ordinary way."""
-    append = getattr(queue, "append_handoff", None)
-    reserve = getattr(engine, "reserve", None)
-    if append is None or reserve is None:
-        return None
-    reservation: Reservation | None = reserve(destinations)
+    (they need no claim); None when no worker has room: append the ordinary way."""
+    reservation = engine.reserve(destinations)
     if reservation is None:
         return None
     try:
-        inner: asyncio.Future[tuple[list[bool], list[Job]]] = append(items, reservation.offers)
+        inner = queue.append_handoff(items, reservation.offers)
     except BaseException:
         reservation.cancel()
         raise

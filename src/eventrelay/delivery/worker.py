@@ -25,13 +25,14 @@ from typing import Any
 
 import orjson
 
-from eventrelay import telemetry
 from eventrelay.config.model import DeliveryPolicy
+from eventrelay.core import telemetry
+from eventrelay.core.outcome import Category, Outcome, Verdict
+from eventrelay.core.records import Job
 from eventrelay.delivery.decide import Settlement, decide
-from eventrelay.delivery.outcome import Category, Outcome, Verdict
 from eventrelay.delivery.settler import Settler
 from eventrelay.destinations.base import Destination
-from eventrelay.queue.base import Job, Queue
+from eventrelay.queue.base import Queue
 
 CLAIM_BATCH_MAX = 256  # jobs per claim: one storage round trip feeds many attempts
 LEASE_MARGIN = 30.0  # seconds beyond the attempt timeout: covers settle batching and a loaded loop

@@ -4,39 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from eventrelay.delivery.outcome import Category
-
-DeliveryStatus = Literal["delivered", "retrying", "failed", "discarded"]
-
-
-@dataclass(slots=True)
-class AttemptRecord:
-    """One attempt of one event to one destination, and the event's state after it."""
-
-    message_id: str
-    destination: str
-    source: str
-    call_type: str
-    attempt: int  # 1-based
-    status: DeliveryStatus  # the event's state for this destination after this attempt
-    category: Category
-    started_at: float  # epoch seconds
-    latency_ms: float  # this attempt
-    received_at: float  # the event's receivedAt (end-to-end latency = finished - received_at)
-    function: str | None = None
-    qualifier: str | None = None
-    invocation_type: str | None = None
-    status_code: int | None = None
-    error_type: str | None = None
-    error_message: str | None = None
-    log_tail: str | None = None
-    executed_version: str | None = None
-    request: dict[str, Any] = field(default_factory=dict)  # no secrets
-    response_body: str | None = None
-    event: bytes = b""  # "You sent"
-    next_attempt_at: float | None = None
+from eventrelay.core.outcome import Category
+from eventrelay.core.records import AttemptRecord, DeliveryStatus
 
 
 @dataclass(slots=True)
@@ -73,19 +44,6 @@ class DeliveryRow:
             "next_attempt_at": self.next_attempt_at,
             "delivered_at": self.delivered_at,
         }
-
-
-def finished_at(a: AttemptRecord) -> float:
-    """When the attempt ended (epoch seconds)."""
-    return a.started_at + a.latency_ms / 1000.0
-
-
-def error_text(a: AttemptRecord) -> str | None:
-    """The one-line error a delivery row shows: ``ErrorType: message`` (None when delivered)."""
-    if a.category is Category.DELIVERED:
-        return None
-    parts = [p for p in (a.error_type, a.error_message) if p]
-    return ": ".join(parts) if parts else str(a.category)
 
 
 @dataclass(slots=True)
@@ -160,9 +118,7 @@ class DeliveryLog(Protocol):
         """Counts, latency percentiles, errors by category and a time series of one destination."""
         ...
 
-    async def samples(
-        self, destination: str, category: str | None = None, limit: int = 5
-    ) -> list[AttemptRecord]:
+    async def samples(self, destination: str, category: str | None = None, limit: int = 5) -> list[AttemptRecord]:
         """The most recent failed attempts (with their event) of ``category``, newest first;
         without a category, up to ``limit`` of each failure category."""
         ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eventrelay.delivery.outcome import HUMAN_NAMES, Category
+from eventrelay.core.outcome import HUMAN_NAMES, Category
 
 DEFAULT_TIMEOUT_S = 5.0  # the attempt timeout when the destination does not set one (DESIGN.md section 5)
 
@@ -49,8 +49,7 @@ _DESCRIPTIONS: dict[Category, tuple[str, str]] = {
     ),
     Category.AWS_ERROR: (
         "A transient AWS or network error (5xx, connection refused or reset, DNS failure); retried.",
-        "Usually passes on its own; if it persists check the region, the endpoint and the network path "
-        "to AWS.",
+        "Usually passes on its own; if it persists check the region, the endpoint and the network path to AWS.",
     ),
     Category.CONFIGURATION: (
         "The request cannot succeed as configured (function not found, invalid parameter, payload too "

@@ -50,12 +50,12 @@ from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext, api
 
-from eventrelay.delivery.outcome import Category
-from eventrelay.deliverylog.base import AttemptRecord, DeliveryRow, Stats
+from eventrelay.core.errors import StorageError
+from eventrelay.core.outcome import Category
+from eventrelay.core.records import AttemptRecord
+from eventrelay.deliverylog.base import DeliveryRow, Stats
 from eventrelay.deliverylog.sqlite import DEFAULT_MAX_AGE, SQLiteDeliveryLog
-from eventrelay.errors import StorageError
-from eventrelay.queue.jetstream_names import redact, token
-from eventrelay.queue.jetstream_streams import API_TIMEOUT, connect, ensure_stream
+from eventrelay.storage.nats import API_TIMEOUT, connect, ensure_stream, redact, token
 
 log = logging.getLogger(__name__)
 
@@ -194,9 +194,7 @@ class JetStreamDeliveryLog:
     async def stats(self, destination: str, since: float, until: float) -> Stats:
         return await (await self._caught_up()).stats(destination, since, until)
 
-    async def samples(
-        self, destination: str, category: str | None = None, limit: int = 5
-    ) -> list[AttemptRecord]:
+    async def samples(self, destination: str, category: str | None = None, limit: int = 5) -> list[AttemptRecord]:
         return await (await self._caught_up()).samples(destination, category, limit)
 
     # -- internals -------------------------------------------------------------------------------
@@ -209,9 +207,7 @@ class JetStreamDeliveryLog:
         try:
             return await self._jsc().publish(subject, payload, timeout=API_TIMEOUT)
         except (TimeoutError, NatsError) as exc:
-            raise StorageError(
-                f"delivery log: JetStream publish failed: {exc or type(exc).__name__}"
-            ) from exc
+            raise StorageError(f"delivery log: JetStream publish failed: {exc or type(exc).__name__}") from exc
 
     async def _ensure_stream(self) -> str:
         """Make or update the log stream; returns its creation time (identifies this stream)."""
@@ -285,9 +281,7 @@ class JetStreamDeliveryLog:
             while self._applied < seq:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    log.warning(
-                        "delivery log: projection at %d, stream at %d; answering anyway", self._applied, seq
-                    )
+                    log.warning("delivery log: projection at %d, stream at %d; answering anyway", self._applied, seq)
                     return
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._applied_changed.wait(), left)

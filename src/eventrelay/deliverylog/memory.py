@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from eventrelay.delivery.outcome import Category
-from eventrelay.deliverylog.base import AttemptRecord, DeliveryRow, Stats, error_text, finished_at
+from eventrelay.core.outcome import Category
+from eventrelay.core.records import AttemptRecord, error_text, finished_at
+from eventrelay.deliverylog.base import DeliveryRow, Stats
 from eventrelay.deliverylog.stats import compute_stats
 
 
@@ -30,41 +31,56 @@ class MemoryDeliveryLog:
             before = self.rows.get(key)
             end = finished_at(a)
             self.rows[key] = DeliveryRow(
-                message_id=a.message_id, destination=a.destination, source=a.source, call_type=a.call_type,
-                function=a.function, category=a.category, attempts=(before.attempts if before else 0) + 1,
-                status=a.status, error=error_text(a), received_at=a.received_at, updated_at=end,
-                next_attempt_at=a.next_attempt_at, delivered_at=end if delivered else None,
+                message_id=a.message_id,
+                destination=a.destination,
+                source=a.source,
+                call_type=a.call_type,
+                function=a.function,
+                category=a.category,
+                attempts=(before.attempts if before else 0) + 1,
+                status=a.status,
+                error=error_text(a),
+                received_at=a.received_at,
+                updated_at=end,
+                next_attempt_at=a.next_attempt_at,
+                delivered_at=end if delivered else None,
             )
 
     async def deliveries(
-        self, *, destination: str | None = None, category: str | None = None, status: str | None = None,
-        since: float | None = None, until: float | None = None, limit: int = 100,
+        self,
+        *,
+        destination: str | None = None,
+        category: str | None = None,
+        status: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
     ) -> list[DeliveryRow]:
         rows = [
-            r for r in self.rows.values()
-            if destination in (None, r.destination) and category in (None, str(r.category))
-            and status in (None, r.status) and (since is None or r.updated_at >= since)
+            r
+            for r in self.rows.values()
+            if destination in (None, r.destination)
+            and category in (None, str(r.category))
+            and status in (None, r.status)
+            and (since is None or r.updated_at >= since)
             and (until is None or r.updated_at <= until)
         ]
         rows.sort(key=lambda r: r.updated_at, reverse=True)
         return rows[:limit]
 
     async def attempts(self, message_id: str, destination: str | None = None) -> list[AttemptRecord]:
-        found = [
-            a for a in self.records
-            if a.message_id == message_id and destination in (None, a.destination)
-        ]
+        found = [a for a in self.records if a.message_id == message_id and destination in (None, a.destination)]
         return sorted(found, key=finished_at)
 
     async def stats(self, destination: str, since: float, until: float) -> Stats:
         return compute_stats(destination, since, until, self.rows.values(), self.records)
 
-    async def samples(
-        self, destination: str, category: str | None = None, limit: int = 5
-    ) -> list[AttemptRecord]:
+    async def samples(self, destination: str, category: str | None = None, limit: int = 5) -> list[AttemptRecord]:
         failed = [
-            a for a in self.records
-            if a.destination == destination and a.category is not Category.DELIVERED
+            a
+            for a in self.records
+            if a.destination == destination
+            and a.category is not Category.DELIVERED
             and category in (None, str(a.category))
         ]
         failed.sort(key=finished_at, reverse=True)
@@ -80,8 +96,10 @@ class MemoryDeliveryLog:
         wanted = set(message_ids) if message_ids is not None else None
         changed = 0
         for key, row in self.rows.items():
-            if row.destination == destination and row.status in ("failed", "discarded") and (
-                wanted is None or row.message_id in wanted
+            if (
+                row.destination == destination
+                and row.status in ("failed", "discarded")
+                and (wanted is None or row.message_id in wanted)
             ):
                 self.rows[key] = replace(row, status="retrying", updated_at=at, next_attempt_at=at)
                 changed += 1

@@ -31,8 +31,10 @@ from typing import Any, TypeVar
 
 import orjson
 
-from eventrelay.delivery.outcome import Category
-from eventrelay.deliverylog.base import AttemptRecord, DeliveryRow, ErrorCount, Stats, error_text, finished_at
+from eventrelay.core.errors import DiskFull, StorageError
+from eventrelay.core.outcome import Category
+from eventrelay.core.records import AttemptRecord, error_text, finished_at
+from eventrelay.deliverylog.base import DeliveryRow, ErrorCount, Stats
 from eventrelay.deliverylog.stats import (
     STATUSES,
     add_to_bucket,
@@ -41,7 +43,6 @@ from eventrelay.deliverylog.stats import (
     latency_of,
     sort_errors,
 )
-from eventrelay.errors import DiskFull, StorageError
 
 T = TypeVar("T")
 
@@ -158,9 +159,7 @@ class SQLiteDeliveryLog:
         if self._writer is not None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = threading.Thread(
-            target=self._write_loop, name="eventrelay-deliverylog-writer", daemon=True
-        )
+        self._writer = threading.Thread(target=self._write_loop, name="eventrelay-deliverylog-writer", daemon=True)
         self._writer.start()
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eventrelay-deliverylog-reader")
         await self._write(lambda conn: None)  # the writer has opened the file and made the schema
@@ -264,8 +263,7 @@ class SQLiteDeliveryLog:
         cutoff = now - self.max_age
         removed = conn.execute(
             # ids grow with time: look at the oldest rows only (a bounded scan, no time index)
-            "DELETE FROM attempts WHERE id IN (SELECT id FROM attempts ORDER BY id LIMIT ?) "
-            "AND finished_at < ?",
+            "DELETE FROM attempts WHERE id IN (SELECT id FROM attempts ORDER BY id LIMIT ?) AND finished_at < ?",
             (PRUNE_BATCH, cutoff),
         ).rowcount
         (count,) = conn.execute("SELECT COUNT(*) FROM attempts").fetchone()
@@ -347,12 +345,8 @@ class SQLiteDeliveryLog:
         rows = await self._read(lambda conn: conn.execute(sql, args).fetchall())
         return [_to_attempt(r) for r in rows]
 
-    async def samples(
-        self, destination: str, category: str | None = None, limit: int = 5
-    ) -> list[AttemptRecord]:
-        categories = (
-            [category] if category is not None else [str(c) for c in Category if c is not Category.DELIVERED]
-        )
+    async def samples(self, destination: str, category: str | None = None, limit: int = 5) -> list[AttemptRecord]:
+        categories = [category] if category is not None else [str(c) for c in Category if c is not Category.DELIVERED]
         sql = (
             f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE destination = ? AND category = ? "
             "ORDER BY finished_at DESC, id DESC LIMIT ?"
@@ -511,8 +505,7 @@ def _to_delivery(r: Sequence[Any]) -> DeliveryRow:
 def _stats(conn: sqlite3.Connection, destination: str, since: float, until: float) -> Stats:
     counts = dict.fromkeys(STATUSES, 0)
     for status, n in conn.execute(
-        "SELECT status, COUNT(*) FROM deliveries WHERE destination = ? AND updated_at BETWEEN ? AND ? "
-        "GROUP BY status",
+        "SELECT status, COUNT(*) FROM deliveries WHERE destination = ? AND updated_at BETWEEN ? AND ? GROUP BY status",
         (destination, since, until),
     ):
         counts[status] = n

@@ -15,17 +15,10 @@ from typing import Any, NoReturn
 
 import orjson
 
-from eventrelay.config.duration import parse_duration
-from eventrelay.delivery.outcome import HUMAN_NAMES, Category
-from eventrelay.deliverylog.base import (
-    AttemptRecord,
-    Bucket,
-    DeliveryRow,
-    ErrorCount,
-    Latency,
-    Stats,
-    finished_at,
-)
+from eventrelay.core.duration import parse_duration
+from eventrelay.core.outcome import HUMAN_NAMES, Category
+from eventrelay.core.records import AttemptRecord, finished_at
+from eventrelay.deliverylog.base import Bucket, DeliveryRow, ErrorCount, Latency, Stats
 from eventrelay.deliverylog.hints import hint
 
 RANGES: dict[str, float] = {"10m": 600.0, "1h": 3600.0, "24h": 86400.0, "7d": 7 * 86400.0}
@@ -110,9 +103,7 @@ def compute_stats(
     return Stats(destination, since, until, counts, latency_of(latencies), errors, buckets, width)
 
 
-def stats_json(
-    stats: Stats, *, external_id: str | None = None, timeout_s: float | None = None
-) -> dict[str, Any]:
+def stats_json(stats: Stats, *, external_id: str | None = None, timeout_s: float | None = None) -> dict[str, Any]:
     """The stats API answer: counts, latency, error table (with names and fix hints), series."""
     lat = stats.latency
     return {
@@ -124,9 +115,7 @@ def stats_json(
         "errors": [_error_json(e, external_id, timeout_s) for e in stats.errors],
         "series": {
             "bucket_seconds": stats.bucket_seconds,
-            "buckets": [
-                {"start": b.start, "delivered": b.delivered, "errors": b.errors} for b in stats.buckets
-            ],
+            "buckets": [{"start": b.start, "delivered": b.delivered, "errors": b.errors} for b in stats.buckets],
         },
     }
 
@@ -229,9 +218,7 @@ def _fail(value: str) -> NoReturn:
     raise ValueError(f"{value!r} is not a time: use epoch seconds, ISO 8601 or a duration back like 1h")
 
 
-def time_range(
-    range_name: str | None, since: str | None, until: str | None, now: float
-) -> tuple[float, float]:
+def time_range(range_name: str | None, since: str | None, until: str | None, now: float) -> tuple[float, float]:
     """``[since, until]`` from a named range (10m, 1h, 24h, 7d) or explicit bounds; default 1h.
     Raises ``ValueError`` naming the parameter."""
     if range_name is not None and range_name not in RANGES:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
-from eventrelay.delivery.outcome import Outcome
+from eventrelay.core.outcome import Outcome
 
 
 @runtime_checkable

@@ -37,7 +37,7 @@ from urllib.parse import unquote, urlsplit
 
 import httptools
 
-from eventrelay.errors import TransportError
+from eventrelay.core.errors import TransportError
 
 # Idle connections older than this are closed instead of reused. Servers close idle keep-alive
 # connections after their own timeout (AWS's endpoints after about a minute of silence); reusing

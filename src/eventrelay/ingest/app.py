@@ -2,7 +2,7 @@
 
 ``IngestApp(host)`` answers every ``/v1/...`` path: the event endpoints, the browser short
 forms, the analytics.js settings endpoint, CORS preflights, and JSON 404/405 answers. An event
-is answered 200 only once ``host.queue.append`` has returned, i.e. once it is durable. Bad
+is answered 200 only once ``host.sink.submit`` has stored it, i.e. once it is durable. Bad
 input is always a 4xx with a JSON error naming the field or the limit; a full store is a 429
 (or 503 for a full disk) with ``Retry-After``; the server keeps serving after any of them.
 """
@@ -15,23 +15,24 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 import orjson
 
-from eventrelay import telemetry
-from eventrelay.asgi import Receive, Scope, Send
-from eventrelay.delivery.handoff import append_with_handoff
-from eventrelay.errors import DiskFull, IngestError, PayloadError, QueueFull, StorageError
+from eventrelay.core import telemetry
+from eventrelay.core.asgi import Receive, Scope, Send
+from eventrelay.core.errors import DiskFull, IngestError, PayloadError, QueueFull, StorageError
+from eventrelay.core.records import Accepted
+from eventrelay.core.spec import CALL_TYPES, EVENT_LIMIT, MAX_EVENT_BYTES
 from eventrelay.ingest.auth import authenticate, basic_user, source_of
 from eventrelay.ingest.batch import Rejection, prepare_batch
-from eventrelay.ingest.body import EVENT_LIMIT, MAX_EVENT_BYTES, decode, parse_object, read_body
+from eventrelay.ingest.body import decode, parse_object, read_body
 from eventrelay.ingest.cors import Headers, cors_headers, preflight_headers
 from eventrelay.ingest.normalise import iso, normalise
 from eventrelay.ingest.settings_endpoint import settings_document, settings_key
+from eventrelay.ingest.sink import EventSink
 from eventrelay.ingest.validate import validate
-from eventrelay.queue.base import Accepted, Queue, call_nowait
 
 log = logging.getLogger("eventrelay.ingest")
 
@@ -43,8 +44,8 @@ STORAGE_RETRY_AFTER = 5.0  # seconds a client waits after a storage error withou
 
 # path -> (call type or None for a batch, default channel)
 ROUTES: dict[str, tuple[str | None, str]] = {
-    **{f"/v1/{t}": (t, "server") for t in ("track", "identify", "page", "screen", "group", "alias")},
-    **{f"/v1/{t[0]}": (t, "client") for t in ("track", "identify", "page", "screen", "group", "alias")},
+    **{f"/v1/{t}": (t, "server") for t in CALL_TYPES},
+    **{f"/v1/{t[0]}": (t, "client") for t in CALL_TYPES},
     "/v1/batch": (None, "server"),
     "/v1/import": (None, "server"),
     "/v1/b": (None, "client"),
@@ -58,7 +59,7 @@ _SUCCESS_HEADERS = [_JSON, (b"content-length", b"%d" % len(_SUCCESS)), *cors_hea
 class IngestHost(Protocol):
     """What the Tracking API needs from the runtime."""
 
-    queue: Queue
+    sink: EventSink
 
     def source_for_key(self, write_key: str) -> str | None:
         """The source name of a write key, or None."""
@@ -161,29 +162,17 @@ class IngestApp:
         return Prepared(source, items, rejected)
 
     def append(self, prepared: Prepared) -> asyncio.Future[list[bool]]:
-        """Store ``prepared.items``: a future of their fresh flags (False: a duplicate), done once
-        they are durable. With a delivery engine in this process and the SQLite queue, new jobs
-        go straight to the workers with room (``delivery/handoff.py``)."""
-        queue = self.host.queue
-        handed = append_with_handoff(
-            queue, getattr(self.host, "engine", None), prepared.items, prepared.destinations(), prepared.covered
-        )
-        if handed is not None:
-            return handed
-        return call_nowait(queue, "append", prepared.items)
+        """Store ``prepared.items`` through the host's sink: a future of their fresh flags
+        (False: a duplicate), done once they are durable."""
+        return self.host.sink.submit(prepared.items)
 
     def stored(self, prepared: Prepared, fresh: list[bool]) -> None:
-        """After ``queue.append(prepared.items)`` returned ``fresh``: count, and wake delivery
-        now instead of at its next poll. Duplicates are counted, not refused."""
-        items = prepared.items
+        """After ``append(prepared)`` returned ``fresh``: count. Duplicates are counted, not refused."""
         new = sum(fresh)
         if new:
             telemetry.ingested(prepared.source, new)
-            engine = getattr(self.host, "engine", None)
-            if engine is not None:  # jobs handed over need no claim
-                engine.notify(prepared.destinations() - prepared.covered)
-        if new != len(items):
-            telemetry.duplicate(prepared.source, len(items) - new)
+        if new != len(prepared.items):
+            telemetry.duplicate(prepared.source, len(prepared.items) - new)
 
     def _accept_single(
         self, data: bytes, source: str | None, call_type: str, channel: str, ip: str | None
@@ -263,14 +252,6 @@ class Prepared:
     source: str
     items: list[Accepted]
     rejected: list[Rejection]
-    covered: set[str] = field(default_factory=set)  # destinations whose new jobs were all handed over
-    _destinations: frozenset[str] | None = None
-
-    def destinations(self) -> frozenset[str]:
-        """Every destination of ``items`` (computed once: the hand-off and the wake-up both need it)."""
-        if self._destinations is None:
-            self._destinations = frozenset(d for item in self.items for d in item.destinations)
-        return self._destinations
 
     def answer(self) -> tuple[int, bytes]:
         """Status and body once ``items`` are stored (400 when a batch had none to store)."""

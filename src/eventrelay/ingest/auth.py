@@ -13,7 +13,7 @@ import binascii
 from collections.abc import Callable
 from typing import Any
 
-from eventrelay.errors import AuthError
+from eventrelay.core.errors import AuthError
 
 _BASIC = b"basic "
 

@@ -14,16 +14,11 @@ from typing import Any
 
 import orjson
 
-from eventrelay.errors import PayloadError
-from eventrelay.ingest.body import (
-    BATCH_EVENTS_LIMIT,
-    EVENT_LIMIT,
-    MAX_BATCH_EVENTS,
-    MAX_EVENT_BYTES,
-    json_type,
-)
+from eventrelay.core.errors import PayloadError
+from eventrelay.core.spec import BATCH_EVENTS_LIMIT, CALL_TYPE_SET, EVENT_LIMIT, MAX_BATCH_EVENTS, MAX_EVENT_BYTES
+from eventrelay.ingest.body import json_type
 from eventrelay.ingest.normalise import normalise
-from eventrelay.ingest.validate import CALL_TYPES, validate
+from eventrelay.ingest.validate import validate
 
 _MERGED = ("context", "integrations")
 SERVER_FIELDS_ALLOWANCE = 512
@@ -110,9 +105,9 @@ def _item(item: Any, shared: dict[str, Any], sent_at: Any) -> dict[str, Any]:
     if not isinstance(item, dict):
         raise PayloadError(f"a batch item must be an object, not {json_type(item)}", field="batch")
     call_type = item.get("type")
-    if not isinstance(call_type, str) or call_type not in CALL_TYPES:
+    if not isinstance(call_type, str) or call_type not in CALL_TYPE_SET:
         raise PayloadError(
-            f"type must be one of {', '.join(sorted(CALL_TYPES))}, not {_shown(call_type)}", field="type"
+            f"type must be one of {', '.join(sorted(CALL_TYPE_SET))}, not {_shown(call_type)}", field="type"
         )
     for key, value in shared.items():
         own = item.get(key)

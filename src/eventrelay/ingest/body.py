@@ -13,24 +13,18 @@ from typing import Any
 
 import orjson
 
-from eventrelay.asgi import Receive
-from eventrelay.errors import PayloadError
+from eventrelay.core.asgi import Receive
+from eventrelay.core.errors import PayloadError
+from eventrelay.core.spec import (
+    BATCH_LIMIT,
+    MAX_BATCH_BYTES,
+)
 
-MAX_EVENT_BYTES = 32 * 1024
-"""One event, as JSON: Segment's documented limit (analytics-python checks the same 32 KB)."""
-MAX_BATCH_BYTES = 500 * 1024
-"""One batch request, as JSON (decompressed): Segment's documented limit."""
-MAX_BATCH_EVENTS = 2500
-"""Events in one batch request: Segment's documented limit."""
 MAX_BODY_BYTES = MAX_BATCH_BYTES
 """Bytes read off the wire: a gzip body is smaller than its JSON, and no valid request's JSON
 is over the batch limit, so nothing valid is ever longer."""
 MAX_DECOMPRESSED_BYTES = MAX_BATCH_BYTES
 """Bytes a gzip body may inflate to (gzip bomb guard): the largest valid JSON is one full batch."""
-
-EVENT_LIMIT = "32 KB per event"
-BATCH_LIMIT = "500 KB per batch request"
-BATCH_EVENTS_LIMIT = "2,500 events per batch"
 
 
 async def read_body(receive: Receive, content_length: int | None) -> bytes:

@@ -32,7 +32,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from eventrelay.errors import StorageError
+from eventrelay.core.errors import StorageError
 from eventrelay.ingest.app import ROUTES, IngestApp, Prepared, answer_headers
 from eventrelay.ingest.body import MAX_BODY_BYTES
 from eventrelay.ingest.cors import Headers, cors_headers

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from math import floor
 from typing import Any
 
-from eventrelay.errors import PayloadError
+from eventrelay.core.errors import PayloadError
 
 EVENT_VERSION = 2  # the Segment event schema version every stored event carries
 # ISO-8601 as Segment writes it has four-digit years: a corrected timestamp must be in 0001..9999.

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from eventrelay.errors import PayloadError
+from eventrelay.core.errors import PayloadError
+from eventrelay.core.spec import MAX_MESSAGE_ID_CHARS
 from eventrelay.ingest.body import json_type
-
-CALL_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
-MAX_MESSAGE_ID_CHARS = 100  # Segment's documented messageId limit
 
 # Fields with a required JSON type when present (null counts as absent).
 _OBJECT_FIELDS = ("context", "integrations", "properties", "traits")

@@ -104,8 +104,6 @@ def _discover(code_dir: Path) -> dict[str, LocalAwsFunction]:
     if not code_dir.is_dir():
         return found
     for path in sorted(code_dir.glob("*.py")):
-        if AUTO_NAME.match(path.stem) and AUTO_HANDLER.search(
-            path.read_text(encoding="utf-8", errors="replace")
-        ):
+        if AUTO_NAME.match(path.stem) and AUTO_HANDLER.search(path.read_text(encoding="utf-8", errors="replace")):
             found[path.stem] = LocalAwsFunction(handler=f"{path.stem}.handler")
     return found

@@ -70,9 +70,7 @@ class Invocation:
 
     def fail_platform(self, error_type: str, message: str, status_note: str | None = None) -> None:
         """An error produced by the platform rather than posted by the runtime (AWS's short body)."""
-        body = orjson.dumps(
-            {"errorMessage": f"RequestId: {self.request_id} Error: {message}", "errorType": error_type}
-        )
+        body = orjson.dumps({"errorMessage": f"RequestId: {self.request_id} Error: {message}", "errorType": error_type})
         self.fail(body, status_note)
 
     def timed_out(self) -> None:

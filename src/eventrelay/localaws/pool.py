@@ -146,9 +146,7 @@ class Pool:
         while self.queue:
             inv = self.queue.popleft()
             inv.begin()
-            inv.append_log(
-                init_log
-            )  # what the runtime printed while it failed to start (INIT, as AWS logs it)
+            inv.append_log(init_log)  # what the runtime printed while it failed to start (INIT, as AWS logs it)
             if init_error is not None:
                 inv.fail(_with_request_id(init_error, inv.request_id))
             else:
@@ -205,11 +203,7 @@ class Worker:
 
     def _env(self, code_dir: Path) -> dict[str, str]:
         spec, pool = self.pool.spec, self.pool
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if k not in SECRET_ENV and not k.startswith("AWS_ENDPOINT_URL")
-        }
+        env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV and not k.startswith("AWS_ENDPOINT_URL")}
         pythonpath = os.pathsep.join(p for p in (str(code_dir), env.get("PYTHONPATH", "")) if p)
         env.update(
             {

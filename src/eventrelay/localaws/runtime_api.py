@@ -19,9 +19,7 @@ from eventrelay.localaws.pool import RuntimeHost, Worker, free_socket
 
 PREFIX = "/2018-06-01/runtime"
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024  # AWS: synchronous response payload at most 6 MB (6,291,456 bytes)
-MAX_RUNTIME_BODY = (
-    32 * 1024 * 1024
-)  # accepted from a worker, so an oversized response can be reported as such
+MAX_RUNTIME_BODY = 32 * 1024 * 1024  # accepted from a worker, so an oversized response can be reported as such
 RUNTIME_HOST = "127.0.0.1"
 
 

@@ -84,9 +84,7 @@ def verify(
 ) -> None:
     """Raise SignatureError unless ``signed`` was computed with ``secret`` over this request."""
     d = signed.amz_date  # YYYYMMDDTHHMMSSZ, checked by parse_authorization (strptime costs ~20 us)
-    when = datetime(
-        int(d[:4]), int(d[4:6]), int(d[6:8]), int(d[9:11]), int(d[11:13]), int(d[13:15]), tzinfo=UTC
-    )
+    when = datetime(int(d[:4]), int(d[4:6]), int(d[6:8]), int(d[9:11]), int(d[11:13]), int(d[13:15]), tzinfo=UTC)
     skew = abs(((now or datetime.now(UTC)) - when).total_seconds())
     if skew > MAX_CLOCK_SKEW_SECONDS:
         raise SignatureError("skew", f"Signature expired: {signed.amz_date} is more than 15 minutes from now")
@@ -109,9 +107,7 @@ def canonical_request(
     method: str, raw_path: str, headers: CIMultiDictProxy[str], signed_headers: tuple[str, ...], body: bytes
 ) -> str:
     path, _, query = raw_path.partition("?")
-    lines = [
-        f"{name}:{','.join(' '.join(v.split()) for v in headers.getall(name, []))}" for name in signed_headers
-    ]
+    lines = [f"{name}:{','.join(' '.join(v.split()) for v in headers.getall(name, []))}" for name in signed_headers]
     payload_hash = headers.get("X-Amz-Content-SHA256") or _sha256(body)
     return "\n".join(
         (

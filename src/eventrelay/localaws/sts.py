@@ -39,9 +39,7 @@ class StsApi:
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
-        params = {
-            k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()
-        }
+        params = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
         params.update({k: v for k, v in request.query.items() if k not in params})
         try:
             caller = self.auth.authenticate(request.method, request.raw_path, request.headers, body)
@@ -62,11 +60,7 @@ class StsApi:
             return error(400, "ValidationError", f"{len(problems)} validation error(s) detected: {detail}")
         role_arn, external_id = params["RoleArn"], params.get("ExternalId")
         role = self.roles.by_arn(role_arn)
-        if (
-            role is None
-            or not role.trusts(caller.arn, self.roles.account)
-            or not role.external_id_ok(external_id)
-        ):
+        if role is None or not role.trusts(caller.arn, self.roles.account) or not role.external_id_ok(external_id):
             return error(
                 403,
                 "AccessDenied",
@@ -102,8 +96,7 @@ def _validate(params: dict[str, str]) -> list[str]:
     role_arn = params.get("RoleArn")
     if not role_arn or not 20 <= len(role_arn) <= MAX_ROLE_ARN:
         problems.append(
-            f"Value at 'roleArn' failed to satisfy constraint: Member must have length between 20 "
-            f"and {MAX_ROLE_ARN}"
+            f"Value at 'roleArn' failed to satisfy constraint: Member must have length between 20 and {MAX_ROLE_ARN}"
         )
     name = params.get("RoleSessionName")
     if name is None or not SESSION_NAME.match(name):
@@ -141,6 +134,4 @@ def error(status: int, code: str, message: str) -> web.Response:
         f'<ErrorResponse xmlns="{NS}"><Error><Type>{kind}</Type><Code>{code}</Code>'
         f"<Message>{escape(message)}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
     )
-    return web.Response(
-        status=status, text=text, content_type="text/xml", headers={"x-amzn-RequestId": request_id}
-    )
+    return web.Response(status=status, text=text, content_type="text/xml", headers={"x-amzn-RequestId": request_id})

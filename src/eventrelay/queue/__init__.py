@@ -4,6 +4,7 @@
 implement it; ``memory`` is the in-memory fake for unit tests. ``open_queue`` picks one from config.
 """
 
-from eventrelay.queue.base import Accepted, Job, Queue
+from eventrelay.core.records import Accepted, Job
+from eventrelay.queue.base import Queue
 
 __all__ = ["Accepted", "Job", "Queue"]

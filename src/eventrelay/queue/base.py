@@ -13,49 +13,12 @@ Both backends implement this; ``tests/contract/test_queue_contract.py`` is the s
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
-DeadStatus = Literal["failed", "discarded"]
+from eventrelay.core.records import Accepted, DeadStatus, Job
 
-
-@dataclass(frozen=True, slots=True)
-class Accepted:
-    """One validated, normalised event ready to be made durable."""
-
-    message_id: str
-    source: str
-    call_type: str
-    received_at: float  # epoch seconds, server time
-    body: bytes  # the normalised Segment event as JSON
-    destinations: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """One event due for one destination, as claimed by a delivery worker.
-
-    ``handle`` is backend-specific (a row id, a JetStream reply subject); ``attempts`` counts
-    attempts already made before this claim (since the last redrive, if any).
-
-    ``redriven_at``: when an operator last re-drove the job out of the dead letters (None:
-    never). The retry window runs from it, as the attempt count does, so a re-driven event
-    gets a fresh window; ``received_at`` stays the event's receipt (the delivery log's
-    receivedAt, end-to-end latency).
-    """
-
-    handle: str
-    destination: str
-    message_id: str
-    source: str
-    call_type: str
-    received_at: float
-    body: bytes
-    attempts: int = 0
-    first_attempt_at: float | None = None
-    meta: dict[str, str] = field(default_factory=dict, compare=False)
-    redriven_at: float | None = None  # last, after ``meta``: positional construction is unchanged
+_T = TypeVar("_T")
 
 
 @runtime_checkable
@@ -103,13 +66,59 @@ class Queue(Protocol):
         ...
 
 
-def call_nowait(queue: Queue, name: str, *args: Any) -> asyncio.Future[Any]:
-    """``queue.<name>(*args)`` as a future, without a coroutine or task where the backend offers
-    ``<name>_nowait`` (the SQLite queue hands out its commit's future); other backends get one
-    task per call. For callers that issue many calls in one loop iteration (ingest, the settler)."""
-    nowait = getattr(queue, f"{name}_nowait", None)
-    if nowait is not None:
-        future: asyncio.Future[Any] = nowait(*args)
-        return future
-    pending: asyncio.Future[Any] = asyncio.ensure_future(getattr(queue, name)(*args))
-    return pending
+@runtime_checkable
+class GroupCommitQueue(Queue, Protocol):
+    """A queue that commits many calls together and hands out each call's future without a
+    coroutine or task (the SQLite queue: the future of the commit that carries the call). For
+    callers that issue many calls in one loop iteration (ingest, the settler)."""
+
+    def append_nowait(self, items: Sequence[Accepted]) -> asyncio.Future[list[bool]]: ...
+
+    def ack_nowait(self, job: Job) -> asyncio.Future[None]: ...
+
+    def retry_nowait(self, job: Job, due_at: float) -> asyncio.Future[None]: ...
+
+    def dead_letter_nowait(self, job: Job, status: DeadStatus, reason: str) -> asyncio.Future[None]: ...
+
+
+Offers = Mapping[str, tuple[int, float]]
+"""destination -> (new jobs to lease at most, lease seconds): room delivery workers reserved."""
+
+
+@runtime_checkable
+class HandoffQueue(Queue, Protocol):
+    """A queue that can lease an append's new jobs straight to the delivery workers that
+    reserved room, in the append's own commit (``delivery/handoff.py``)."""
+
+    def append_handoff(self, items: Sequence[Accepted], offers: Offers) -> asyncio.Future[tuple[list[bool], list[Job]]]:
+        """``append``, with up to ``offers[d][0]`` new jobs of each destination ``d`` leased for
+        ``offers[d][1]`` seconds and returned with the fresh flags once durable."""
+        ...
+
+
+class Calls:
+    """A queue's append and settle calls as futures, chosen once per queue: a
+    ``GroupCommitQueue``'s own non-blocking calls, else one task per call."""
+
+    __slots__ = ("ack", "append", "dead_letter", "retry")
+
+    def __init__(self, queue: Queue) -> None:
+        self.append: Callable[[Sequence[Accepted]], asyncio.Future[list[bool]]]
+        self.ack: Callable[[Job], asyncio.Future[None]]
+        self.retry: Callable[[Job, float], asyncio.Future[None]]
+        self.dead_letter: Callable[[Job, DeadStatus, str], asyncio.Future[None]]
+        if isinstance(queue, GroupCommitQueue):
+            self.append, self.ack = queue.append_nowait, queue.ack_nowait
+            self.retry, self.dead_letter = queue.retry_nowait, queue.dead_letter_nowait
+        else:
+            self.append = _as_task(queue.append)
+            self.ack = _as_task(queue.ack)
+            self.retry = _as_task(queue.retry)
+            self.dead_letter = _as_task(queue.dead_letter)
+
+
+def _as_task(call: Callable[..., Coroutine[Any, Any, _T]]) -> Callable[..., asyncio.Future[_T]]:
+    def start(*args: Any) -> asyncio.Future[_T]:
+        return asyncio.ensure_future(call(*args))
+
+    return start

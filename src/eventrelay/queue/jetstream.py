@@ -45,8 +45,8 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import APIError, KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
-from eventrelay.errors import DiskFull, QueueFull, StorageError
-from eventrelay.queue.base import Accepted, DeadStatus, Job
+from eventrelay.core.errors import DiskFull, QueueFull, StorageError
+from eventrelay.core.records import Accepted, DeadStatus, Job
 from eventrelay.queue.jetstream_fetch import pull
 from eventrelay.queue.jetstream_names import (
     H_ATTEMPTS,
@@ -61,9 +61,8 @@ from eventrelay.queue.jetstream_names import (
     H_STATUS,
     MSG_ID,
     Names,
-    redact,
 )
-from eventrelay.queue.jetstream_streams import API_TIMEOUT, connect, ensure_stream
+from eventrelay.storage.nats import API_TIMEOUT, connect, ensure_stream, redact
 
 log = logging.getLogger(__name__)
 
@@ -132,9 +131,7 @@ class JetStreamQueue:
             self._claimed.clear()
             await nc.flush(timeout=SETTLE_TIMEOUT)
         except (TimeoutError, NatsError) as exc:
-            log.warning(
-                "jetstream: closing with unflushed acks (they are redelivered after AckWait): %s", exc
-            )
+            log.warning("jetstream: closing with unflushed acks (they are redelivered after AckWait): %s", exc)
         finally:
             await nc.close()
 
@@ -220,9 +217,7 @@ class JetStreamQueue:
         except (TimeoutError, NatsError) as exc:
             raise _storage_error(exc, "retry") from exc
         delay = due_at - now
-        await self._settle(
-            job, b"-NAK " + json.dumps({"delay": int(delay * 1e9)}).encode() if delay > 0 else b"-NAK"
-        )
+        await self._settle(job, b"-NAK " + json.dumps({"delay": int(delay * 1e9)}).encode() if delay > 0 else b"-NAK")
 
     async def dead_letter(self, job: Job, status: DeadStatus, reason: str) -> None:
         headers = {
@@ -344,9 +339,7 @@ class JetStreamQueue:
         except KeyNotFoundError:
             pass  # delivered again after a lapsed lease, never retried
         except (TimeoutError, NatsError, ValueError, KeyError) as exc:
-            log.warning(
-                "jetstream: attempt count of %s unreadable (%s); counting deliveries", job.message_id, exc
-            )
+            log.warning("jetstream: attempt count of %s unreadable (%s); counting deliveries", job.message_id, exc)
             attempts = meta.num_delivered - 1
         return replace(job, attempts=attempts, first_attempt_at=first)
 

@@ -16,9 +16,7 @@ spaces or slashes: ``token()`` keeps ``[A-Za-z0-9_-]`` and escapes anything else
 
 from __future__ import annotations
 
-import re
-
-_SAFE = re.compile(r"[^A-Za-z0-9_-]")
+from eventrelay.storage.nats import token
 
 # Header names carried on every work message (the body is the normalised event JSON).
 MSG_ID = "Nats-Msg-Id"
@@ -33,16 +31,6 @@ H_STATUS = "Er-Dead-Status"
 H_REASON = "Er-Dead-Reason"
 H_ATTEMPTS = "Er-Attempts"
 H_DEAD_AT = "Er-Dead-At"
-
-
-def redact(servers: list[str]) -> str:
-    """Server URLs for messages, without any ``user:password@`` or token part."""
-    return ", ".join(re.sub(r"//[^@/]*@", "//***@", url) for url in servers)
-
-
-def token(name: str) -> str:
-    """``name`` as one subject token / consumer-name fragment, escaped reversibly."""
-    return _SAFE.sub(lambda m: "".join(f"~{b:02X}" for b in m.group().encode()), name)
 
 
 class Names:

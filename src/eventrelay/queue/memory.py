@@ -7,8 +7,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 
-from eventrelay.errors import QueueFull
-from eventrelay.queue.base import Accepted, DeadStatus, Job
+from eventrelay.core.errors import QueueFull
+from eventrelay.core.records import Accepted, DeadStatus, Job
 
 
 class MemoryQueue:

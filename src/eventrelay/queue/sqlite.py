@@ -35,8 +35,8 @@ from pathlib import Path
 from queue import SimpleQueue
 from typing import Any
 
-from eventrelay.errors import StorageError
-from eventrelay.queue.base import Accepted, DeadStatus, Job
+from eventrelay.core.errors import StorageError
+from eventrelay.core.records import Accepted, DeadStatus, Job
 from eventrelay.queue.sqlite_ops import (
     Ack,
     Append,

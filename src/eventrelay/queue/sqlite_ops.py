@@ -33,8 +33,8 @@ from typing import Protocol
 
 import orjson
 
-from eventrelay.errors import QueueFull
-from eventrelay.queue.base import Accepted, DeadStatus, Job
+from eventrelay.core.errors import QueueFull
+from eventrelay.core.records import Accepted, DeadStatus, Job
 from eventrelay.queue.sqlite_schema import connect, is_disk_full, translate
 
 log = logging.getLogger(__name__)
@@ -52,9 +52,7 @@ NEVER = float("-inf")
 # Rows per multi-row INSERT at most (7 parameters each: far below SQLite's 32,766). A batch is
 # split into power-of-two slices, so a handful of statement shapes cover every size.
 INSERT_SLICE = 256
-_INSERT_JOB = (
-    "INSERT INTO jobs (destination, due_at, message_id, source, call_type, received_at, body, leased) VALUES "
-)
+_INSERT_JOB = "INSERT INTO jobs (destination, due_at, message_id, source, call_type, received_at, body, leased) VALUES "
 _INSERT_DEDUP = "INSERT OR REPLACE INTO dedup (message_id, seen_at) VALUES "
 _LOOKUP_DEDUP = "SELECT message_id, seen_at FROM dedup WHERE message_id IN (SELECT value FROM json_each(?))"
 _COUNT_READY = (

@@ -27,7 +27,7 @@ import errno
 import sqlite3
 from pathlib import Path
 
-from eventrelay.errors import DiskFull, StorageError
+from eventrelay.core.errors import DiskFull, StorageError
 
 # One connection per process writes: the SQLite queue is single-process (see sqlite.py).
 PRAGMAS = (

@@ -18,7 +18,7 @@ no I/O, no state.
 
 from __future__ import annotations
 
-from eventrelay.delivery.outcome import Category, Verdict
+from eventrelay.core.outcome import Category, Verdict
 
 # Pseudo error codes for failures that have no AWS answer.
 CONNECTION_FAILED = "ConnectionError"  # refused, reset, dropped mid-request, DNS failure
@@ -45,9 +45,7 @@ INVALID_CREDENTIALS_CODES = frozenset(
         NO_CREDENTIALS,
     }
 )
-THROTTLED_CODES = frozenset(
-    {"TooManyRequestsException", "ThrottlingException", "Throttling", "RequestLimitExceeded"}
-)
+THROTTLED_CODES = frozenset({"TooManyRequestsException", "ThrottlingException", "Throttling", "RequestLimitExceeded"})
 AWS_ERROR_CODES = frozenset(
     {
         CONNECTION_FAILED,

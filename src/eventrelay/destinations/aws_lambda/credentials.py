@@ -21,6 +21,7 @@ from typing import Any
 
 import botocore.exceptions
 
+from eventrelay.core.errors import AwsError
 from eventrelay.destinations.aws_lambda import endpoints
 from eventrelay.destinations.aws_lambda.classify import (
     BAD_ANSWER,
@@ -28,7 +29,6 @@ from eventrelay.destinations.aws_lambda.classify import (
     NO_CREDENTIALS,
     TIMED_OUT,
 )
-from eventrelay.errors import AwsError
 
 SESSION_DURATION = 3600  # seconds asked of STS (its default; roles allow at least this much)
 REFRESH_MARGIN = 300.0  # refresh 5 minutes before expiry so no attempt signs with a dying token
@@ -176,9 +176,7 @@ def assume_role(session: Any, req: AssumeRequest) -> SessionCredentials:
     except botocore.exceptions.NoCredentialsError as exc:
         raise AwsError("no base AWS credentials found", code=NO_CREDENTIALS) from exc
     except (botocore.exceptions.HTTPClientError, botocore.exceptions.EndpointConnectionError) as exc:
-        raise AwsError(
-            f"STS AssumeRole: cannot reach {req.sts_endpoint}: {exc}", code=CONNECTION_FAILED
-        ) from exc
+        raise AwsError(f"STS AssumeRole: cannot reach {req.sts_endpoint}: {exc}", code=CONNECTION_FAILED) from exc
     except botocore.exceptions.BotoCoreError as exc:
         raise AwsError(f"STS AssumeRole failed: {exc}", code=BAD_ANSWER) from exc
     creds = answer["Credentials"]

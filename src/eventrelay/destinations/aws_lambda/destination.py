@@ -18,20 +18,16 @@ import orjson
 from botocore.exceptions import BotoCoreError
 from botocore.httpsession import where as default_ca_bundle
 
-from eventrelay.delivery.outcome import Category, Outcome, Verdict
+from eventrelay.core.errors import AwsError
+from eventrelay.core.outcome import Category, Outcome, Verdict
+from eventrelay.core.spec import CALL_TYPES
 from eventrelay.destinations.aws_lambda import endpoints
 from eventrelay.destinations.aws_lambda.classify import TIMED_OUT, classify
 from eventrelay.destinations.aws_lambda.credentials import CACHE, AssumeRequest, RoleCredentialCache
 from eventrelay.destinations.aws_lambda.function_name import FunctionRef, parse_function_name
 from eventrelay.destinations.aws_lambda.invoke import InvokeResponse, LambdaInvoker
-from eventrelay.destinations.aws_lambda.settings import (
-    CALL_TYPES,
-    AwsLambdaSettings,
-    client_context_payload,
-    encode_client_context,
-)
+from eventrelay.destinations.aws_lambda.settings import AwsLambdaSettings, client_context_payload, encode_client_context
 from eventrelay.destinations.http_client import proxy_from_environment
-from eventrelay.errors import AwsError
 
 MAX_RESPONSE_BODY = 4096  # bytes of the function's answer kept with the attempt ("Response from destination")
 DRY_RUN_PAYLOAD = b"{}"
@@ -133,9 +129,7 @@ class AwsLambdaDestination:
         return results
 
     # -- internals ------------------------------------------------------------------------------
-    async def _attempt(
-        self, ref: FunctionRef, body: bytes, source: str | None, invocation_type: str
-    ) -> Outcome:
+    async def _attempt(self, ref: FunctionRef, body: bytes, source: str | None, invocation_type: str) -> Outcome:
         external_id = self.external_id or source
         if not external_id:
             return self._failure(
@@ -224,9 +218,7 @@ class AwsLambdaDestination:
             outcome.retry_after = resp.retry_after()
         return outcome
 
-    def _failure(
-        self, ref: FunctionRef, code: str | None, message: str, *, status: int | None = None
-    ) -> Outcome:
+    def _failure(self, ref: FunctionRef, code: str | None, message: str, *, status: int | None = None) -> Outcome:
         category, verdict = classify(status, code)
         if code == NO_EXTERNAL_ID:
             category, verdict = classify(400, "InvalidParameterValueException")

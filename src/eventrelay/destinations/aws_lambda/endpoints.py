@@ -59,9 +59,7 @@ def client(session: Any, service: str, region: str, endpoint_url: str | None) ->
                 read_timeout=READ_TIMEOUT,
                 retries={"mode": "standard", "max_attempts": STS_MAX_ATTEMPTS},
             )
-            found = session.create_client(
-                service, region_name=region, endpoint_url=endpoint_url, config=config
-            )
+            found = session.create_client(service, region_name=region, endpoint_url=endpoint_url, config=config)
             _clients[key] = found
         return found
 

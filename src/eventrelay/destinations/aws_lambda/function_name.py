@@ -70,9 +70,7 @@ def parse_function_name(value: str) -> FunctionRef:
     if account_part and not function_kw:
         raise ValueError(f"{value!r}: a partial ARN needs ACCOUNT:function:NAME")
     if len(name) > MAX_NAME_LENGTH:
-        raise ValueError(
-            f"function name {name!r} is {len(name)} characters; AWS allows at most {MAX_NAME_LENGTH}"
-        )
+        raise ValueError(f"function name {name!r} is {len(name)} characters; AWS allows at most {MAX_NAME_LENGTH}")
     return FunctionRef(
         raw=value,
         name=name,

@@ -20,6 +20,7 @@ import orjson
 from yarl import URL
 
 from eventrelay import __version__
+from eventrelay.core.errors import AwsError, TransportError
 from eventrelay.destinations.aws_lambda.classify import CONNECTION_FAILED
 from eventrelay.destinations.aws_lambda.credentials import SessionCredentials
 from eventrelay.destinations.aws_lambda.function_name import FunctionRef
@@ -29,7 +30,6 @@ from eventrelay.destinations.aws_lambda.signer import (
     canonical_query,
 )
 from eventrelay.destinations.http_client import HttpClient, Proxy, header_value, host_header
-from eventrelay.errors import AwsError, TransportError
 
 API_VERSION = "2015-03-31"
 SAFE_CHARS = "-._~"  # botocore percent_encode: everything else in a path label is encoded

@@ -12,9 +12,9 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from eventrelay.core.spec import CALL_TYPES
 from eventrelay.destinations.aws_lambda.function_name import FunctionRef, parse_function_name
 
-CALL_TYPES = ("track", "identify", "page", "screen", "group", "alias")
 MAX_CLIENT_CONTEXT_BYTES = 3583  # AWS: X-Amz-Client-Context, base64-encoded, at most 3,583 bytes
 CLIENT_CONTEXT_KEYS = frozenset({"custom", "env", "client"})  # the only keys Lambda's Python runtime keeps
 REGION_PATTERN = re.compile(r"^(eusc-)?[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
@@ -103,9 +103,7 @@ class AwsLambdaSettings(BaseModel):
     def _client_context_size(cls, v: dict[str, Any]) -> dict[str, Any]:
         size = len(encode_client_context(v) or b"")
         if size > MAX_CLIENT_CONTEXT_BYTES:
-            raise ValueError(
-                f"encodes to {size} bytes; AWS allows at most {MAX_CLIENT_CONTEXT_BYTES} (base64 JSON)"
-            )
+            raise ValueError(f"encodes to {size} bytes; AWS allows at most {MAX_CLIENT_CONTEXT_BYTES} (base64 JSON)")
         return v
 
     @field_validator("endpoint_url")

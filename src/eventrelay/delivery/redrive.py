@@ -30,9 +30,7 @@ class RedriveFilter:
 
     @property
     def everything(self) -> bool:
-        return (
-            self.message_ids is None and self.category is None and self.since is None and self.until is None
-        )
+        return self.message_ids is None and self.category is None and self.since is None and self.until is None
 
 
 async def redrive(

@@ -14,24 +14,41 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 INGESTED = Counter("eventrelay_events_ingested_total", "Events accepted and durable", ["source"], registry=REGISTRY)
-DUPLICATES = Counter("eventrelay_events_duplicate_total", "Events dropped as duplicate messageId", ["source"],
-                     registry=REGISTRY)
-REJECTED = Counter("eventrelay_events_rejected_total", "Events or requests refused at ingest", ["reason"],
-                   registry=REGISTRY)
-ATTEMPTS = Counter("eventrelay_delivery_attempts_total", "Delivery attempts by outcome category",
-                   ["destination", "category"], registry=REGISTRY)
+DUPLICATES = Counter(
+    "eventrelay_events_duplicate_total", "Events dropped as duplicate messageId", ["source"], registry=REGISTRY
+)
+REJECTED = Counter(
+    "eventrelay_events_rejected_total", "Events or requests refused at ingest", ["reason"], registry=REGISTRY
+)
+ATTEMPTS = Counter(
+    "eventrelay_delivery_attempts_total",
+    "Delivery attempts by outcome category",
+    ["destination", "category"],
+    registry=REGISTRY,
+)
 DELIVERED = Counter("eventrelay_events_delivered_total", "Events delivered", ["destination"], registry=REGISTRY)
-FAILED = Counter("eventrelay_events_failed_total", "Events that ended failed or discarded, by category",
-                 ["destination", "category"], registry=REGISTRY)
-RETRIES = Counter("eventrelay_delivery_retries_total", "Attempts scheduled for retry", ["destination"],
-                  registry=REGISTRY)
+FAILED = Counter(
+    "eventrelay_events_failed_total",
+    "Events that ended failed or discarded, by category",
+    ["destination", "category"],
+    registry=REGISTRY,
+)
+RETRIES = Counter(
+    "eventrelay_delivery_retries_total", "Attempts scheduled for retry", ["destination"], registry=REGISTRY
+)
 QUEUE_DEPTH = Gauge("eventrelay_queue_depth", "Jobs waiting per destination", ["destination"], registry=REGISTRY)
 ATTEMPT_SECONDS = Histogram(
-    "eventrelay_attempt_duration_seconds", "Latency of one delivery attempt", ["destination"], registry=REGISTRY,
+    "eventrelay_attempt_duration_seconds",
+    "Latency of one delivery attempt",
+    ["destination"],
+    registry=REGISTRY,
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 END_TO_END_SECONDS = Histogram(
-    "eventrelay_end_to_end_latency_seconds", "receivedAt to successful delivery", ["destination"], registry=REGISTRY,
+    "eventrelay_end_to_end_latency_seconds",
+    "receivedAt to successful delivery",
+    ["destination"],
+    registry=REGISTRY,
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400),
 )
 

@@ -1,8 +1,9 @@
 """NATS plumbing shared by the JetStream queue and the JetStream delivery log: one way to
-connect, one way to create-or-update a stream."""
+connect, one way to create-or-update a stream, one way to name things and show servers."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import nats
@@ -14,6 +15,7 @@ ERR_STREAM_IN_USE = 10058  # stream name already in use with a different configu
 API_TIMEOUT = 10.0  # JetStream API and PubAck wait; in a cluster a leader election takes a few seconds
 RECONNECT_WAIT = 0.5  # seconds between reconnect attempts (the client reconnects forever)
 CONNECT_TIMEOUT = 5.0  # seconds for the first connection
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")  # outside a subject token / consumer name
 
 
 async def connect(servers: list[str], name: str) -> tuple[Client, JetStreamContext]:
@@ -37,3 +39,13 @@ async def ensure_stream(js: Any, config: Any) -> None:
         if exc.err_code != ERR_STREAM_IN_USE:
             raise
         await js.update_stream(config)
+
+
+def redact(servers: list[str]) -> str:
+    """Server URLs for messages, without any ``user:password@`` or token part."""
+    return ", ".join(re.sub(r"//[^@/]*@", "//***@", url) for url in servers)
+
+
+def token(name: str) -> str:
+    """``name`` as one subject token / consumer-name fragment, escaped reversibly."""
+    return _UNSAFE.sub(lambda m: "".join(f"~{b:02X}" for b in m.group().encode()), name)

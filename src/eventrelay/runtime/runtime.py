@@ -11,16 +11,17 @@ import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from eventrelay.asgi import ASGIApp, one_port
 from eventrelay.config.model import Config
 from eventrelay.config.model import Destination as DestinationConfig
+from eventrelay.core.asgi import ASGIApp, Receive, Scope, Send
+from eventrelay.delivery.engine import DeliveryEngine
+from eventrelay.delivery.intake import QueueSink
 from eventrelay.delivery.routing import route
 from eventrelay.deliverylog.base import DeliveryLog
-from eventrelay.deliverylog.factory import open_log
 from eventrelay.destinations.base import Destination
-from eventrelay.destinations.factory import build_destination
+from eventrelay.ingest.sink import EventSink
 from eventrelay.queue.base import Queue
-from eventrelay.queue.factory import open_queue
+from eventrelay.runtime.build import build_destination, open_log, open_queue
 
 if TYPE_CHECKING:
     import uvicorn
@@ -43,7 +44,8 @@ class Runtime:
         self.queue: Queue = open_queue(config)
         self.log: DeliveryLog = open_log(config)
         self.destinations: dict[str, Destination] = {}
-        self.engine: Any = None
+        self.engine: DeliveryEngine | None = None
+        self.sink: EventSink = QueueSink(self.queue)  # the Tracking API's hand-off (ingest.sink.EventSink)
         self._sources_by_key: dict[str, str] = {}
         self._apply_sources(config)
 
@@ -53,10 +55,9 @@ class Runtime:
         await self.log.start()
         self.destinations = {d.name: build_destination(d, self.config) for d in self.config.destinations}
         if self.role in ("deliver", "all"):
-            from eventrelay.delivery.engine import DeliveryEngine
-
             self.engine = DeliveryEngine(self.queue, self.log, self._engine_targets())
             await self.engine.start()
+            self.sink = QueueSink(self.queue, self.engine)
 
     async def stop(self) -> None:
         if self.engine is not None:
@@ -135,3 +136,14 @@ class Runtime:
             if d.enabled and d.name in self.destinations
         }
 
+
+def one_port(ingest: ASGIApp, admin: ASGIApp) -> ASGIApp:
+    """Route ``/v1/...`` straight to the lean ingest app (no framework on the hot path)."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            await ingest(scope, receive, send)
+        else:
+            await admin(scope, receive, send)
+
+    return app

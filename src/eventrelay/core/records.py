@@ -1,0 +1,97 @@
+"""The records that travel the data flow: an accepted event, a job, an attempt.
+
+Accepted       ingest -> queue: one validated, normalised event and the destinations it routes to
+Job            queue -> delivery: one event due for one destination, as claimed
+AttemptRecord  delivery -> delivery log: one attempt's outcome and the event's state after it
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from eventrelay.core.outcome import Category
+
+DeadStatus = Literal["failed", "discarded"]
+
+
+DeliveryStatus = Literal["delivered", "retrying", "failed", "discarded"]
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """One validated, normalised event ready to be made durable."""
+
+    message_id: str
+    source: str
+    call_type: str
+    received_at: float  # epoch seconds, server time
+    body: bytes  # the normalised Segment event as JSON
+    destinations: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One event due for one destination, as claimed by a delivery worker.
+
+    ``handle`` is backend-specific (a row id, a JetStream reply subject); ``attempts`` counts
+    attempts already made before this claim (since the last redrive, if any).
+
+    ``redriven_at``: when an operator last re-drove the job out of the dead letters (None:
+    never). The retry window runs from it, as the attempt count does, so a re-driven event
+    gets a fresh window; ``received_at`` stays the event's receipt (the delivery log's
+    receivedAt, end-to-end latency).
+    """
+
+    handle: str
+    destination: str
+    message_id: str
+    source: str
+    call_type: str
+    received_at: float
+    body: bytes
+    attempts: int = 0
+    first_attempt_at: float | None = None
+    meta: dict[str, str] = field(default_factory=dict, compare=False)
+    redriven_at: float | None = None  # last, after ``meta``: positional construction is unchanged
+
+
+@dataclass(slots=True)
+class AttemptRecord:
+    """One attempt of one event to one destination, and the event's state after it."""
+
+    message_id: str
+    destination: str
+    source: str
+    call_type: str
+    attempt: int  # 1-based
+    status: DeliveryStatus  # the event's state for this destination after this attempt
+    category: Category
+    started_at: float  # epoch seconds
+    latency_ms: float  # this attempt
+    received_at: float  # the event's receivedAt (end-to-end latency = finished - received_at)
+    function: str | None = None
+    qualifier: str | None = None
+    invocation_type: str | None = None
+    status_code: int | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    log_tail: str | None = None
+    executed_version: str | None = None
+    request: dict[str, Any] = field(default_factory=dict)  # no secrets
+    response_body: str | None = None
+    event: bytes = b""  # "You sent"
+    next_attempt_at: float | None = None
+
+
+def finished_at(a: AttemptRecord) -> float:
+    """When the attempt ended (epoch seconds)."""
+    return a.started_at + a.latency_ms / 1000.0
+
+
+def error_text(a: AttemptRecord) -> str | None:
+    """The one-line error a delivery row shows: ``ErrorType: message`` (None when delivered)."""
+    if a.category is Category.DELIVERED:
+        return None
+    parts = [p for p in (a.error_type, a.error_message) if p]
+    return ": ".join(parts) if parts else str(a.category)

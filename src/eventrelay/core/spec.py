@@ -1,0 +1,37 @@
+"""The Segment spec eventrelay speaks: call types and the documented limits, with their reasons.
+
+Every package that needs a call type or a limit reads it here (ingest validates with it,
+destinations route by it, the OpenAPI document and the CLI list it).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+CALL_TYPES: Final = ("track", "identify", "page", "screen", "group", "alias")
+"""The six call types, in Segment's documentation order. Batches (``/v1/batch``) hold these."""
+CALL_TYPE_SET: Final = frozenset(CALL_TYPES)
+
+SHORT_FORMS: Final = {
+    "t": "track",
+    "i": "identify",
+    "p": "page",
+    "s": "screen",
+    "g": "group",
+    "a": "alias",
+    "b": "batch",
+}
+"""analytics.js's browser paths (``/v1/t`` ...), sent as ``text/plain`` to avoid a CORS preflight."""
+
+MAX_EVENT_BYTES: Final = 32 * 1024
+"""One event, as JSON: Segment's documented limit (analytics-python checks the same 32 KB)."""
+MAX_BATCH_BYTES: Final = 500 * 1024
+"""One batch request, as JSON (decompressed): Segment's documented limit."""
+MAX_BATCH_EVENTS: Final = 2500
+"""Events in one batch request: Segment's documented limit."""
+MAX_MESSAGE_ID_CHARS: Final = 100
+"""Segment's documented messageId limit."""
+
+EVENT_LIMIT: Final = "32 KB per event"
+BATCH_LIMIT: Final = "500 KB per batch request"
+BATCH_EVENTS_LIMIT: Final = "2,500 events per batch"

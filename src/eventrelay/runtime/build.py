@@ -1,0 +1,64 @@
+"""Build the parts a Config names: the queue backend, the delivery log store, each destination.
+
+The composition root's factories: the lower packages know nothing of the configuration file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from eventrelay.config.model import Config
+from eventrelay.config.model import Destination as DestinationConfig
+from eventrelay.deliverylog.base import DeliveryLog
+from eventrelay.destinations.base import Destination
+from eventrelay.queue.base import Queue
+
+
+def open_queue(config: Config) -> Queue:
+    """The queue backend named by ``storage.backend``."""
+    storage = config.storage
+    if storage.backend == "jetstream":
+        from eventrelay.queue.jetstream import JetStreamQueue
+
+        return JetStreamQueue(
+            servers=storage.servers,
+            stream=storage.stream,
+            replicas=storage.replicas,
+            max_events=storage.max_events,
+            dedup_window=config.ingest.dedup_window,
+        )
+    from eventrelay.queue.sqlite import SQLiteQueue
+
+    return SQLiteQueue(
+        Path(storage.path) / "queue.db", max_events=storage.max_events, dedup_window=config.ingest.dedup_window
+    )
+
+
+def open_log(config: Config) -> DeliveryLog:
+    """The delivery log store of the configured backend."""
+    if config.storage.backend == "jetstream":
+        from eventrelay.deliverylog.jetstream import JetStreamDeliveryLog
+
+        return JetStreamDeliveryLog(
+            servers=config.storage.servers,
+            stream=config.storage.stream,
+            replicas=config.storage.replicas,
+            path=Path(config.storage.path),
+        )
+    from eventrelay.deliverylog.sqlite import SQLiteDeliveryLog
+
+    return SQLiteDeliveryLog(Path(config.storage.path) / "deliverylog.db")
+
+
+def build_destination(dest: DestinationConfig, config: Config) -> Destination:
+    """A destination instance from its configuration entry."""
+    if dest.type == "aws_lambda":
+        from eventrelay.destinations.aws_lambda.destination import AwsLambdaDestination
+
+        return AwsLambdaDestination(
+            dest.name,
+            dest.settings,
+            external_id=config.workspace.id if config.workspace else None,  # None: each event's source id
+            concurrency=dest.delivery.concurrency,  # one pooled connection per attempt in flight
+        )
+    raise ValueError(f"unknown destination type {dest.type!r}")
