@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,6 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.awsenv import isolate_aws_env
 from tests.support.cli import run_cli
 
 from .conftest import ROLE, dest
@@ -156,15 +156,64 @@ def test_policy_and_trust_policy_commands(write_config: Any, capsys: pytest.Capt
     assert doc["Statement"][0]["Principal"] == {"AWS": "111111111111"}
 
 
-def test_no_principal_and_no_credentials_is_a_clear_error(
-    write_config: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+def _no_credentials_env(tmp_path: Path) -> dict[str, str]:
+    """A user's shell with no AWS credentials at all: no AWS_* variables, no config or credentials
+    files, no instance metadata."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        HOME=str(tmp_path),
+        AWS_CONFIG_FILE=str(tmp_path / "no-config"),
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "no-credentials"),
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    return env
+
+
+def _eventrelay(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "eventrelay.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=_no_credentials_env(tmp_path),
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_cloudformation_without_aws_credentials_asks_for_the_principal_and_passes_cfn_lint(
+    write_config: Any, tmp_path: Path
 ) -> None:
-    isolate_aws_env(monkeypatch, tmp_path)
     path = str(write_config(VARIANTS["single"]))
-    code, out, err = run_cli(capsys, "aws", "trust-policy", "--config", path)
-    assert code == 2
-    assert out == ""
-    assert "--principal" in err and "GetCallerIdentity" in err
+    result = _eventrelay(tmp_path, "aws", "cloudformation", "--config", path)
+    assert result.returncode == 0, result.stderr
+    template = json.loads(result.stdout)
+    principal = template["Parameters"]["TrustedPrincipal"]
+    assert "Default" not in principal  # CloudFormation asks for it when the stack is created
+    assert "account id" in principal["Description"] and "get-caller-identity" in principal["Description"]
+    assert "--principal" in result.stderr and "TrustedPrincipal" in result.stderr
+    file = tmp_path / "template.json"
+    file.write_text(result.stdout, encoding="utf-8")
+    cfn_lint = shutil.which("cfn-lint") or str(Path(sys.executable).parent / "cfn-lint")
+    lint = subprocess.run(
+        [cfn_lint, "--include-checks", "I", "--format", "parseable", "--", str(file)],
+        capture_output=True,
+        text=True,
+        timeout=CFN_LINT_TIMEOUT,
+        check=False,
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_trust_policy_without_aws_credentials_prints_a_marked_placeholder(write_config: Any, tmp_path: Path) -> None:
+    path = str(write_config(VARIANTS["single"]))
+    result = _eventrelay(tmp_path, "aws", "trust-policy", "--config", path)
+    assert result.returncode == 0, result.stderr
+    statement = json.loads(result.stdout)["Statement"][0]
+    assert statement["Principal"] == {"AWS": "<ACCOUNT_ID_OR_ARN_EVENTRELAY_RUNS_AS>"}
+    assert statement["Condition"] == {"StringEquals": {"sts:ExternalId": "ws_123"}}
+    assert "<ACCOUNT_ID_OR_ARN_EVENTRELAY_RUNS_AS>" in result.stderr and "--principal" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_roles_differ_without_destination_is_a_clear_error(

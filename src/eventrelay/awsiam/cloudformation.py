@@ -27,16 +27,20 @@ def template(
     *,
     functions: list[str],
     external_ids: list[str],
-    principal: str,
+    principal: str | None,
     role_arn: str | None = None,
     description: str = "eventrelay: the role it assumes to invoke Lambda functions, and its invoke policy",
 ) -> dict[str, Any]:
-    """The template as a JSON-compatible dict (intrinsics in long form: ``{"Ref": ...}``)."""
+    """The template as a JSON-compatible dict (intrinsics in long form: ``{"Ref": ...}``).
+
+    ``principal`` None (the identity eventrelay runs as is unknown): ``TrustedPrincipal`` has no
+    default, so CloudFormation asks for it, and its description says what to enter."""
     if not functions:
         raise ValueError("the template needs at least one function ARN")
     if not external_ids:
         raise ValueError("the template needs at least one External ID")
-    check_principal(principal)
+    if principal is not None:
+        check_principal(principal)
     name, path = _role_name_path(role_arn)
     params: dict[str, Any] = {
         "ExternalId": _list_param(
@@ -51,12 +55,7 @@ def template(
             "ARNs of the Lambda functions eventrelay invokes, comma-separated",
             LAMBDA_ARN_PATTERN,
         ),
-        "TrustedPrincipal": {
-            "Type": "String",
-            "Default": principal,
-            "AllowedPattern": PRINCIPAL_PARAM_PATTERN,
-            "Description": "The account id or IAM ARN eventrelay runs as (who may assume the role)",
-        },
+        "TrustedPrincipal": _principal_param(principal),
     }
     role_props: dict[str, Any] = {
         "Description": "Assumed by eventrelay to invoke Lambda functions",
@@ -115,6 +114,19 @@ def template(
             }
         },
     }
+
+
+def _principal_param(principal: str | None) -> dict[str, Any]:
+    param: dict[str, Any] = {"Type": "String", "AllowedPattern": PRINCIPAL_PARAM_PATTERN}
+    if principal is None:
+        param["Description"] = (
+            "Who may assume the role: the 12-digit account id, or the IAM user/role ARN, that eventrelay "
+            "runs as (`aws sts get-caller-identity` on eventrelay's machine prints it)"
+        )
+    else:
+        param["Default"] = principal
+        param["Description"] = "The account id or IAM ARN eventrelay runs as (who may assume the role)"
+    return param
 
 
 def _list_param(values: list[str], one: str, many: str, pattern: str) -> dict[str, Any]:

@@ -21,6 +21,9 @@ PRINCIPAL_PATTERN = re.compile(
     r"^(\d{12}|arn:aws[a-zA-Z-]*:iam::\d{12}:(root|user/[\x21-\x7E]+|role/[\x21-\x7E]+)"
     r"|arn:aws[a-zA-Z-]*:sts::\d{12}:assumed-role/[\w+=,.@-]+/[\w+=,.@-]+)$"
 )
+PRINCIPAL_PLACEHOLDER = "<ACCOUNT_ID_OR_ARN_EVENTRELAY_RUNS_AS>"
+"""Put in a trust policy when the identity eventrelay runs as is unknown (no AWS credentials here):
+IAM refuses it, so a policy with it cannot be applied by mistake before it is filled in."""
 _ASSUMED_ROLE = re.compile(r"^arn:(aws[a-zA-Z-]*):sts::(\d{12}):assumed-role/([\w+=,.@-]+)/[^/]+$")
 
 
@@ -68,8 +71,9 @@ def check_principal(principal: str) -> str:
     return principal
 
 
-def trust_policy(principal: str, ids: list[str]) -> dict[str, Any]:
-    """The trust policy document: ``principal`` may assume the role with one of ``ids``."""
+def trust_policy(principal: str | None, ids: list[str]) -> dict[str, Any]:
+    """The trust policy document: ``principal`` may assume the role with one of ``ids``; None (the
+    identity is unknown) puts ``PRINCIPAL_PLACEHOLDER`` for the user to fill in."""
     if not ids:
         raise ValueError("a trust policy needs at least one External ID")
     return {
@@ -77,7 +81,7 @@ def trust_policy(principal: str, ids: list[str]) -> dict[str, Any]:
         "Statement": [
             {
                 "Effect": "Allow",
-                "Principal": {"AWS": check_principal(principal)},
+                "Principal": {"AWS": PRINCIPAL_PLACEHOLDER if principal is None else check_principal(principal)},
                 "Action": ASSUME_ACTION,
                 "Condition": {"StringEquals": {"sts:ExternalId": ids[0] if len(ids) == 1 else list(ids)}},
             }

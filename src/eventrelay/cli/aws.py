@@ -15,9 +15,13 @@ from eventrelay.awsiam.render import render
 from eventrelay.config import load_config
 from eventrelay.config.model import Config
 from eventrelay.config.store import merge_api_entities
-from eventrelay.core.errors import ConfigError
 
 DOCUMENTS = ("policy", "trust-policy", "cloudformation")
+PRINCIPAL_HINT = (
+    f"replace {trust.PRINCIPAL_PLACEHOLDER} in the trust policy (the CloudFormation template asks for "
+    "TrustedPrincipal) with the 12-digit account id or IAM user/role ARN eventrelay runs as "
+    "(`aws sts get-caller-identity` prints it), or run again with --principal ACCOUNT_ID_OR_ARN"
+)
 
 
 def add_parser(sub: Any) -> None:
@@ -66,7 +70,9 @@ def build(kind: str, config: Config, args: argparse.Namespace) -> dict[str, Any]
     )
 
 
-def _default_principal(config: Config, destination: str | None) -> str:
+def _default_principal(config: Config, destination: str | None) -> str | None:
+    """The identity eventrelay runs as (STS GetCallerIdentity), or None with a note on stderr saying
+    how to fill in the principal: the documents are generated without AWS credentials too."""
     region: str | None = None  # before a destination exists: botocore's own region (or the global endpoint)
     endpoint: str | None = None
     if destination or config.destinations:
@@ -74,11 +80,12 @@ def _default_principal(config: Config, destination: str | None) -> str:
         region, endpoint = settings.region, settings.endpoint_url
     arn, reason = caller_identity(region, endpoint)
     if arn is None:
-        raise ConfigError(
-            "--principal",
-            f"cannot tell which identity eventrelay runs as ({reason}); "
-            "give --principal ACCOUNT_ID_OR_ARN (the account, user or role eventrelay uses)",
+        print(
+            f"note: cannot tell which identity eventrelay runs as ({reason}). The trusted principal is left "
+            f"for you to fill in: {PRINCIPAL_HINT}",
+            file=sys.stderr,
         )
+        return None
     principal = trust.principal_from_identity(arn)
     print(
         f"trusted principal: {principal} (from STS GetCallerIdentity; override with --principal)",
