@@ -21,7 +21,7 @@ from aiohttp import web
 from eventrelay.core.outcome import Category, Outcome, Verdict
 from eventrelay.destinations.aws_lambda.credentials import RoleCredentialCache
 from eventrelay.destinations.aws_lambda.destination import AwsLambdaDestination
-from eventrelay.destinations.base import Destination
+from eventrelay.destinations.base import CheckableDestination, Destination
 from tests.destinations.lambda_doubles import (
     EXTERNAL_ID,
     IamUser,
@@ -125,6 +125,18 @@ async def test_is_a_destination(harness: Harness) -> None:
     dest = await harness.make("working")
     assert isinstance(dest, Destination)
     assert isinstance(dest.name, str) and dest.name
+
+
+async def test_a_connection_check_reports_each_target_and_never_raises(harness: Harness) -> None:
+    working, dead = await harness.make("working"), await harness.make("dead")
+    if not isinstance(working, CheckableDestination) or not isinstance(dead, CheckableDestination):
+        pytest.skip("this destination type declares no connection check")
+    results = await working.check(timeout=10.0)
+    assert results and all(isinstance(t, str) and isinstance(o, Outcome) for t, o in results)
+    assert all(o.ok for _, o in results)
+    failed = await dead.check(timeout=10.0)
+    assert failed and not any(o.ok for _, o in failed)
+    assert all(o.error_message for _, o in failed)
 
 
 async def test_working_endpoint_delivers(harness: Harness) -> None:

@@ -109,7 +109,7 @@ async def list_destinations(request: Request, runtime: Any) -> Response:
                 "name": dest.name,
                 "type": dest.type,
                 "enabled": dest.enabled,
-                "function": dest.settings.lambda_,
+                **dest.kind.summary(dest.settings),  # e.g. aws_lambda's "function"
                 "counts": stats.counts,
                 "latency_ms": {"count": lat.count, "p50": lat.p50_ms, "p95": lat.p95_ms, "p99": lat.p99_ms},
                 "queue_depth": await runtime.queue.depth(dest.name),
@@ -123,7 +123,7 @@ async def destination_stats(request: Request, runtime: Any) -> Response:
     q = request.query_params
     since, until = _range(q.get("range"), q.get("since"), q.get("until"))
     stats = await runtime.log.stats(dest.name, since, until)
-    body = stats_json(stats, external_id=_external_id(runtime), timeout_s=dest.delivery.timeout)
+    body = stats_json(stats, external_id=runtime.config.external_id_for(None), timeout_s=dest.delivery.timeout)
     body["queue_depth"] = await runtime.queue.depth(dest.name)
     return _json(body)
 
@@ -153,11 +153,6 @@ def _destination(request: Request, runtime: Any) -> Any:
         if dest.name == name:
             return dest
     raise NotFound(f"unknown destination {name!r}")
-
-
-def _external_id(runtime: Any) -> str | None:
-    workspace = runtime.config.workspace
-    return str(workspace.id) if workspace is not None else None
 
 
 def _category(value: str | None) -> str | None:

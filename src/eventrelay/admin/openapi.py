@@ -1,8 +1,8 @@
 """``GET /openapi.json``: the OpenAPI 3.1 document of the Tracking API and the admin API.
 
-Schemathesis fuzzes against it, so it states exactly what the server accepts and answers.
-Other admin route modules may add their paths: a module-level ``OPENAPI_PATHS`` dict in
-``eventrelay.admin.<module>`` (for example the Config API) is merged in.
+Schemathesis fuzzes against it, so it states exactly what the server accepts and answers. This
+module holds the Tracking API's part; the admin API's paths and schemas are ``openapi_admin``, the
+Config API's ``config_openapi``.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from eventrelay.core.outcome import Category
+from eventrelay.admin import config_openapi
+from eventrelay.admin.openapi_admin import admin_paths, admin_schemas
 from eventrelay.core.spec import CALL_TYPES, MAX_BATCH_EVENTS, MAX_MESSAGE_ID_CHARS, SHORT_FORMS
-from eventrelay.deliverylog.stats import RANGES, STATUSES
 
 OPENAPI_VERSION = "3.1.0"
 
@@ -28,10 +28,7 @@ def routes(runtime: Any) -> list[BaseRoute]:
 
 
 def document() -> dict[str, Any]:
-    paths: dict[str, Any] = {**_tracking_paths(), **_admin_paths()}
-    from eventrelay.admin import config_api  # late: config_api's routes import this module's helpers
-
-    paths.update(config_api.OPENAPI_PATHS)
+    paths: dict[str, Any] = {**_tracking_paths(), **admin_paths(), **config_openapi.openapi_paths()}
     return {
         "openapi": OPENAPI_VERSION,
         "info": {
@@ -181,282 +178,8 @@ def _schemas() -> dict[str, Any]:
             }
         },
     }
-    schemas.update(_admin_schemas())
+    schemas.update(admin_schemas())
     return schemas
-
-
-# -- admin API --------------------------------------------------------------------------------------
-def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
-
-
-_TIME = {
-    "type": "string",
-    "description": "epoch seconds, ISO 8601, or a duration back from now (10m, 1h, 7d)",
-}
-
-
-def _range_params() -> list[dict[str, Any]]:
-    return [
-        _query("range", {"type": "string", "enum": list(RANGES)}, "named range; default 1h"),
-        _query("since", _TIME, "start of a custom range"),
-        _query("until", _TIME, "end of a custom range; default now"),
-    ]
-
-
-def _admin_op(
-    summary: str,
-    op_id: str,
-    schema: str,
-    *,
-    params: list[dict[str, Any]] | None = None,
-    not_found: bool = False,
-    body: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    responses: dict[str, Any] = {
-        "200": {
-            "description": summary,
-            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
-        },
-        "401": {"$ref": "#/components/responses/Error"},
-        "422": {"$ref": "#/components/responses/Error"},
-    }
-    if not_found:
-        responses["404"] = {"$ref": "#/components/responses/Error"}
-    op: dict[str, Any] = {
-        "summary": summary,
-        "operationId": op_id,
-        "tags": ["admin"],
-        "security": [{"adminToken": []}],
-        "parameters": params or [],
-        "responses": responses,
-    }
-    if body is not None:
-        op["requestBody"] = {"required": False, "content": {"application/json": {"schema": body}}}
-    return op
-
-
-def _admin_paths() -> dict[str, Any]:
-    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-    category = _query("category", {"type": "string", "enum": [str(c) for c in Category]}, "outcome category")
-    return {
-        "/api/v1/deliveries": {
-            "get": _admin_op(
-                "Events x destinations, newest first",
-                "listDeliveries",
-                "DeliveryList",
-                params=[
-                    _query("destination", {"type": "string"}, "destination name"),
-                    category,
-                    _query("status", {"type": "string", "enum": list(STATUSES)}, "state of the event"),
-                    _query("since", _TIME, "updated at or after"),
-                    _query("until", _TIME, "updated at or before"),
-                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "rows; default 100"),
-                ],
-            )
-        },
-        "/api/v1/deliveries/{message_id}": {
-            "get": _admin_op(
-                "Every attempt of one event",
-                "getDelivery",
-                "AttemptList",
-                not_found=True,
-                params=[
-                    {"name": "message_id", "in": "path", "required": True, "schema": {"type": "string"}},
-                    _query("destination", {"type": "string"}, "only this destination"),
-                ],
-            )
-        },
-        "/api/v1/destinations": {
-            "get": _admin_op(
-                "Destinations with counts and latency",
-                "listDestinations",
-                "DestinationList",
-                params=_range_params(),
-            )
-        },
-        "/api/v1/destinations/{name}/stats": {
-            "get": _admin_op(
-                "Counts, latency, error table, time series",
-                "destinationStats",
-                "Stats",
-                not_found=True,
-                params=[name, *_range_params()],
-            )
-        },
-        "/api/v1/destinations/{name}/samples": {
-            "get": _admin_op(
-                "Recent failed attempts: You sent / Request / Response",
-                "destinationSamples",
-                "SampleList",
-                not_found=True,
-                params=[
-                    name,
-                    category,
-                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 50}, "per category; default 3"),
-                ],
-            )
-        },
-        "/api/v1/destinations/{name}/redrive": {
-            "post": _admin_op(
-                "Re-queue failed/discarded events (all, or filtered)",
-                "redrive",
-                "RedriveResult",
-                not_found=True,
-                params=[name],
-                body={"$ref": "#/components/schemas/RedriveRequest"},
-            )
-        },
-    }
-
-
-def _admin_schemas() -> dict[str, Any]:
-    num = {"type": ["number", "null"]}
-    categories = [str(c) for c in Category]
-    latency = {
-        "type": "object",
-        "properties": {"count": {"type": "integer"}, "p50": num, "p95": num, "p99": num},
-    }
-    counts = {"type": "object", "properties": {s: {"type": "integer"} for s in STATUSES}}
-    delivery = {
-        "type": "object",
-        "required": ["message_id", "destination", "function", "category", "attempts", "status", "error"],
-        "properties": {
-            "message_id": {"type": "string"},
-            "destination": {"type": "string"},
-            "source": {"type": "string"},
-            "type": {"type": "string"},
-            "function": {"type": ["string", "null"]},
-            "category": {"type": "string", "enum": categories},
-            "attempts": {"type": "integer"},
-            "status": {"type": "string", "enum": list(STATUSES)},
-            "error": {"type": ["string", "null"]},
-            "received_at": {"type": "number"},
-            "updated_at": {"type": "number"},
-            "next_attempt_at": num,
-            "delivered_at": num,
-        },
-    }
-    sample = {
-        "type": "object",
-        "required": ["message_id", "category", "you_sent", "request", "response"],
-        "properties": {
-            "message_id": {"type": "string"},
-            "destination": {"type": "string"},
-            "category": {"type": "string", "enum": categories},
-            "category_name": {"type": "string"},
-            "attempt": {"type": "integer"},
-            "at": {"type": "number"},
-            "you_sent": {},
-            "request": {"type": "object"},
-            "response": {"type": "object"},
-        },
-    }
-    return {
-        "Delivery": delivery,
-        "DeliveryList": {
-            "type": "object",
-            "required": ["deliveries"],
-            "properties": {"deliveries": {"type": "array", "items": {"$ref": "#/components/schemas/Delivery"}}},
-        },
-        "Sample": sample,
-        "SampleList": {
-            "type": "object",
-            "required": ["samples"],
-            "properties": {
-                "destination": {"type": "string"},
-                "samples": {"type": "array", "items": {"$ref": "#/components/schemas/Sample"}},
-            },
-        },
-        "AttemptList": {
-            "type": "object",
-            "required": ["attempts"],
-            "properties": {
-                "message_id": {"type": "string"},
-                "attempts": {"type": "array", "items": {"$ref": "#/components/schemas/Sample"}},
-            },
-        },
-        "DestinationList": {
-            "type": "object",
-            "required": ["destinations"],
-            "properties": {
-                "since": {"type": "number"},
-                "until": {"type": "number"},
-                "destinations": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "name": {"type": "string"},
-                            "function": {"type": "string"},
-                            "enabled": {"type": "boolean"},
-                            "counts": counts,
-                            "latency_ms": latency,
-                            "queue_depth": {"type": "integer"},
-                        },
-                    },
-                },
-            },
-        },
-        "Stats": {
-            "type": "object",
-            "required": ["counts", "latency_ms", "errors", "series"],
-            "properties": {
-                "destination": {"type": "string"},
-                "since": {"type": "number"},
-                "until": {"type": "number"},
-                "counts": counts,
-                "latency_ms": latency,
-                "queue_depth": {"type": "integer"},
-                "errors": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "category": {"type": "string", "enum": categories},
-                            "name": {"type": "string"},
-                            "attempts": {"type": "integer"},
-                            "events": {"type": "integer"},
-                            "description": {"type": "string"},
-                            "hint": {"type": "string"},
-                        },
-                    },
-                },
-                "series": {
-                    "type": "object",
-                    "properties": {
-                        "bucket_seconds": {"type": "number"},
-                        "buckets": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "properties": {
-                                    "start": {"type": "number"},
-                                    "delivered": {"type": "integer"},
-                                    "errors": {"type": "object", "additionalProperties": {"type": "integer"}},
-                                },
-                            },
-                        },
-                    },
-                },
-            },
-        },
-        "RedriveRequest": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "message_ids": {"type": "array", "items": {"type": "string"}, "maxItems": 100_000},
-                "category": {"type": "string", "enum": categories},
-                "since": _TIME,
-                "until": _TIME,
-            },
-        },
-        "RedriveResult": {
-            "type": "object",
-            "required": ["redriven"],
-            "properties": {"destination": {"type": "string"}, "redriven": {"type": "integer"}},
-        },
-    }
 
 
 def _security() -> dict[str, Any]:

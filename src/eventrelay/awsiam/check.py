@@ -1,4 +1,5 @@
-"""The connection check: assume the role and ``DryRun``-invoke every function of a destination.
+"""The connection check of a destination that can test its connection (``CheckableDestination``;
+for ``aws_lambda``: assume the role and ``DryRun``-invoke every function).
 
 Shared by ``eventrelay check`` and ``POST /api/v1/destinations/{name}/check``. Each function's result
 carries its category and, on failure, the fix hint the Event Delivery page shows.
@@ -13,6 +14,7 @@ from eventrelay.config.model import Config
 from eventrelay.config.model import Destination as DestinationConfig
 from eventrelay.core.outcome import Outcome
 from eventrelay.deliverylog.hints import hint
+from eventrelay.destinations.base import CheckableDestination
 
 CHECK_TIMEOUT = 10.0  # seconds per function: AssumeRole + DryRun, generous for a cold credential chain
 
@@ -53,13 +55,12 @@ def check_source(config: Config, dest: DestinationConfig, source: str | None) ->
 
 
 async def run_check(
-    instance: Any, config: Config, dest: DestinationConfig, source: str | None = None
+    instance: CheckableDestination, config: Config, dest: DestinationConfig, source: str | None = None
 ) -> list[FunctionCheck]:
-    """Check every function ``instance`` (an ``AwsLambdaDestination``) uses."""
+    """Check every function (target) ``instance`` uses."""
     src = check_source(config, dest, source)
-    external_id = config.workspace.id if config.workspace else src
-    results: list[tuple[str, Outcome]] = await instance.check(source=src, timeout=CHECK_TIMEOUT)
-    return [FunctionCheck(function, outcome, external_id) for function, outcome in results]
+    results = await instance.check(source=src, timeout=CHECK_TIMEOUT)
+    return [FunctionCheck(function, outcome, config.external_id_for(src)) for function, outcome in results]
 
 
 def check_report(name: str, results: list[FunctionCheck]) -> dict[str, Any]:

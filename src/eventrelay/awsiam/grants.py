@@ -1,7 +1,9 @@
 """What the configured destinations invoke: one ``Grant`` per function, grouped by role.
 
-``select`` picks the destinations one set of IAM documents is for (one role): the one named, or every
-destination when they all share one role.
+Each destination type says what it needs of IAM (``DestinationType.iam``: the role and the
+functions); types that need no AWS role are left out. ``select`` picks the destinations one set
+of IAM documents is for (one role): the one named, or every destination when they all share one
+role.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from dataclasses import dataclass
 from eventrelay.awsiam.arns import Resolved, resolve, role_account, role_partition
 from eventrelay.config.model import Config, Destination
 from eventrelay.core.errors import ConfigError
-from eventrelay.core.spec import CALL_TYPES
+from eventrelay.destinations import registry
+from eventrelay.destinations.kind import IamNeeds
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,25 +25,42 @@ class Grant:
     function: Resolved
 
 
-def select(config: Config, destination: str | None) -> list[tuple[int, Destination]]:
-    """The destinations (with their index in the config) that share the role the documents are for."""
-    indexed = [(i, d) for i, d in enumerate(config.destinations) if d.type == "aws_lambda"]
+@dataclass(frozen=True, slots=True)
+class RoleUser:
+    """A configured destination whose type assumes an AWS role, with what it needs of IAM."""
+
+    index: int
+    """Its position in ``destinations`` (errors name ``destinations[index].settings...``)."""
+    destination: Destination
+    needs: IamNeeds
+
+
+def role_users(config: Config) -> list[RoleUser]:
+    """Every configured destination whose type needs an AWS role, in configuration order."""
+    found = [(i, d, d.kind.iam_needs(d.settings)) for i, d in enumerate(config.destinations)]
+    return [RoleUser(i, d, needs) for i, d, needs in found if needs is not None]
+
+
+def select(config: Config, destination: str | None) -> list[RoleUser]:
+    """The destinations that share the role the documents are for."""
+    users = role_users(config)
+    kinds = "/".join(n for n in registry.names() if registry.get(n).iam is not None)
     if destination is not None:
-        chosen = [(i, d) for i, d in indexed if d.name == destination]
+        chosen = [u for u in users if u.destination.name == destination]
         if not chosen:
-            names = ", ".join(d.name for _, d in indexed) or "none configured"
-            raise ConfigError("--destination", f"no aws_lambda destination named {destination!r} ({names})")
+            names = ", ".join(u.destination.name for u in users) or "none configured"
+            raise ConfigError("--destination", f"no {kinds} destination named {destination!r} ({names})")
         return chosen
-    if not indexed:
-        raise ConfigError("destinations", "no aws_lambda destination is configured")
-    roles = sorted({d.settings.role_address for _, d in indexed})
+    if not users:
+        raise ConfigError("destinations", f"no {kinds} destination is configured")
+    roles = sorted({u.needs.role_arn for u in users})
     if len(roles) > 1:
         raise ConfigError(
             "--destination",
             f"the destinations use {len(roles)} different roles ({', '.join(roles)}); "
             "pick one destination with --destination NAME",
         )
-    return indexed
+    return users
 
 
 def grants(
@@ -52,28 +72,21 @@ def grants(
 ) -> list[Grant]:
     """Every function the selected destinations invoke, resolved to the ARN IAM checks."""
     out: list[Grant] = []
-    for index, dest in select(config, destination):
-        settings = dest.settings
-        account = account_id or role_account(settings.role_address)
-        partition = role_partition(settings.role_address)
-        refs: dict[str, tuple[str, list[str]]] = {}
-        base = f"destinations[{index}].settings"
-        overridden = {t for t in CALL_TYPES if getattr(settings.functions, t)}
-        default_types = [t for t in CALL_TYPES if t not in overridden]
-        if default_types:
-            refs.setdefault(settings.lambda_, (f"{base}.lambda", []))[1].extend(default_types)
-        for call_type in CALL_TYPES:
-            ref = getattr(settings.functions, call_type)
-            if ref:
-                refs.setdefault(ref, (f"{base}.functions.{call_type}", []))[1].append(call_type)
-        for ref, (field, types) in refs.items():
-            resolved = resolve(ref, region=region or settings.region, account=account, partition=partition, field=field)
-            out.append(Grant(destination=dest.name, call_types=tuple(types), function=resolved))
+    for user in select(config, destination):
+        needs = user.needs
+        account = account_id or role_account(needs.role_arn)
+        partition = role_partition(needs.role_arn)
+        for use in needs.functions:
+            field = f"destinations[{user.index}].settings.{use.field}"
+            resolved = resolve(
+                use.ref, region=region or needs.region, account=account, partition=partition, field=field
+            )
+            out.append(Grant(destination=user.destination.name, call_types=use.call_types, function=resolved))
     return out
 
 
 def role_arn(config: Config, destination: str | None = None) -> str:
-    return select(config, destination)[0][1].settings.role_address
+    return select(config, destination)[0].needs.role_arn
 
 
 def resource_arns(items: list[Grant]) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from eventrelay.awsiam.grants import select
+from eventrelay.awsiam.grants import role_users, select
 from eventrelay.awsiam.policy import POLICY_VERSION
 from eventrelay.config.model import Config
 from eventrelay.core.errors import ConfigError
@@ -29,14 +29,16 @@ _ASSUMED_ROLE = re.compile(r"^arn:(aws[a-zA-Z-]*):sts::(\d{12}):assumed-role/([\
 
 def external_ids(config: Config, destination: str | None = None, extra: list[str] | None = None) -> list[str]:
     """The External IDs the role must accept: the workspace id, else the sources routed to the role."""
-    if config.workspace is not None:
-        ids = [config.workspace.id]
+    shared = config.external_id_for(None)
+    if shared is not None:
+        ids = [shared]
     else:
         all_sources = [s.name for s in config.sources]
-        chosen = select(config, destination) if destination or config.destinations else []
+        chosen = select(config, destination) if destination or role_users(config) else []
         ids = []
-        for _, dest in chosen:
-            ids.extend(dest.sources if dest.sources is not None else all_sources)
+        for user in chosen:
+            sources = user.destination.sources
+            ids.extend(sources if sources is not None else all_sources)
         if not chosen:  # no destination yet: every source may be routed to the role later
             ids = all_sources
     ids = list(dict.fromkeys([*ids, *(extra or [])]))

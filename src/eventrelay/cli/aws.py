@@ -75,9 +75,9 @@ def _default_principal(config: Config, destination: str | None) -> str | None:
     how to fill in the principal: the documents are generated without AWS credentials too."""
     region: str | None = None  # before a destination exists: botocore's own region (or the global endpoint)
     endpoint: str | None = None
-    if destination or config.destinations:
-        settings = grants.select(config, destination)[0][1].settings
-        region, endpoint = settings.region, settings.endpoint_url
+    if destination or grants.role_users(config):
+        needs = grants.select(config, destination)[0].needs
+        region, endpoint = needs.region, needs.endpoint_url
     arn, reason = caller_identity(region, endpoint)
     if arn is None:
         print(

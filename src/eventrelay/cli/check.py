@@ -24,6 +24,7 @@ from eventrelay.awsiam.check import FunctionCheck, check_report, run_check
 from eventrelay.config import load_config
 from eventrelay.config.model import Config
 from eventrelay.core.errors import ConfigError
+from eventrelay.destinations.base import CheckableDestination
 
 ENDPOINT_ENV = ("AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_LAMBDA")
 CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
@@ -57,8 +58,11 @@ async def check(config: Config, args: argparse.Namespace, base_dir: Path | None 
     failed = False
     async with local_endpoint(config, base_dir):
         for dest in chosen:
-            instance: Any = build_destination(dest, config)
+            instance = build_destination(dest, config)
             try:
+                if not isinstance(instance, CheckableDestination):
+                    print(f"{dest.name}: a {dest.type} destination has no connection check; skipped", file=sys.stderr)
+                    continue
                 results = await run_check(instance, config, dest, args.source)
             finally:
                 await instance.close()

@@ -79,10 +79,10 @@ async def send(config: Config, args: argparse.Namespace, base_dir: Path | None =
     event = build_event(args.type, name=args.event, user_id=args.user_id, properties=_properties(args.properties))
     body = json.dumps(event).encode()
     async with local_endpoint(config, base_dir):
-        instance: Any = build_destination(dest, config)
+        instance = build_destination(dest, config)
         try:
             if not instance.wants(event):
-                print(f"{dest.name} does not take this event (its functions.events allow-list); nothing sent")
+                print(f"{dest.name} does not take this event ({dest.kind.declined}); nothing sent")
                 return 1
             outcome = await instance.send(body, event, args.timeout, source=check_source(config, dest, args.source))
         finally:

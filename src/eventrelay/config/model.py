@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    SerializeAsAny,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from eventrelay.core.duration import Duration
-from eventrelay.destinations.aws_lambda.settings import AwsLambdaSettings
+from eventrelay.core.external_id import external_id
+from eventrelay.destinations import registry
+from eventrelay.destinations.kind import DestinationType
 
 MIN_SECRET_LENGTH = 16  # write keys and admin tokens: shorter ones are guessable
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # source/destination names appear in URLs and metrics
@@ -88,12 +99,34 @@ class DeliveryPolicy(Strict):
 
 class Destination(Strict):
     name: str = Field(pattern=NAME_PATTERN)
-    type: Literal["aws_lambda"] = "aws_lambda"
+    type: str = "aws_lambda"
+    """A destination type of ``destinations/registry.py``. Default aws_lambda."""
     enabled: bool = True
     sources: list[str] | None = None
     """Sources whose events go here. Default: every source."""
-    settings: AwsLambdaSettings
+    settings: SerializeAsAny[BaseModel]
+    """Validated with the settings model of ``type`` (for aws_lambda: DESIGN.md section 4)."""
     delivery: DeliveryPolicy = Field(default_factory=DeliveryPolicy)
+
+    @field_validator("type")
+    @classmethod
+    def _registered_type(cls, v: str) -> str:
+        if registry.find(v) is None:
+            raise ValueError(f"unknown destination type {v!r} (known: {', '.join(registry.names())})")
+        return v
+
+    @field_validator("settings", mode="before")
+    @classmethod
+    def _type_settings(cls, v: Any, info: ValidationInfo) -> Any:
+        # Fields validate in order: ``type`` is in ``info.data`` once it is valid. The settings
+        # model's own errors keep their field paths (``destinations[0].settings.region``).
+        kind = registry.find(info.data["type"]) if "type" in info.data else None
+        return v if kind is None else kind.settings_model.model_validate(v, context=info.context)
+
+    @property
+    def kind(self) -> DestinationType[Any]:
+        """This destination's registered type."""
+        return registry.get(self.type)
 
 
 class LocalAwsFunction(Strict):
@@ -153,9 +186,10 @@ class Config(Strict):
                     raise ValueError(f"destinations[{i}].sources[{j}]: unknown source {src!r}")
         return self
 
-    def external_id_for(self, source: str) -> str:
-        """The External ID: the workspace id, else the id (name) of the source, as the hosted service does."""
-        return self.workspace.id if self.workspace else source
+    def external_id_for(self, source: str | None) -> str | None:
+        """The External ID for an event from ``source`` (``core.external_id``): the workspace id, else
+        the source's id. ``None`` asks for the one every event shares: the workspace id, if any."""
+        return external_id(self.workspace.id if self.workspace else None, source)
 
 
 def _unique(values: list[str], section: str, key: str) -> None:

@@ -4,6 +4,7 @@
 - ``records``: the event, job and attempt records that travel ingest -> queue -> delivery -> log;
 - ``outcome``: an attempt's outcome, its category and verdict;
 - ``errors``: the one exception tree;
+- ``external_id``: the External ID rule (workspace id, else the event's source);
 - ``duration``: durations as written in configuration (``5s``, ``4h``, ``7d``);
 - ``asgi``: the ASGI callable types.
 

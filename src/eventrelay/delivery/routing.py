@@ -6,9 +6,10 @@ A destination gets an event when all of these hold:
 2. its ``sources`` is unset (every source) or names the event's source;
 3. the event's ``integrations`` object allows it. ``All`` defaults to true; a key naming the
    destination overrides ``All``: the destination's own configured name first, then its
-   Segment catalog names (for ``aws_lambda``: ``"AWS Lambda"``, ``"Amazon Lambda"``,
-   case-sensitive as Segment matches them). A value that is an object (destination options)
-   counts as true. Other keys (``"Segment.io": true`` from analytics.js) are irrelevant;
+   type's Segment catalog names (``destinations/registry.py``; for ``aws_lambda``:
+   ``"AWS Lambda"``, ``"Amazon Lambda"``, case-sensitive as Segment matches them). A value that
+   is an object (destination options) counts as true. Other keys (``"Segment.io": true`` from
+   analytics.js) are irrelevant;
 4. the destination itself ``wants`` it (call-type functions, the track ``events`` allow-list).
 """
 
@@ -18,12 +19,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from eventrelay.config.model import Destination as DestinationConfig
+from eventrelay.destinations import registry
 from eventrelay.destinations.base import Destination
-
-# Names Segment's catalog gives each destination type, as they appear in ``integrations``.
-CATALOG_NAMES: dict[str, tuple[str, ...]] = {
-    "aws_lambda": ("AWS Lambda", "Amazon Lambda"),
-}
 
 
 def route(
@@ -39,7 +36,7 @@ def route(
         for cfg in dest_configs
         if cfg.enabled
         and (cfg.sources is None or source in cfg.sources)
-        and integration_allows(integrations, cfg.name, CATALOG_NAMES.get(cfg.type, ()))
+        and integration_allows(integrations, cfg.name, registry.catalog_names(cfg.type))
         and cfg.name in destinations
         and destinations[cfg.name].wants(event)
     )

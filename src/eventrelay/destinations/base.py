@@ -35,3 +35,20 @@ class Destination(Protocol):
 
     async def close(self) -> None:
         """Release connections."""
+
+
+@runtime_checkable
+class CheckableDestination(Destination, Protocol):
+    """A destination that can test its connection without delivering an event (``eventrelay
+    check``, ``POST /api/v1/destinations/{name}/check``)."""
+
+    async def check(
+        self,
+        *,
+        source: str | None = None,
+        timeout: float = ...,  # noqa: ASYNC109 (a plain number the destination applies per target)
+    ) -> list[tuple[str, Outcome]]:
+        """Test every target this destination delivers to (for ``aws_lambda``: assume the role and
+        ``DryRun`` each function) within ``timeout`` seconds each. Returns (target as configured,
+        outcome) pairs; never raises for a failed target. ``source`` is as for ``send``."""
+        ...

@@ -85,7 +85,8 @@ def _destination_roles(config: Config | None) -> dict[str, LocalAwsRole]:
     """Default: every destination's role, trusting anyone who presents the External ID."""
     roles: dict[str, LocalAwsRole] = {}
     for dest in config.destinations if config else []:
-        m = ROLE_ARN.match(dest.settings.role_address)
+        needs = dest.kind.iam_needs(dest.settings)
+        m = ROLE_ARN.match(needs.role_arn) if needs is not None else None
         if m:
             roles[m.group("name")] = LocalAwsRole()
     return roles
@@ -95,9 +96,8 @@ def _default_external_ids(config: Config | None) -> tuple[str, ...]:
     """The workspace id; without a workspace, the id (name) of any source, as the hosted service does."""
     if config is None:
         return ()
-    if config.workspace is not None:
-        return (config.workspace.id,)
-    return tuple(s.name for s in config.sources)
+    shared = config.external_id_for(None)
+    return (shared,) if shared is not None else tuple(s.name for s in config.sources)
 
 
 def _role_id(account: str, name: str) -> str:

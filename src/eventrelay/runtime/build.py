@@ -11,6 +11,7 @@ from eventrelay.config.model import Config
 from eventrelay.config.model import Destination as DestinationConfig
 from eventrelay.deliverylog.base import DeliveryLog
 from eventrelay.destinations.base import Destination
+from eventrelay.destinations.kind import BuildSpec
 from eventrelay.queue.base import Queue
 
 
@@ -51,14 +52,12 @@ def open_log(config: Config) -> DeliveryLog:
 
 
 def build_destination(dest: DestinationConfig, config: Config) -> Destination:
-    """A destination instance from its configuration entry."""
-    if dest.type == "aws_lambda":
-        from eventrelay.destinations.aws_lambda.destination import AwsLambdaDestination
-
-        return AwsLambdaDestination(
-            dest.name,
-            dest.settings,
-            external_id=config.workspace.id if config.workspace else None,  # None: each event's source id
-            concurrency=dest.delivery.concurrency,  # one pooled connection per attempt in flight
+    """A destination instance from its configuration entry, built by its registered type."""
+    return dest.kind.build(
+        BuildSpec(
+            name=dest.name,
+            settings=dest.settings,
+            concurrency=dest.delivery.concurrency,
+            workspace_id=config.external_id_for(None),  # the External ID all events share, if any
         )
-    raise ValueError(f"unknown destination type {dest.type!r}")
+    )

@@ -6,4 +6,5 @@ credentials.py    STS AssumeRole with the External ID, session credentials cache
 invoke.py         the signed Invoke request and its response
 classify.py       AWS error code -> category and verdict (DESIGN.md section 5)
 destination.py    the Destination implementation tying them together
+entry.py          the registry entry: settings model, catalog names, build, IAM needs
 """

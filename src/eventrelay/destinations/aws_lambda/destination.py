@@ -19,6 +19,7 @@ from botocore.exceptions import BotoCoreError
 from botocore.httpsession import where as default_ca_bundle
 
 from eventrelay.core.errors import AwsError
+from eventrelay.core.external_id import external_id as external_id_for
 from eventrelay.core.outcome import Category, Outcome, Verdict
 from eventrelay.core.spec import CALL_TYPES
 from eventrelay.destinations.aws_lambda import endpoints
@@ -130,8 +131,8 @@ class AwsLambdaDestination:
 
     # -- internals ------------------------------------------------------------------------------
     async def _attempt(self, ref: FunctionRef, body: bytes, source: str | None, invocation_type: str) -> Outcome:
-        external_id = self.external_id or source
-        if not external_id:
+        role_external_id = external_id_for(self.external_id, source)
+        if role_external_id is None:
             return self._failure(
                 ref, NO_EXTERNAL_ID, "no External ID: configure workspace.id (or pass the event's source)"
             )
@@ -140,7 +141,7 @@ class AwsLambdaDestination:
             session = self._session()
             req = AssumeRequest(
                 role_arn=self.settings.role_address,
-                external_id=external_id,
+                external_id=role_external_id,
                 session_name=self.settings.role_session_name,
                 region=self.settings.region,
                 sts_endpoint=self._sts_endpoint,

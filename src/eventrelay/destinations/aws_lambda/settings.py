@@ -12,6 +12,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from eventrelay.core.external_id import EXTERNAL_ID_REFUSAL
 from eventrelay.core.spec import CALL_TYPES
 from eventrelay.destinations.aws_lambda.function_name import FunctionRef, parse_function_name
 
@@ -19,11 +20,6 @@ MAX_CLIENT_CONTEXT_BYTES = 3583  # AWS: X-Amz-Client-Context, base64-encoded, at
 CLIENT_CONTEXT_KEYS = frozenset({"custom", "env", "client"})  # the only keys Lambda's Python runtime keeps
 REGION_PATTERN = re.compile(r"^(eusc-)?[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 ROLE_ARN_PATTERN = re.compile(r"^arn:aws[a-zA-Z-]*:iam::\d{12}:role(/|/[\x21-\x7E]{1,510}/)[\w+=,.@-]{1,64}$")
-EXTERNAL_ID_REFUSAL = (
-    "is read-only: the External ID is always the workspace id (or the source id without a workspace). "
-    "Letting each destination choose it would let one workspace assume another's role (the "
-    "confused-deputy problem); put the workspace id in the role's trust policy instead"
-)
 
 
 class Functions(BaseModel):
@@ -45,6 +41,10 @@ class Functions(BaseModel):
         if v is not None:
             parse_function_name(v)
         return v
+
+    def override(self, call_type: str) -> str | None:
+        """The function configured for ``call_type``, or None (it goes to ``lambda``)."""
+        return getattr(self, call_type, None) if call_type in CALL_TYPES else None
 
 
 class AwsLambdaSettings(BaseModel):
@@ -114,12 +114,11 @@ class AwsLambdaSettings(BaseModel):
         return v
 
     def function_for(self, call_type: str) -> FunctionRef:
-        override = getattr(self.functions, call_type, None) if call_type in CALL_TYPES else None
-        return parse_function_name(override or self.lambda_)
+        return parse_function_name(self.functions.override(call_type) or self.lambda_)
 
     def all_functions(self) -> list[FunctionRef]:
         seen: dict[str, FunctionRef] = {}
-        for ref in [self.lambda_, *(getattr(self.functions, t) for t in CALL_TYPES)]:
+        for ref in [self.lambda_, *(self.functions.override(t) for t in CALL_TYPES)]:
             if ref and ref not in seen:
                 seen[ref] = parse_function_name(ref)
         return list(seen.values())
