@@ -34,6 +34,7 @@ from tests.destinations.lambda_doubles import (
 )
 from tests.support.awsenv import isolate_aws_env
 from tests.support.process import free_port
+from tests.support.send import request_for
 
 CALL_TYPES = ("track", "identify", "page", "screen", "group", "alias")
 EVENT = {"type": "track", "event": "Order Completed", "userId": "u1", "messageId": "m-1"}
@@ -118,7 +119,7 @@ async def harness(
 
 
 async def _send(dest: Destination, within: float = 10.0, event: dict[str, Any] = EVENT) -> Outcome:
-    return await dest.send(orjson.dumps(event), event, within)
+    return await dest.send(request_for(event), within)
 
 
 async def test_is_a_destination(harness: Harness) -> None:
