@@ -16,7 +16,7 @@ import pytest
 import trustme
 
 from eventrelay.core.errors import TransportError
-from eventrelay.destinations.http_client import HttpClient, Proxy, proxy_from_environment
+from eventrelay.destinations.http_client import HttpClient, HttpRequest, Proxy, proxy_from_environment
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Amz-Executed-Version: 3\r\n\r\nok"
 
@@ -352,3 +352,17 @@ def test_proxy_from_environment_follows_https_proxy_and_no_proxy(monkeypatch: py
     monkeypatch.setenv("HTTPS_PROXY", "https://proxy.corp:3129")
     with pytest.raises(ValueError, match="HTTPS_PROXY must be an http:// proxy URL"):
         proxy_from_environment("https://lambda.us-west-2.amazonaws.com")
+
+
+async def test_as_a_transport_it_refuses_a_request_for_another_origin(serve) -> None:
+    server = await serve()
+    client = HttpClient(f"http://127.0.0.1:{server.port}")
+    try:
+        here = HttpRequest("POST", client.origin, "/fn/invocations", {}, b"{}")
+        assert (await client.handle(here)).status == 200
+        elsewhere = HttpRequest("POST", "http://127.0.0.1:1", "/fn/invocations", {}, b"{}")
+        with pytest.raises(TransportError, match=re.escape(f"speaks to {client.origin}, not http://127.0.0.1:1")):
+            await client.handle(elsewhere)
+    finally:
+        await client.close()
+    assert len(server.requests) == 1
