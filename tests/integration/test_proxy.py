@@ -33,6 +33,7 @@ from eventrelay.runtime import Runtime
 from tests.support.awsenv import isolate_aws_env
 from tests.support.inprocess import serving
 from tests.support.localaws import handler_functions, local_aws_endpoint
+from tests.support.proxy import ForwardProxy, pipe
 
 WORKSPACE = "ws_proxy_test"
 WRITE_KEY = "wk_proxy_test_0123456789abcdef"
@@ -48,59 +49,6 @@ PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO
 
 
 @dataclass
-class ForwardProxy:
-    """An HTTP forward proxy: ``CONNECT host:port`` opens a tunnel (bytes piped both ways);
-    any other request (absolute URL) is sent on to its origin in origin form and the answer piped
-    back, one upstream connection per request."""
-
-    connects: list[str] = field(default_factory=list)  # CONNECT targets
-    forwarded: list[str] = field(default_factory=list)  # "METHOD absolute-URL" per forwarded request
-    tunnel_ends: set[tuple[str, int]] = field(default_factory=set)  # our side of each tunnel's upstream
-    url: str = ""
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                method, target, _ = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
-                if method == "CONNECT":
-                    await self._tunnel(target, reader, writer)
-                    return
-                body = await reader.readexactly(_content_length(head))
-                writer.write(await self._forward(method, target, head, body))
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    async def _tunnel(self, target: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connects.append(target)
-        host, port = target.rsplit(":", 1)
-        up_reader, up_writer = await asyncio.open_connection(host, int(port))
-        self.tunnel_ends.add(up_writer.get_extra_info("sockname")[:2])
-        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-
-    async def _forward(self, method: str, target: str, head: bytes, body: bytes) -> bytes:
-        self.forwarded.append(f"{method} {target}")
-        origin, _, path = target.partition("://")[2].partition("/")
-        host, port = origin.rsplit(":", 1)
-        lines = head.decode("latin-1").split("\r\n")
-        lines[0] = f"{method} /{path} HTTP/1.1"
-        kept = [line for line in lines[1:] if line and not line.lower().startswith(("connection:", "proxy-"))]
-        upstream = "\r\n".join([lines[0], *kept, "Connection: close", "", ""]).encode("latin-1")
-        up_reader, up_writer = await asyncio.open_connection(host, int(port))
-        up_writer.write(upstream + body)
-        answer = await up_reader.read()  # the origin closes after its answer (Connection: close)
-        up_writer.close()
-        return answer
-
-    def invokes(self) -> list[str]:
-        return [f for f in self.forwarded if INVOKE_PATH in f]
-
-
-@dataclass
 class TlsFront:
     """TLS for the local AWS endpoint: accepts TLS on its own port and pipes the plain bytes to
     the endpoint. Records the peer of every connection it accepted."""
@@ -112,34 +60,7 @@ class TlsFront:
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.peers.append(writer.get_extra_info("peername")[:2])
         up_reader, up_writer = await asyncio.open_connection(*self.upstream)
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except ConnectionError:
-        pass
-    finally:
-        writer.close()
-
-
-def _content_length(head: bytes) -> int:
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            return int(line.split(b":", 1)[1])
-    return 0
-
-
-@contextlib.asynccontextmanager
-async def listening(handler: object, ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[int]:
-    server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=ssl_context)  # type: ignore[arg-type]
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
 
 def make_config(data: Path) -> Config:
@@ -180,6 +101,11 @@ async def deliver_events(runtime: Runtime) -> list[str]:
             await asyncio.sleep(0.1)
 
 
+def invokes(proxy: ForwardProxy) -> list[str]:
+    """The Invoke requests the proxy sent on (an http endpoint's; an https one's are tunnelled)."""
+    return [f for f in proxy.forwarded if INVOKE_PATH in f]
+
+
 async def attempts(runtime: Runtime, ids: list[str]) -> int:
     return sum([len(await runtime.log.attempts(m, "lambda")) for m in ids])
 
@@ -195,13 +121,14 @@ async def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
     settings = handler_functions(tmp_path, HANDLER, "echo")
     settings = settings.model_copy(update={"roles": {ROLE: LocalAwsRole(external_id=WORKSPACE)}})
     proxy = ForwardProxy()
-    async with local_aws_endpoint(settings, monkeypatch) as local, listening(proxy.handle) as proxy_port:
-        proxy.url = f"http://127.0.0.1:{proxy_port}"
+    await proxy.start()
+    async with local_aws_endpoint(settings, monkeypatch) as local:
         runtime = Runtime(make_config(tmp_path / "data"))
         try:
             yield runtime, local.url, proxy
         finally:
             await runtime.stop()
+            proxy.close()
 
 
 @contextlib.asynccontextmanager
@@ -215,11 +142,14 @@ async def tls_front(local_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     ca.cert_pem.write_to_path(str(bundle))
     host, port = local_url.removeprefix("http://").rsplit(":", 1)
     front = TlsFront((host, int(port)))
-    async with listening(front.handle, context) as front_port:
-        front.authority = f"localhost:{front_port}"
-        monkeypatch.setenv("AWS_CA_BUNDLE", str(bundle))
-        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", f"https://localhost:{front_port}")
+    server = await asyncio.start_server(front.handle, "127.0.0.1", 0, ssl=context)
+    front.authority = f"localhost:{server.sockets[0].getsockname()[1]}"
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(bundle))
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", f"https://{front.authority}")
+    try:
         yield front
+    finally:
+        server.close()
 
 
 @pytest.mark.timeout(120)
@@ -232,42 +162,48 @@ async def test_http_proxy_carries_every_invoke_to_an_http_endpoint(
 
     ids = await deliver_events(runtime)
 
-    invokes = proxy.invokes()
-    assert len(invokes) == await attempts(runtime, ids) >= EVENTS  # every attempt went through the proxy
-    assert all(i == f"POST {local_url}{INVOKE_PATH}" for i in invokes)
+    sent_on = invokes(proxy)
+    assert len(sent_on) == await attempts(runtime, ids) >= EVENTS  # every attempt went through the proxy
+    assert all(i == f"POST {local_url}{INVOKE_PATH}" for i in sent_on)
     assert any(f.startswith(f"POST {local_url}/") and INVOKE_PATH not in f for f in proxy.forwarded)  # STS, by botocore
+
+
+async def deliver_over_https(
+    stack: tuple[Runtime, str, ForwardProxy], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, no_proxy: str = ""
+) -> TlsFront:
+    """HTTPS_PROXY and HTTP_PROXY set to the proxy (and ``NO_PROXY`` when given), the Lambda
+    endpoint https (``tls_front``): start the runtime and deliver the events; the front."""
+    runtime, local_url, proxy = stack
+    async with tls_front(local_url, tmp_path, monkeypatch) as front:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        if no_proxy:
+            monkeypatch.setenv("NO_PROXY", no_proxy)
+        await runtime.start()
+        await deliver_events(runtime)
+    return front
 
 
 @pytest.mark.timeout(120)
 async def test_https_proxy_tunnels_every_invoke_to_an_https_endpoint(
     stack: tuple[Runtime, str, ForwardProxy], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    runtime, local_url, proxy = stack
-    async with tls_front(local_url, tmp_path, monkeypatch) as front:
-        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
-        monkeypatch.setenv("HTTP_PROXY", proxy.url)
-        await runtime.start()
+    front = await deliver_over_https(stack, tmp_path, monkeypatch)
 
-        await deliver_events(runtime)
-
-        assert proxy.connects and set(proxy.connects) == {front.authority}
-        assert front.peers and set(front.peers) <= proxy.tunnel_ends  # no connection to Lambda went direct
-        assert proxy.invokes() == []
+    proxy = stack[2]
+    assert proxy.connects and set(proxy.connects) == {front.authority}
+    assert front.peers and set(front.peers) <= proxy.tunnel_ends  # no connection to Lambda went direct
+    assert invokes(proxy) == []
 
 
 @pytest.mark.timeout(120)
 async def test_no_proxy_sends_the_invokes_of_its_hosts_direct(
     stack: tuple[Runtime, str, ForwardProxy], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    runtime, local_url, proxy = stack
-    async with tls_front(local_url, tmp_path, monkeypatch) as front:
-        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
-        monkeypatch.setenv("HTTP_PROXY", proxy.url)
-        monkeypatch.setenv("NO_PROXY", "localhost")  # the Lambda endpoint's host; STS is at 127.0.0.1
-        await runtime.start()
+    # the Lambda endpoint is https://localhost:...; STS stays at http://127.0.0.1:..., not covered
+    front = await deliver_over_https(stack, tmp_path, monkeypatch, no_proxy="localhost")
 
-        await deliver_events(runtime)
-
-        assert proxy.connects == [] and front.peers  # Lambda direct
-        assert not set(front.peers) & proxy.tunnel_ends
-        assert proxy.forwarded and proxy.invokes() == []  # STS still through the proxy
+    proxy = stack[2]
+    assert proxy.connects == [] and front.peers  # Lambda direct
+    assert not set(front.peers) & proxy.tunnel_ends
+    assert proxy.forwarded and invokes(proxy) == []  # STS still through the proxy

@@ -1,2 +1,3 @@
 """destinations/: where events go. One folder per destination type (``aws_lambda/``), each
-implementing ``base.Destination``; ``tests/contract/test_destination_contract.py`` is the shared suite."""
+implementing ``base.Destination``; ``tests/contract/test_destination_contract.py`` is the shared suite.
+``http_client/`` is not a type: it is the HTTP transport the types share (``HttpTransport``)."""
