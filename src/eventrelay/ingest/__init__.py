@@ -10,4 +10,6 @@ Request flow, one module per step::
     batch.py      split a batch, merge batch-level context/integrations/sentAt, partial acceptance
     cors.py       CORS headers and the preflight answer
     settings_endpoint.py  ``GET /v1/projects/{writeKey}/settings`` for analytics.js
+    fast_http.py  plain event POSTs answered inside uvicorn's protocol, without ASGI (``ingest.fast_path``)
+    http_limits.py  head/body time limits and the open-connection cap of the one port
 """

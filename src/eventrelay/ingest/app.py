@@ -100,16 +100,16 @@ class IngestApp:
         Retry-After for a full or failing store, 500 (logged) for a bug; the server keeps serving."""
         if isinstance(exc, IngestError):
             telemetry.rejected(exc.code)
-            return exc.status, _error(exc.code, exc.message, exc.field, exc.limit), []
+            return exc.status, error_body(exc.code, exc.message, exc.field, exc.limit), []
         if isinstance(exc, QueueFull):
-            return 429, _error("queue_full", str(exc)), _retry_after(exc.retry_after)
+            return 429, error_body("queue_full", str(exc)), _retry_after(exc.retry_after)
         if isinstance(exc, DiskFull):
-            return 503, _error("disk_full", str(exc)), _retry_after(exc.retry_after)
+            return 503, error_body("disk_full", str(exc)), _retry_after(exc.retry_after)
         if isinstance(exc, StorageError):
             log.error("storage error while accepting events: %s", exc)
-            return 503, _error("storage_error", "the store failed; retry later"), _retry_after(STORAGE_RETRY_AFTER)
+            return 503, error_body("storage_error", "the store failed; retry later"), _retry_after(STORAGE_RETRY_AFTER)
         log.error("unexpected error in the Tracking API on %s", path[:100], exc_info=exc)
-        return 500, _error("internal_error", "unexpected server error; retry later"), []
+        return 500, error_body("internal_error", "unexpected server error; retry later"), []
 
     async def _dispatch(self, scope: Scope, request: _Request, receive: Receive) -> tuple[int, bytes, Headers]:
         path: str = scope["path"]
@@ -124,7 +124,7 @@ class IngestApp:
         if target is None:
             key = settings_key(path)
             if key is None:
-                return 404, _error("not_found", f"no endpoint {path[:100]}; see the Tracking API"), []
+                return 404, error_body("not_found", f"no endpoint {path[:100]}; see the Tracking API"), []
             if method != "GET":
                 return _not_allowed(method, b"GET, OPTIONS")
             return self._settings(scope, key)
@@ -238,7 +238,7 @@ class IngestApp:
 
     def _settings(self, scope: Scope, key: str) -> tuple[int, bytes, Headers]:
         if self.host.source_for_key(key) is None:
-            return 404, _error("unknown_write_key", "no source has this write key"), []
+            return 404, error_body("unknown_write_key", "no source has this write key"), []
         host = (_header(scope, b"host") or b"localhost").decode("latin-1")
         proto = _header(scope, b"x-forwarded-proto")
         scheme = proto.decode("latin-1").split(",")[0].strip() if proto else scope.get("scheme", "http")
@@ -315,7 +315,8 @@ def _client_ip(scope: Scope) -> str | None:
     return str(client[0]) if client else None
 
 
-def _error(code: str, message: str, field: str | None = None, limit: str | None = None) -> bytes:
+def error_body(code: str, message: str, field: str | None = None, limit: str | None = None) -> bytes:
+    """The JSON body of an error answer: ``{"success": false, "error": {code, message, field?, limit?}}``."""
     error: dict[str, str] = {"code": code, "message": message}
     if field is not None:
         error["field"] = field
@@ -341,7 +342,7 @@ def _batch_refused(rejected: list[Rejection]) -> bytes:
 
 def _not_allowed(method: str, allow: bytes) -> tuple[int, bytes, Headers]:
     message = f"method {method[:16]} is not allowed here; use {allow.decode()}"
-    return 405, _error("method_not_allowed", message), [(b"allow", allow)]
+    return 405, error_body("method_not_allowed", message), [(b"allow", allow)]
 
 
 def _retry_after(seconds: float) -> Headers:

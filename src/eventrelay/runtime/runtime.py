@@ -100,25 +100,37 @@ class Runtime:
         return one_port(ingest or IngestApp(self), build_admin_app(self))
 
     def server_config(self, **settings: Any) -> uvicorn.Config:
-        """The uvicorn settings ``serve`` runs with: the one-port app, and the Tracking API's
-        event POSTs answered by ``FastIngestProtocol`` (``ingest/fast_http.py``). ``settings``:
-        host, port, and other ``uvicorn.Config`` arguments."""
+        """The uvicorn settings ``serve`` runs with: the one-port app, the connection limits of
+        ``ingest`` (head/body/keep-alive time limits, the connection cap: ``ingest/http_limits.py``)
+        and, unless ``ingest.fast_path`` is false, the Tracking API's event POSTs answered by
+        ``FastIngestProtocol`` (``ingest/fast_http.py``). ``settings``: host, port, and other
+        ``uvicorn.Config`` arguments."""
         import uvicorn
 
         from eventrelay.ingest.app import IngestApp
-        from eventrelay.ingest.fast_http import fast_ingest_protocol
+        from eventrelay.ingest.fast_http import http_protocol
+        from eventrelay.ingest.http_limits import ConnectionLimits, default_max_connections
 
+        options = self.config.ingest
         ingest = IngestApp(self)
+        outgoing = sum(d.delivery.concurrency for d in self.config.destinations)  # an fd per attempt in flight
+        limits = ConnectionLimits(
+            head_timeout=options.head_timeout,
+            body_timeout=options.body_timeout,
+            max_connections=options.max_connections or default_max_connections(outgoing),
+        )
         defaults: dict[str, Any] = {
             "lifespan": "off",
             "access_log": False,
             "log_level": "warning",
             "loop": "none",
             "server_header": False,
+            "ws": "none",  # no WebSocket endpoint: an Upgrade is served as plain HTTP
+            "timeout_keep_alive": options.keep_alive_timeout,
         }
         return uvicorn.Config(
             self.asgi(ingest),
-            http=fast_ingest_protocol(ingest),
+            http=http_protocol(ingest, limits, fast_path=options.fast_path),
             **{**defaults, **settings},
         )
 
