@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from eventrelay.core.asgi import Receive
+from eventrelay.core.asgi import Message, Receive
 from eventrelay.core.errors import PayloadError
 from eventrelay.core.spec import (
     BATCH_LIMIT,
@@ -32,19 +32,29 @@ async def read_body(receive: Receive, content_length: int | None) -> bytes:
     if content_length is not None and content_length > MAX_BODY_BYTES:
         raise _too_large(f"request body is {content_length} bytes")
     message = await receive()
-    body: bytes = message.get("body", b"")
+    body: bytes = _request_body(message)
     if not message.get("more_body", False):
         return body
     chunks = [body]
     size = len(body)
     while message.get("more_body", False):
         message = await receive()
-        chunk: bytes = message.get("body", b"")
+        chunk: bytes = _request_body(message)
         size += len(chunk)
         if size > MAX_BODY_BYTES:
             raise _too_large(f"request body is over {MAX_BODY_BYTES} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _request_body(message: Message) -> bytes:
+    """The body bytes of an ``http.request`` message. A disconnect (the client went, or the server
+    closed the connection at the body time limit) ends the request: a part of a body is never taken
+    for the whole, even when it happens to be valid JSON."""
+    if message["type"] == "http.disconnect":
+        raise PayloadError("the connection closed before the request body was complete", field="body")
+    body: bytes = message.get("body", b"")
+    return body
 
 
 def gunzip(data: bytes) -> bytes:
