@@ -80,3 +80,18 @@ async def test_browser_preflight_and_text_plain_over_http(live: LiveServer) -> N
     assert settings["integrations"]["Segment.io"]["apiHost"] == live.url.removeprefix("http://") + "/v1"
     (event,) = await live.host.stored()
     assert event["channel"] == "client"
+
+
+async def test_deep_json_is_a_400_and_a_batch_keeps_its_valid_item_over_http(live: LiveServer) -> None:
+    nested = b"[" * 300 + b"]" * 300
+    deep = b'{"type":"track","userId":"u","event":"e","messageId":"deep","properties":{"x":%s}}' % nested
+    valid = orjson.dumps({**TRACK, "type": "track", "messageId": "kept"})
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{live.url}/v1/track", data=deep, auth=AUTH) as r:
+            assert r.status == 400
+            assert (await r.json())["error"]["limit"] == "64 levels of nesting per event"
+        async with http.post(f"{live.url}/v1/batch", data=b'{"batch":[%s,%s]}' % (deep, valid), auth=AUTH) as r:
+            assert r.status == 200
+            answer = await r.json()
+    assert answer["accepted"] == 1 and answer["rejected"][0]["messageId"] == "deep"
+    assert [e["messageId"] for e in await live.host.stored()] == ["kept"]

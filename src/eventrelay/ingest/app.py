@@ -22,13 +22,14 @@ import orjson
 
 from eventrelay.core import telemetry
 from eventrelay.core.asgi import Receive, Scope, Send
-from eventrelay.core.errors import DiskFull, IngestError, PayloadError, QueueFull, StorageError
+from eventrelay.core.errors import DiskFull, IngestError, QueueFull, StorageError
 from eventrelay.core.records import Accepted
-from eventrelay.core.spec import CALL_TYPES, EVENT_LIMIT, MAX_EVENT_BYTES
+from eventrelay.core.spec import CALL_TYPES
 from eventrelay.ingest.auth import authenticate, basic_user, source_of
 from eventrelay.ingest.batch import Rejection, prepare_batch
 from eventrelay.ingest.body import decode, parse_object, read_body
 from eventrelay.ingest.cors import Headers, cors_headers, preflight_headers
+from eventrelay.ingest.encode import encode_event
 from eventrelay.ingest.normalise import iso, normalise
 from eventrelay.ingest.settings_endpoint import settings_document, settings_key
 from eventrelay.ingest.sink import EventSink
@@ -178,12 +179,6 @@ class IngestApp:
         self, data: bytes, source: str | None, call_type: str, channel: str, ip: str | None
     ) -> tuple[str, Accepted]:
         """Parse, authenticate (body key), validate and normalise one event: its source and queue item."""
-        if len(data) > MAX_EVENT_BYTES:
-            raise PayloadError(
-                f"event is {len(data)} bytes; the limit is {MAX_EVENT_BYTES} bytes ({EVENT_LIMIT})",
-                field="body",
-                limit=EVENT_LIMIT,
-            )
         event = parse_object(data)
         if source is None:
             source = authenticate(None, event, self.host.source_for_key)
@@ -197,8 +192,9 @@ class IngestApp:
             ip=ip,
             channel=channel,
         )
+        stored = encode_event(event)
         destinations = self.host.route(source, event)
-        return source, Accepted(event["messageId"], source, call_type, received_at, orjson.dumps(event), destinations)
+        return source, Accepted(event["messageId"], source, call_type, received_at, stored, destinations)
 
     def _accept_batch(
         self, data: bytes, source: str | None, channel: str, ip: str | None

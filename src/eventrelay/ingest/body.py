@@ -15,16 +15,14 @@ import orjson
 
 from eventrelay.core.asgi import Message, Receive
 from eventrelay.core.errors import PayloadError
-from eventrelay.core.spec import (
-    BATCH_LIMIT,
-    MAX_BATCH_BYTES,
-)
+from eventrelay.core.spec import BATCH_LIMIT, EVENT_DEPTH_LIMIT, MAX_BATCH_BYTES
 
 MAX_BODY_BYTES = MAX_BATCH_BYTES
 """Bytes read off the wire: a gzip body is smaller than its JSON, and no valid request's JSON
 is over the batch limit, so nothing valid is ever longer."""
 MAX_DECOMPRESSED_BYTES = MAX_BATCH_BYTES
 """Bytes a gzip body may inflate to (gzip bomb guard): the largest valid JSON is one full batch."""
+_PARSER_DEPTH_ERROR = "depth limit exceeded"  # how orjson says a body nests past its 1,024 levels
 
 
 async def read_body(receive: Receive, content_length: int | None) -> bytes:
@@ -83,6 +81,12 @@ def parse_object(data: bytes) -> dict[str, Any]:
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
+        if exc.msg.startswith(_PARSER_DEPTH_ERROR):
+            raise PayloadError(
+                f"body is nested deeper than the JSON parser reads ({exc}); the limit is {EVENT_DEPTH_LIMIT}",
+                field="body",
+                limit=EVENT_DEPTH_LIMIT,
+            ) from exc
         raise PayloadError(f"body is not valid JSON: {exc}", field="body") from exc
     if not isinstance(value, dict):
         raise PayloadError(f"body must be a JSON object, not {json_type(value)}", field="body")
