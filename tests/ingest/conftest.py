@@ -7,12 +7,14 @@ import base64
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 import uvicorn
 
+from eventrelay.config.model import Config
 from eventrelay.delivery.intake import QueueSink
 from eventrelay.ingest.app import IngestApp
 from eventrelay.ingest.fast_http import http_protocol
@@ -46,6 +48,17 @@ class FakeHost:
         """Every event stored so far (claims all jobs of the one destination)."""
         jobs = await self.queue.claim(DESTINATION, 100_000, 60)
         return [orjson.loads(j.body) for j in jobs]
+
+
+def runtime_config(tmp_path: Path, ingest: dict[str, Any]) -> Config:
+    """A Runtime's config with one source (``WRITE_KEY``), SQLite under ``tmp_path``, and ``ingest``."""
+    return Config.model_validate(
+        {
+            "storage": {"backend": "sqlite", "path": str(tmp_path / "data")},
+            "sources": [{"name": "web", "write_key": WRITE_KEY}],
+            "ingest": ingest,
+        }
+    )
 
 
 def basic(key: str = WRITE_KEY, password: str = "") -> bytes:

@@ -14,13 +14,13 @@ from typing import Any
 import orjson
 import pytest
 
-from eventrelay.config.model import Config, Ingest
+from eventrelay.config.model import Ingest
 from eventrelay.ingest.app import IngestApp
 from eventrelay.ingest.fast_http import FastIngestProtocol
 from eventrelay.ingest.http_limits import LimitedHttpProtocol
 from eventrelay.queue.memory import MemoryQueue
 from eventrelay.runtime import Runtime
-from tests.ingest.conftest import WRITE_KEY, FakeHost, basic, serve_ingest
+from tests.ingest.conftest import WRITE_KEY, FakeHost, basic, runtime_config, serve_ingest
 from tests.support.inprocess import serving_config
 
 TRACK = orjson.dumps({"userId": "u1", "event": "Signed Up", "properties": {"plan": "pro"}})
@@ -191,16 +191,6 @@ async def test_a_full_store_is_a_429_with_retry_after_on_the_fast_path() -> None
     assert [r.status for r in replies] == [200, 429]
     assert int(replies[1].headers["retry-after"]) >= 1
     assert orjson.loads(replies[1].body)["error"]["code"] == "queue_full"
-
-
-def runtime_config(tmp_path: Path, ingest: dict[str, Any]) -> Config:
-    return Config.model_validate(
-        {
-            "storage": {"backend": "sqlite", "path": str(tmp_path / "data")},
-            "sources": [{"name": "web", "write_key": WRITE_KEY}],
-            "ingest": ingest,
-        }
-    )
 
 
 @pytest.mark.parametrize("fast_path", [True, False], ids=["fast_path_on", "fast_path_off"])

@@ -31,7 +31,7 @@ from eventrelay.ingest.body import decode, parse_object, read_body
 from eventrelay.ingest.cors import Headers, cors_headers, preflight_headers
 from eventrelay.ingest.encode import encode_event
 from eventrelay.ingest.normalise import iso, normalise
-from eventrelay.ingest.settings_endpoint import settings_document, settings_key
+from eventrelay.ingest.settings_endpoint import ApiOrigin, settings_document, settings_key
 from eventrelay.ingest.sink import EventSink
 from eventrelay.ingest.validate import validate
 
@@ -55,6 +55,8 @@ ROUTES: dict[str, tuple[str | None, str]] = {
 _SUCCESS = b'{"success":true}'
 _JSON = (b"content-type", b"application/json")
 _SUCCESS_HEADERS = [_JSON, (b"content-length", b"%d" % len(_SUCCESS)), *cors_headers(None)]
+# Cacheable for a minute; the answer depends on Host (see settings_endpoint.ApiOrigin).
+_SETTINGS_HEADERS = [(b"cache-control", b"max-age=60"), (b"vary", b"Host")]
 
 
 class IngestHost(Protocol):
@@ -74,8 +76,9 @@ class IngestHost(Protocol):
 class IngestApp:
     """The ASGI app of the Tracking API. ``host`` is the ``Runtime`` (or a test double)."""
 
-    def __init__(self, host: IngestHost) -> None:
+    def __init__(self, host: IngestHost, origin: ApiOrigin | None = None) -> None:
         self.host = host
+        self.origin = origin or ApiOrigin()  # where the settings endpoint points analytics.js
         self._header_users: dict[bytes, str] = {}  # Authorization header -> its Basic user (write key)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -235,10 +238,8 @@ class IngestApp:
     def _settings(self, scope: Scope, key: str) -> tuple[int, bytes, Headers]:
         if self.host.source_for_key(key) is None:
             return 404, error_body("unknown_write_key", "no source has this write key"), []
-        host = (_header(scope, b"host") or b"localhost").decode("latin-1")
-        proto = _header(scope, b"x-forwarded-proto")
-        scheme = proto.decode("latin-1").split(",")[0].strip() if proto else scope.get("scheme", "http")
-        return 200, orjson.dumps(settings_document(key, host, scheme)), [(b"cache-control", b"max-age=60")]
+        host, scheme = self.origin.resolve(_header(scope, b"host"), scope.get("scheme", "http"), scope.get("server"))
+        return 200, orjson.dumps(settings_document(key, host, scheme)), _SETTINGS_HEADERS
 
 
 @dataclass(slots=True)

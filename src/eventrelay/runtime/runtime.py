@@ -95,9 +95,8 @@ class Runtime:
         """The one-port ASGI app: the Tracking API (``ingest``, a new one by default) on ``/v1/``,
         the admin API and page on the rest."""
         from eventrelay.admin.app import build_admin_app
-        from eventrelay.ingest.app import IngestApp
 
-        return one_port(ingest or IngestApp(self), build_admin_app(self))
+        return one_port(ingest or self._ingest_app(), build_admin_app(self))
 
     def server_config(self, **settings: Any) -> uvicorn.Config:
         """The uvicorn settings ``serve`` runs with: the one-port app, the connection limits of
@@ -107,12 +106,11 @@ class Runtime:
         ``uvicorn.Config`` arguments."""
         import uvicorn
 
-        from eventrelay.ingest.app import IngestApp
         from eventrelay.ingest.fast_http import http_protocol
         from eventrelay.ingest.http_limits import ConnectionLimits, default_max_connections
 
         options = self.config.ingest
-        ingest = IngestApp(self)
+        ingest = self._ingest_app()
         outgoing = sum(d.delivery.concurrency for d in self.config.destinations)  # an fd per attempt in flight
         limits = ConnectionLimits(
             head_timeout=options.head_timeout,
@@ -138,6 +136,14 @@ class Runtime:
         return next((d for d in self.config.destinations if d.name == name), None)
 
     # -- internals ----------------------------------------------------------------------------
+    def _ingest_app(self) -> IngestApp:
+        """The Tracking API of this runtime, its settings endpoint pointed as ``ingest`` says."""
+        from eventrelay.ingest.app import IngestApp
+        from eventrelay.ingest.settings_endpoint import ApiOrigin
+
+        options = self.config.ingest
+        return IngestApp(self, ApiOrigin(options.public_url, tuple(options.allowed_hosts)))
+
     def _apply_sources(self, config: Config) -> None:
         self._sources_by_key = {s.write_key.get_secret_value(): s.name for s in config.sources}
 
