@@ -35,9 +35,8 @@ tests/ingest/test_http.py, tests/ingest/test_fast_http.py, tests/e2e/test_segmen
 - ``cycle``: set to a ``_FastCycle`` that has the four attributes uvicorn's protocol reads of a
   cycle (``response_complete``, ``keep_alive``, ``disconnected``, ``message_event``) plus
   ``response_started`` (read by ``LimitedHttpProtocol``);
-- ``transport``, ``server_state.default_headers`` (the Date header) and ``on_response_complete()``
-  (hands the connection back: the keep-alive timer, the next pipelined request);
-- ``STATUS_LINE``: uvicorn's prebuilt status lines.
+- ``transport`` and ``on_response_complete()`` (hands the connection back: the keep-alive timer,
+  the next pipelined request); answers are written by ``LimitedHttpProtocol.write_answer``.
 """
 
 from __future__ import annotations
@@ -45,10 +44,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE
-
 from eventrelay.core.errors import StorageError
-from eventrelay.ingest.app import ROUTES, IngestApp, Prepared, answer_headers
+from eventrelay.ingest.app import ROUTES, IngestApp, Prepared
 from eventrelay.ingest.body import MAX_BODY_BYTES
 from eventrelay.ingest.cors import Headers, cors_headers
 from eventrelay.ingest.http_limits import ConnectionLimits, LimitedHttpProtocol, bind_protocol
@@ -202,19 +199,9 @@ class FastIngestProtocol(LimitedHttpProtocol):
     def _answer(self, cycle: _FastCycle, status: int, body: bytes, extra: Headers) -> None:
         """Write the answer as uvicorn's cycle would, then hand the connection back to uvicorn."""
         cycle.response_complete = True
-        transport = self.transport
-        if cycle.disconnected or transport.is_closing():
+        if cycle.disconnected or self.transport.is_closing():
             return
-        parts = [STATUS_LINE[status]]
-        headers = answer_headers(status, body, [*_NO_ORIGIN, *extra])
-        for name, value in (*self.server_state.default_headers, *headers):
-            parts += (name, b": ", value, b"\r\n")
-        if not cycle.keep_alive:
-            parts.append(b"connection: close\r\n")
-        parts += (b"\r\n", body)
-        transport.write(b"".join(parts))
-        if not cycle.keep_alive:
-            transport.close()
+        self.write_answer(status, body, [*_NO_ORIGIN, *extra], close=not cycle.keep_alive)
         self.on_response_complete()
 
 

@@ -29,7 +29,7 @@ tests/ingest/test_http_limits.py covers each):
 - its attributes ``transport``, ``loop``, ``connections`` (the server's set of open protocols: the
   count for the cap), ``server_state.default_headers`` (the Date header of every answer) and
   ``cycle.response_started`` (whether an answer has begun when the body timer fires);
-- ``STATUS_LINE``: uvicorn's prebuilt status lines.
+- ``STATUS_LINE``: uvicorn's prebuilt status lines (``write_answer``, also the fast path's).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from typing import Any, TypeVar
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from eventrelay.ingest.app import answer_headers, error_body
+from eventrelay.ingest.cors import Headers
 
 log = logging.getLogger("eventrelay.ingest")
 
@@ -191,18 +192,23 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         message = f"the request body did not arrive within {timeout:g} s (ingest.body_timeout)"
         self._close_with(408, error_body("body_timeout", message, field="body"), [])
 
-    def _close_with(self, status: int, body: bytes, extra: list[tuple[bytes, bytes]]) -> None:
+    def _close_with(self, status: int, body: bytes, extra: Headers) -> None:
         """Answer ``status`` with ``body`` and close the connection."""
-        transport = self.transport
-        if transport.is_closing():
-            return
+        if not self.transport.is_closing():
+            self.write_answer(status, body, extra, close=True)
+
+    def write_answer(self, status: int, body: bytes, headers: Headers, *, close: bool) -> None:
+        """Write a whole answer as uvicorn's cycle would (its default headers, the JSON content
+        headers, ``headers``), and close the connection after it when ``close``."""
         parts = [STATUS_LINE[status]]
-        headers = answer_headers(status, body, [*extra, (b"connection", b"close")])
-        for name, value in (*self.server_state.default_headers, *headers):
+        for name, value in (*self.server_state.default_headers, *answer_headers(status, body, headers)):
             parts += (name, b": ", value, b"\r\n")
+        if close:
+            parts.append(b"connection: close\r\n")
         parts += (b"\r\n", body)
-        transport.write(b"".join(parts))
-        transport.close()
+        self.transport.write(b"".join(parts))
+        if close:
+            self.transport.close()
 
 
 _Protocol = TypeVar("_Protocol", bound=LimitedHttpProtocol)
