@@ -1,7 +1,8 @@
 """Connection limits of the one port over real sockets, with the fast path on and off: a connection
 that sends no head, half a head or half a body is closed after its time limit (408 for a body), an
-idle kept-alive one after the keep-alive limit, and one past the connection cap is answered 503
-and closed, with one warning carrying the count; a normal request is served throughout."""
+idle kept-alive one after the keep-alive limit, an endless head at its size limit (431), and one
+past the connection cap is answered 503 and closed, with one warning carrying the count; a normal
+request is served throughout."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import orjson
 import pytest
 
 from eventrelay.ingest.app import IngestApp
-from eventrelay.ingest.http_limits import ConnectionLimits
+from eventrelay.ingest.http_limits import MAX_HEAD_BYTES, ConnectionLimits
 from tests.ingest.conftest import FakeHost, basic, serve_ingest
 
 HEAD_TIMEOUT = 1.0  # short limits so the tests are quick; the defaults are 10 s and 30 s
@@ -168,3 +169,25 @@ async def test_connections_past_the_cap_get_503_and_one_warning_with_the_count(
         await asyncio.sleep(0.05)  # until the server has seen the closes
         statuses.append(await post_track(limited))
     assert statuses[-1] == 200
+
+
+async def test_a_head_longer_than_the_limit_is_refused_431_however_slowly_it_comes(limited: Limited) -> None:
+    reader, writer = await limited.connect()
+    writer.write(b"POST /v1/track HTTP/1.1\r\nHost: ingest.test\r\nX-Padding: ")
+    sent = 0
+    try:
+        while sent < 4 * MAX_HEAD_BYTES and not reader.at_eof():
+            writer.write(b"a" * 8192)  # a header that never ends, well within the head timeout
+            await writer.drain()
+            sent += 8192
+            await asyncio.sleep(0.005)
+        data = await asyncio.wait_for(reader.read(), SLACK)
+    except ConnectionError:
+        data = b""  # closed with our bytes unread: the answer may be lost to the reset
+    finally:
+        writer.close()
+    assert sent < 4 * MAX_HEAD_BYTES  # cut off, not read for ever
+    if data:
+        assert data.startswith(b"HTTP/1.1 431 ")
+        assert orjson.loads(data.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "head_too_large"
+    assert await post_track(limited) == 200

@@ -11,6 +11,7 @@ path have the same limits) adds:
   opens or from the first byte of its next request; then it is closed (there is no request to answer);
 - **body**: once the head is in, ``body_timeout`` to send the body; then 408 (unless an answer has
   begun) and close;
+- **head size**: a head over ``MAX_HEAD_BYTES`` is answered 431 and closed (httptools has no bound);
 - **cap**: at most ``max_connections`` open at once (below the file-descriptor limit, see
   ``default_max_connections``); a connection beyond it is answered 503 with ``Retry-After`` and
   closed at once, and ``RefusalLog`` logs a warning with the count at most once per
@@ -58,6 +59,11 @@ UNLIMITED_FDS = 1 << 20
 """What an unlimited RLIMIT_NOFILE counts as (Linux's default ``fs.nr_open``)."""
 REFUSAL_LOG_INTERVAL = 10.0
 """Seconds between warnings about refused connections (each carries the count since the last one)."""
+MAX_HEAD_BYTES = 64 * 1024
+"""A request head (request line and headers) longer than this is answered 431 and closed: httptools
+sets no bound, so a head trickled for ``head_timeout`` could make the server hold gigabytes. Far
+over any client's (a Segment client's head is a few hundred bytes). Counted from the read after
+the one the head began in, so a head may exceed it by up to one read (256 KB)."""
 REFUSED_RETRY_AFTER = b"1"  # seconds a refused client waits: the cap frees as soon as connections close
 
 _IDLE, _HEAD, _BODY = 0, 1, 2  # waiting between requests (or for our answer) / in a head / in a body
@@ -117,14 +123,15 @@ class RefusalLog:
 
 
 class LimitedHttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with the head/body time limits and the connection cap.
-    Bind it to limits with ``limited_protocol(limits)``."""
+    """uvicorn's httptools protocol with the head/body time limits, the head size limit and the
+    connection cap. Bind it to limits with ``bind_protocol(LimitedHttpProtocol, limits)``."""
 
     limits: ConnectionLimits
     refusals: RefusalLog
     _phase = _HEAD  # where the parser is: a new connection waits for a head
     _timed = _IDLE  # the phase the armed timer is for (_IDLE: none armed)
     _timer: asyncio.TimerHandle | None = None
+    _head_bytes = 0  # bytes of the current head read after the read it began in (-1: it began in this one)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -138,8 +145,17 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self._phase != self._timed:
-            self._arm(self._phase)
+        phase = self._phase
+        if phase == _HEAD:  # still in a head after this read
+            if self._head_bytes < 0:  # the head began in this read: count from the next
+                self._head_bytes = 0
+            else:
+                self._head_bytes += len(data)
+                if self._head_bytes > MAX_HEAD_BYTES:
+                    self._head_too_large()
+                    return
+        if phase != self._timed:
+            self._arm(phase)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._arm(_IDLE)
@@ -147,6 +163,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         self._phase = _HEAD
+        self._head_bytes = -1
         super().on_message_begin()
 
     def on_headers_complete(self) -> None:
@@ -191,6 +208,10 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         timeout = self.limits.body_timeout
         message = f"the request body did not arrive within {timeout:g} s (ingest.body_timeout)"
         self._close_with(408, error_body("body_timeout", message, field="body"), [])
+
+    def _head_too_large(self) -> None:
+        message = f"the request head is over {MAX_HEAD_BYTES} bytes (request line and headers)"
+        self._close_with(431, error_body("head_too_large", message, limit=f"{MAX_HEAD_BYTES // 1024} KB per head"), [])
 
     def _close_with(self, status: int, body: bytes, extra: Headers) -> None:
         """Answer ``status`` with ``body`` and close the connection."""
