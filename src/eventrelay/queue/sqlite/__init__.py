@@ -11,9 +11,14 @@ Guarantees and limits:
 - Claims, acks, retries and dead letters commit without their own fsync (``synchronous=NORMAL``
   for a transaction with no append): they survive kill -9, and the next append's fsync makes
   them durable; a power loss in between can replay them (an event delivered twice, never lost).
-- Single process: the counters that make ``depth`` and the ``max_events`` check O(1) live in
-  memory (read from the file at ``start``), and ``start`` releases every lease (a crashed
-  predecessor's claimed jobs are due at once). Do not run two eventrelay processes on one file.
+- One process, or several started together (``serve --workers``): the ready jobs per
+  destination that make ``depth`` and the ``max_events`` check O(1) are kept in the file
+  (``ready_counts``) and read by every transaction, so each process sees the deployment's.
+  Unshared, ``start`` releases every lease (a crashed predecessor's claimed jobs are due at
+  once); ``shared=True`` (the workers) releases none, since other live workers hold theirs: a
+  killed worker's jobs are due again when their lease lapses. Dedup holds across processes:
+  every transaction holds the file's write lock (``BEGIN IMMEDIATE``) from its dedup lookup to
+  its commit. Do not run two independent eventrelay deployments on one file.
 - A claim moves a job's ``due_at`` to the end of its lease, so a claim is one range scan of the
   index (destination, state, due_at) with ``LIMIT``: a backlog of millions is never loaded.
 - ``close`` flushes pending operations, checkpoints the WAL and closes the file; jobs claimed

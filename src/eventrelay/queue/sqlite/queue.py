@@ -33,15 +33,18 @@ MAX_BATCH_ROWS = 4_000
 
 class SQLiteQueue:
     """``Queue`` (also ``GroupCommitQueue`` and ``HandoffQueue``) on a SQLite file. ``commits``
-    counts committed transactions (group commit ratio: compare with ``operations``)."""
+    counts committed transactions (group commit ratio: compare with ``operations``).
+    ``shared``: one of several processes on the file (``serve --workers``; see ``Store``)."""
 
-    def __init__(self, path: Path, *, max_events: int = 1_000_000, dedup_window: float = 86400.0) -> None:
+    def __init__(
+        self, path: Path, *, max_events: int = 1_000_000, dedup_window: float = 86400.0, shared: bool = False
+    ) -> None:
         self.path = Path(path)
         self.max_events = max_events
         self.dedup_window = dedup_window
         self._ready: Counter[str] = Counter()  # waiting (not dead) jobs per destination, committed
         self._writer: GroupCommitWriter[Op, Counter[str]] = GroupCommitWriter(
-            Store(self.path, max_events=max_events, dedup_window=dedup_window),
+            Store(self.path, max_events=max_events, dedup_window=dedup_window, shared=shared),
             what=f"the queue database {self.path}",
             thread_name="eventrelay-sqlite",
             max_rows=MAX_BATCH_ROWS,

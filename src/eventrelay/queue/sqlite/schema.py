@@ -17,6 +17,8 @@ index range scan and dedup a key lookup):
   (the first attempt's time, NULL until one fails) or ``received_at`` (the event's receipt,
   which the delivery log and latency figures must keep): each keeps one meaning. NULL costs
   one byte per row, and only a redrive writes it.
+- ``ready_counts``: waiting (ready) jobs per destination, kept by every transaction, so the
+  ``max_events`` bound and ``depth`` are O(1) for every process writing the file.
 - ``dedup``: messageIds seen within the dedup window, ``WITHOUT ROWID`` so the key is the table
   (one b-tree, not a table plus an index). Expiry walks the key space in bounded slices.
 """
@@ -28,7 +30,7 @@ from pathlib import Path
 
 from eventrelay.storage import sqlite
 
-# One connection per process writes: the SQLite queue is single-process (see __init__.py). WAL
+# One connection per process writes (several processes with ``serve --workers``, see __init__.py). WAL
 # and synchronous=FULL (fsync the WAL at commit: survives power loss) come with the connection;
 # the writer lowers synchronous to NORMAL for transactions with no append (see ops.Op.durable).
 BUSY_TIMEOUT_MS = 5_000  # another process (a CLI) holding the lock briefly is waited for, 5 s
@@ -62,6 +64,7 @@ SCHEMA = (
     )""",
     "CREATE INDEX IF NOT EXISTS jobs_claim ON jobs (destination, state, due_at)",
     "CREATE TABLE IF NOT EXISTS dedup (message_id TEXT PRIMARY KEY, seen_at REAL NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS ready_counts (destination TEXT PRIMARY KEY, ready INTEGER NOT NULL) WITHOUT ROWID",
 )
 
 # PRAGMA user_version of files with the tables above. 0 with tables present: the first layout

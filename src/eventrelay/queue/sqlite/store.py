@@ -16,6 +16,13 @@ from eventrelay.queue.sqlite.ops import Append, Op
 from eventrelay.queue.sqlite.schema import connect
 from eventrelay.queue.sqlite.tx import Tx
 
+_COUNT_READY = "SELECT destination, COUNT(*) FROM jobs WHERE state = 'ready' GROUP BY destination"
+_READ_COUNTS = "SELECT destination, ready FROM ready_counts"
+_ADD_COUNT = (
+    "INSERT INTO ready_counts (destination, ready) VALUES (?, ?)"
+    " ON CONFLICT (destination) DO UPDATE SET ready = ready + excluded.ready"
+)
+
 # Dedup expiry: keys examined per pass (a slice of the key space, walked round and round), so
 # a pass never stalls the writer; 20,000 per second outpaces any ingest rate of one process.
 DEDUP_SWEEP_ROWS = 20_000
@@ -26,46 +33,57 @@ DEDUP_SWEEP_INTERVAL = 1.0
 class Store:
     """The queue's ``storage.sqlite_writer.Store``: opens the file, runs a batch of ops in the
     writer's transaction, keeps what the ops need between batches (the limits, the waiting
-    jobs committed, the dedup sweep's position). Writer thread only."""
+    jobs committed, the dedup sweep's position). Writer thread only.
 
-    def __init__(self, path: Path, *, max_events: int, dedup_window: float) -> None:
+    The ready jobs per destination are kept in the file too (``ready_counts``, changed by every
+    transaction and read at its start), so several processes writing one file (``serve
+    --workers``) each see the deployment's count: the ``max_events`` bound and ``depth`` hold
+    for all of them. ``shared``: other live processes may hold leases, so ``open`` neither
+    releases leases nor recounts (the process that opened the file unshared did both, before
+    any worker started)."""
+
+    def __init__(self, path: Path, *, max_events: int, dedup_window: float, shared: bool = False) -> None:
         self.path = path
         self.max_events = max_events
         self.dedup_window = dedup_window
-        self.committed_ready = 0  # waiting (ready) jobs committed
+        self.shared = shared
+        self.seen: Counter[str] = Counter()  # ready jobs per destination as this process last saw them
         self.last_sweep = 0.0
         self.sweep_from = ""  # the dedup sweep's position in the key space ("" = the start)
 
     def open(self) -> tuple[sqlite3.Connection, Counter[str]]:
         """Open the file; the change: the ready jobs per destination.
 
-        Leases held by a previous process are released (their jobs are due now): the SQLite
-        backend is embedded in one process, so on start no live worker can hold a lease.
+        Unshared, leases held by a previous process are released (their jobs are due now: no
+        live worker can hold one) and the ready jobs are counted afresh into ``ready_counts``.
         """
         conn = connect(self.path)
         try:
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute(
-                "UPDATE jobs SET due_at = MIN(due_at, ?), leased = 0 WHERE leased = 1",
-                (time.time(),),
-            )
+            if not self.shared:
+                conn.execute(
+                    "UPDATE jobs SET due_at = MIN(due_at, ?), leased = 0 WHERE leased = 1",
+                    (time.time(),),
+                )
+                conn.execute("DELETE FROM ready_counts")
+                conn.execute(f"INSERT INTO ready_counts (destination, ready) {_COUNT_READY}")
+            counts = self._read_counts(conn)
             conn.execute("COMMIT")
-            counts: Counter[str] = Counter()
-            for destination, count in conn.execute(
-                "SELECT destination, COUNT(*) FROM jobs WHERE state = 'ready' GROUP BY destination"
-            ):
-                counts[destination] = count
         except BaseException:
             conn.close()  # closing rolls back whatever was begun
             raise
-        self.committed_ready = sum(counts.values())
+        self.seen = Counter(counts)
         return conn, counts
 
     def run(self, conn: sqlite3.Connection, ops: Sequence[Op]) -> tuple[list[object], Counter[str]]:
         """The ops in order; staged rows are written before an op that must see them and at the
         end. Returns each op's result (``QueueFull``: that op alone refused) and the change of
-        ready jobs per destination."""
-        tx = Tx(conn, time.time(), self.committed_ready)
+        ready jobs per destination since this process last saw them (other processes' changes
+        included)."""
+        current = self._read_counts(conn)
+        others: Counter[str] = Counter(current)
+        others.subtract(self.seen)
+        tx = Tx(conn, time.time(), sum(current.values()))
         self._sweep_dedup(tx)
         tx.load_dedup([item.message_id for op in ops if isinstance(op, Append) for item in op.items])
         outcomes: list[object] = []
@@ -77,10 +95,21 @@ class Store:
             except QueueFull as refused:  # raised before the op wrote anything
                 outcomes.append(refused)
         tx.flush()
-        return outcomes, tx.delta
+        changed = [(destination, n) for destination, n in tx.delta.items() if n]
+        if changed:
+            conn.executemany(_ADD_COUNT, changed)
+        others.update(tx.delta)
+        return outcomes, others
 
     def committed(self, change: Counter[str]) -> None:
-        self.committed_ready += sum(change.values())
+        self.seen.update(change)
+
+    @staticmethod
+    def _read_counts(conn: sqlite3.Connection) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        for destination, ready in conn.execute(_READ_COUNTS):
+            counts[destination] = ready
+        return counts
 
     def tidy(self, conn: sqlite3.Connection) -> None:
         """Nothing between batches: dedup expiry runs inside write batches (``_sweep_dedup``)."""
