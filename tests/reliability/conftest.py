@@ -51,7 +51,8 @@ def handler(event, context):
 
 @dataclass
 class Server:
-    """One eventrelay process started with a config file; restartable."""
+    """One eventrelay deployment started with a config file (``workers`` > 1: a parent and that
+    many worker processes, ``serve --workers``); restartable."""
 
     workdir: Path
     config_path: Path
@@ -60,6 +61,7 @@ class Server:
     env: dict[str, str]
     proc: subprocess.Popen[bytes] | None = None
     logs: list[Path] = field(default_factory=list)
+    workers: int = 1
 
     @property
     def url(self) -> str:
@@ -69,8 +71,23 @@ class Server:
         log = self.workdir / f"serve-{len(self.logs)}.log"
         self.logs.append(log)
         args = ["serve", "--config", str(self.config_path), "--port", str(self.port)]
+        if self.workers > 1:
+            args += ["--workers", str(self.workers)]
         self.proc = spawn_eventrelay(args, cwd=self.workdir, env=self.env, log=log)
         wait_healthy(f"{self.url}/healthz", self.proc, log, START_TIMEOUT)
+        assert wait_until(lambda: len(self.worker_pids()) == self.worker_processes, START_TIMEOUT)
+
+    @property
+    def worker_processes(self) -> int:
+        """Processes that serve the port: the workers, or the one process without ``--workers``."""
+        return self.workers if self.workers > 1 else 0
+
+    def worker_pids(self) -> list[int]:
+        """The worker processes of the parent (``--workers``), read from /proc."""
+        assert self.proc is not None
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        pids = [int(pid) for pid in children.read_text().split()] if children.exists() else []
+        return [pid for pid in pids if "--worker-socket" in _cmdline(pid)]
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         assert self.proc is not None
@@ -86,6 +103,13 @@ class Server:
 
     def all_output(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in self.logs if p.exists())
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+    except OSError:  # exited meanwhile
+        return ""
 
 
 def write_config(workdir: Path, port: int, aws_port: int, *, timeout: str = "5s", extra_dest: str = "") -> Path:
@@ -121,10 +145,12 @@ localaws:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
+def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Server]:
+    """A deployment of one process, or of ``request.param`` workers (indirect parametrize)."""
     port, aws_port = free_port(), free_port()
     config = write_config(tmp_path, port, aws_port)
     srv = Server(tmp_path, config, port, tmp_path / "functions" / "sink.txt", serve_env(log_level="info"))
+    srv.workers = getattr(request, "param", 1)
     yield srv
     if srv.proc is not None:
         srv.kill()

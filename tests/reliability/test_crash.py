@@ -1,7 +1,9 @@
 """Crash safety: kill -9 at random moments loses no event that got a 200; SIGTERM is clean.
 
 Runs eventrelay as a subprocess (SQLite queue, local AWS endpoint, a real awslambdaric handler
-that records each messageId in a sink file), several concurrent clients, several kill rounds.
+that records each messageId in a sink file), several concurrent clients, several kill rounds;
+as one process and as ``serve --workers 2`` (the signal goes to the parent: kill -9 takes its
+workers with it, SIGTERM drains them).
 """
 
 from __future__ import annotations
@@ -37,7 +39,11 @@ def _load_and_kill(server: Server, sig: int, rounds: int, rng: random.Random) ->
     return sender
 
 
+DEPLOYMENTS = pytest.mark.parametrize("server", [1, 2], indirect=True, ids=["one-process", "two-workers"])
+
+
 @pytest.mark.slow
+@DEPLOYMENTS
 def test_sigkill_loses_no_acknowledged_event(server: Server) -> None:
     server.start()
     sender = _load_and_kill(server, signal.SIGKILL, ROUNDS, random.Random(7))
@@ -52,6 +58,7 @@ def test_sigkill_loses_no_acknowledged_event(server: Server) -> None:
 
 
 @pytest.mark.slow
+@DEPLOYMENTS
 def test_sigterm_is_graceful_without_duplicates(server: Server) -> None:
     server.start()
     sender = _load_and_kill(server, signal.SIGTERM, 2, random.Random(11))

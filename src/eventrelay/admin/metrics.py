@@ -1,4 +1,4 @@
-"""``GET /metrics``: Prometheus text format of ``eventrelay.telemetry.REGISTRY``.
+"""``GET /metrics``: Prometheus text format of ``eventrelay.telemetry`` (the deployment's with ``--workers``).
 
 Open by default, as Prometheus scrapers expect; ``admin.metrics_require_token: true`` makes it
 need the admin bearer token like the API. The queue-depth gauge is refreshed on each scrape.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from prometheus_client import generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -30,7 +29,7 @@ def routes(runtime: Any) -> list[BaseRoute]:
             if denied is not None:
                 return denied
         await _refresh_queue_depth(runtime)
-        return Response(generate_latest(telemetry.REGISTRY), media_type=CONTENT_TYPE)
+        return Response(telemetry.render(), media_type=CONTENT_TYPE)
 
     return [Route("/metrics", metrics, methods=["GET"])]
 

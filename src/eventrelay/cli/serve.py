@@ -19,6 +19,7 @@ from typing import Any
 
 import uvicorn
 
+from eventrelay.cli import workers
 from eventrelay.config import load_config
 from eventrelay.config.model import Config
 from eventrelay.config.store import merge_api_entities
@@ -39,6 +40,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--data-dir", default=None, help="demo data directory (default ./eventrelay-data)")
     p.add_argument("--log-level", default=os.environ.get("EVENTRELAY_LOG_LEVEL", "info"))
+    workers.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -52,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    count = workers.worker_count(args.workers)
+    if count > 1 and not workers.is_worker(args):
+        return workers.supervise(args, count)
     try:
         import uvloop
 
@@ -65,21 +70,25 @@ async def serve(args: argparse.Namespace) -> int:
     from eventrelay.runtime import Runtime
 
     localaws = None
+    worker = workers.is_worker(args)
     if args.config:
         config = merge_api_entities(load_config(args.config))
-        if config.localaws is not None:
+        if worker:
+            config = workers.worker_config(config)
+        elif config.localaws is not None:  # the parent of workers runs it
             localaws = await _start_localaws(config)
     else:
         from eventrelay.demo import demo_config
 
         config, localaws = await demo_config(args.data_dir or "./eventrelay-data", port=args.port)
-    runtime = Runtime(config, role=args.role)
+    runtime = Runtime(config, role=args.role, workers=workers.worker_count(args.workers) if worker else 1)
     await runtime.start()
     gc.freeze()  # start-up objects are permanent: full collections need not walk them on every request
-    _announce(runtime, config, args, demo=not args.config)
+    if not worker:  # the parent of workers announces the deployment
+        _announce(runtime, config, args, demo=not args.config)
     server = _GracefulServer(runtime.server_config(host=args.host, port=args.port))
     try:
-        await server.serve()
+        await server.serve(sockets=[workers.worker_socket(args)] if worker else None)
     finally:
         await runtime.stop()
         if localaws is not None:

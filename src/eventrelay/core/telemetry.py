@@ -1,6 +1,9 @@
 """Internal telemetry: the Prometheus counters and histograms every stage updates (names ``eventrelay_*``).
 
-One registry per process (``REGISTRY``); ``/metrics`` renders it. Each stage calls the small
+One registry per process (``REGISTRY``); ``/metrics`` renders it (``render``). With ``serve
+--workers`` each worker writes its values to files in ``PROMETHEUS_MULTIPROC_DIR``
+(``prometheus_client``'s multiprocess mode, chosen at import from that variable) and ``render``
+sums them: whichever worker answers, the scrape shows the deployment. Each stage calls the small
 functions here (ingest, queue depth) or a ``DestinationMeter`` (a delivery worker's) rather
 than touching metric objects, so names stay in one place.
 """
@@ -8,9 +11,13 @@ than touching metric objects, so names stay in one place.
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -37,7 +44,14 @@ FAILED = Counter(
 RETRIES = Counter(
     "eventrelay_delivery_retries_total", "Attempts scheduled for retry", ["destination"], registry=REGISTRY
 )
-QUEUE_DEPTH = Gauge("eventrelay_queue_depth", "Jobs waiting per destination", ["destination"], registry=REGISTRY)
+# Every worker reads the one shared count, so the deployment's value is any live worker's: the max.
+QUEUE_DEPTH = Gauge(
+    "eventrelay_queue_depth",
+    "Jobs waiting per destination",
+    ["destination"],
+    registry=REGISTRY,
+    multiprocess_mode="livemax",
+)
 ATTEMPT_SECONDS = Histogram(
     "eventrelay_attempt_duration_seconds",
     "Latency of one delivery attempt",
@@ -56,6 +70,17 @@ END_TO_END_SECONDS = Histogram(
 
 # labels() takes a lock and builds a key (~25 us): each labelled child is looked up once, then
 # cached (label values are source, destination, category and reason names: a small, bounded set).
+
+
+def render() -> bytes:
+    """The Prometheus text format of this process's metrics, or of every worker's (summed;
+    the queue depth: the largest) when ``PROMETHEUS_MULTIPROC_DIR`` is set."""
+    directory = os.environ.get(MULTIPROCESS_DIR_ENV)
+    if directory is None:
+        return generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)
 
 
 @functools.cache

@@ -5,6 +5,7 @@ The composition root's factories: the lower packages know nothing of the configu
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from eventrelay.config.model import Config, JetStreamStorage
@@ -15,8 +16,9 @@ from eventrelay.destinations.kind import BuildSpec
 from eventrelay.queue.base import Queue
 
 
-def open_queue(config: Config) -> Queue:
-    """The queue backend named by ``storage.backend``."""
+def open_queue(config: Config, *, shared: bool = False) -> Queue:
+    """The queue backend named by ``storage.backend``. ``shared``: one of several processes of
+    a deployment (``serve --workers``) on the SQLite file (JetStream is shared by design)."""
     storage = config.storage
     if isinstance(storage, JetStreamStorage):
         from eventrelay.queue.jetstream import JetStreamQueue
@@ -31,7 +33,10 @@ def open_queue(config: Config) -> Queue:
     from eventrelay.queue.sqlite import SQLiteQueue
 
     return SQLiteQueue(
-        Path(storage.path) / "queue.db", max_events=storage.max_events, dedup_window=config.ingest.dedup_window
+        Path(storage.path) / "queue.db",
+        max_events=storage.max_events,
+        dedup_window=config.ingest.dedup_window,
+        shared=shared,
     )
 
 
@@ -60,3 +65,13 @@ def build_destination(dest: DestinationConfig, config: Config) -> Destination:
             workspace_id=config.external_id_for(None),  # the External ID all events share, if any
         )
     )
+
+
+def per_worker(dest: DestinationConfig, workers: int) -> DestinationConfig:
+    """``dest`` with the share of its ``concurrency`` that one of ``workers`` processes of a
+    deployment runs: ``ceil(concurrency / workers)``, so the deployment runs at least the
+    configured concurrency and at most ``workers - 1`` more."""
+    if workers <= 1:
+        return dest
+    share = math.ceil(dest.delivery.concurrency / workers)
+    return dest.model_copy(update={"delivery": dest.delivery.model_copy(update={"concurrency": share})})

@@ -21,7 +21,7 @@ from eventrelay.deliverylog.base import DeliveryLog
 from eventrelay.destinations.base import Destination
 from eventrelay.ingest.sink import EventSink
 from eventrelay.queue.base import Queue
-from eventrelay.runtime.build import build_destination, open_log, open_queue
+from eventrelay.runtime.build import build_destination, open_log, open_queue, per_worker
 
 if TYPE_CHECKING:
     import uvicorn
@@ -33,15 +33,18 @@ log = logging.getLogger("eventrelay")
 
 
 class Runtime:
-    """Everything one eventrelay process runs, built from one ``Config``."""
+    """Everything one eventrelay process runs, built from one ``Config``. ``workers``: how many
+    processes of one deployment share the queue (``serve --workers``): the queue is opened
+    shared and each destination runs its share of ``concurrency`` here."""
 
-    def __init__(self, config: Config, *, role: Role = "all") -> None:
+    def __init__(self, config: Config, *, role: Role = "all", workers: int = 1) -> None:
         self.config = config
         self.role = role
+        self.workers = workers
         token = config.admin.token.get_secret_value() if config.admin.token else None
         self.generated_admin_token = token is None
         self.admin_token: str = token or secrets.token_urlsafe(32)
-        self.queue: Queue = open_queue(config)
+        self.queue: Queue = open_queue(config, shared=workers > 1)
         self.log: DeliveryLog = open_log(config)
         self.destinations: dict[str, Destination] = {}
         self.engine: DeliveryEngine | None = None
@@ -53,7 +56,7 @@ class Runtime:
     async def start(self) -> None:
         await self.queue.start()
         await self.log.start()
-        self.destinations = {d.name: build_destination(d, self.config) for d in self.config.destinations}
+        self.destinations = self._build_destinations(self.config)
         if self.role in ("deliver", "all"):
             self.engine = DeliveryEngine(self.queue, self.log, self._engine_targets())
             await self.engine.start()
@@ -72,7 +75,7 @@ class Runtime:
         old = self.destinations
         self.config = config
         self._apply_sources(config)
-        self.destinations = {d.name: build_destination(d, config) for d in config.destinations}
+        self.destinations = self._build_destinations(config)
         if self.engine is not None:
             await self.engine.set_targets(self._engine_targets())
         for name, dest in old.items():
@@ -144,12 +147,15 @@ class Runtime:
         options = self.config.ingest
         return IngestApp(self, ApiOrigin(options.public_url, tuple(options.allowed_hosts)))
 
+    def _build_destinations(self, config: Config) -> dict[str, Destination]:
+        return {d.name: build_destination(per_worker(d, self.workers), config) for d in config.destinations}
+
     def _apply_sources(self, config: Config) -> None:
         self._sources_by_key = {s.write_key.get_secret_value(): s.name for s in config.sources}
 
     def _engine_targets(self) -> dict[str, tuple[Destination, Any]]:
         return {
-            d.name: (self.destinations[d.name], d.delivery)
+            d.name: (self.destinations[d.name], per_worker(d, self.workers).delivery)
             for d in self.config.destinations
             if d.enabled and d.name in self.destinations
         }
