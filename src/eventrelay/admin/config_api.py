@@ -51,7 +51,6 @@ class ConfigApi:
         self.runtime = runtime
         self.lock = asyncio.Lock()
         self.path = store_path(runtime.config)
-        self._entities: ApiEntities | None = None
 
     @property
     def config(self) -> Config:
@@ -59,9 +58,9 @@ class ConfigApi:
         return config
 
     def entities(self) -> ApiEntities:
-        if self._entities is None:
-            self._entities = load_entities(self.path)
-        return self._entities
+        """The stored entities, read from the file each time: with ``serve --workers`` another
+        worker may have changed it (a small file; changes are rare)."""
+        return load_entities(self.path)
 
     # -- sources ------------------------------------------------------------------------------
     async def list_sources(self, request: Request) -> Response:
@@ -196,12 +195,10 @@ class ConfigApi:
             raise validation_problem([exc], section, data[section], name) from None
         old_config, old_entities = self.config, self.entities()
         save_entities(self.path, entities)
-        self._entities = entities
         try:
             await self.runtime.reconfigure(new_config)
         except Exception:
             save_entities(self.path, old_entities)
-            self._entities = old_entities
             await self.runtime.reconfigure(old_config)
             raise
 

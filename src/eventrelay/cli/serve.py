@@ -87,9 +87,12 @@ async def serve(args: argparse.Namespace) -> int:
     if not worker:  # the parent of workers announces the deployment
         _announce(runtime, config, args, demo=not args.config)
     server = _GracefulServer(runtime.server_config(host=args.host, port=args.port))
+    following = asyncio.ensure_future(workers.follow_config_changes(runtime, args.config)) if worker else None
     try:
         await server.serve(sockets=[workers.worker_socket(args)] if worker else None)
     finally:
+        if following is not None:
+            following.cancel()
         await runtime.stop()
         if localaws is not None:
             await localaws.stop()

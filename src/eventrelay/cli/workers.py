@@ -20,7 +20,10 @@ them running:
 
 A worker dies with the parent (``PR_SET_PDEATHSIG``: SIGKILL), so a parent killed with kill -9
 leaves no worker behind holding the port or leases; the next start recovers as after a crash.
-A destination's ``concurrency`` is for the deployment: each worker runs ``ceil(concurrency /
+A change made through the Config API (persisted in ``api-entities.json``) is applied by the
+worker that took it at once and by the others within ``CONFIG_POLL_INTERVAL``
+(``follow_config_changes``); two changes made at the same instant on two workers: the last
+write of the file wins. A destination's ``concurrency`` is for the deployment: each worker runs ``ceil(concurrency /
 N)`` (``runtime.build.per_worker``). Not shared: the AccessDenied pause (each worker pauses on its own first
 refusal, so at most N attempts meet a refusing destination before all are paused).
 """
@@ -40,10 +43,14 @@ import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from eventrelay.config.model import Config, SqliteStorage
 from eventrelay.core.errors import ConfigError, EventRelayError
 from eventrelay.core.telemetry import MULTIPROCESS_DIR_ENV
+
+if TYPE_CHECKING:
+    from eventrelay.runtime import Runtime
 
 log = logging.getLogger("eventrelay.workers")
 
@@ -55,6 +62,9 @@ LISTEN_BACKLOG = 2048  # pending connections per worker socket (a restarting wor
 ADMIN_TOKEN_ENV = "EVENTRELAY_WORKERS_ADMIN_TOKEN"  # the token the parent picked, for its workers
 METRICS_DIR = "metrics-workers"  # under storage.path, emptied at each start
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+# Seconds between a worker's looks at the Config API store: a change taken by another worker
+# applies here within this (a stat per second; changes are rare operator acts).
+CONFIG_POLL_INTERVAL = 1.0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -99,6 +109,37 @@ def worker_socket(args: argparse.Namespace) -> socket.socket:
     """In a worker: the listening socket the parent passed, the worker bound to the parent's life."""
     _die_with_parent(args.worker_parent)
     return socket.socket(fileno=args.worker_socket)
+
+
+async def follow_config_changes(runtime: Runtime, config_file: str) -> None:
+    """In a worker, until cancelled: apply the Config API changes other workers persisted."""
+    from eventrelay.config import load_config
+    from eventrelay.config.store import merge_api_entities, store_path
+
+    path = store_path(runtime.config)
+    seen = _signature(path)
+    while True:
+        await asyncio.sleep(CONFIG_POLL_INTERVAL)
+        current = _signature(path)
+        if current == seen:
+            continue
+        seen = current
+        try:
+            config = worker_config(merge_api_entities(load_config(config_file)))
+        except EventRelayError as exc:
+            log.warning("the Config API store changed but cannot be applied here: %s", exc)
+            continue
+        if config != runtime.config:  # the worker that took the change has applied it already
+            await runtime.reconfigure(config)
+            log.info("applied a Config API change made through another worker")
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
 
 def supervise(args: argparse.Namespace, count: int) -> int:
