@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from eventrelay.admin.auth import check
 from eventrelay.core.outcome import Category
-from eventrelay.delivery.redrive import RedriveFilter, redrive
+from eventrelay.delivery.redrive import RedriveFilter, redrive, redrive_summary
 from eventrelay.deliverylog.stats import (
     STATUSES,
     attempt_json,
@@ -143,7 +143,7 @@ async def redrive_destination(request: Request, runtime: Any) -> Response:
     moved = await redrive(runtime.queue, runtime.log, dest.name, wanted, now=time.time())
     if moved and runtime.engine is not None:
         runtime.engine.notify((dest.name,))
-    return _json({"destination": dest.name, "redriven": moved})
+    return _json({"destination": dest.name, "redriven": moved, "message": redrive_summary(dest.name, moved, wanted)})
 
 
 # -- parameters -------------------------------------------------------------------------------------

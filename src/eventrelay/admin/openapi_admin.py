@@ -276,6 +276,10 @@ def admin_schemas() -> dict[str, Any]:
         "RedriveResult": {
             "type": "object",
             "required": ["redriven"],
-            "properties": {"destination": {"type": "string"}, "redriven": {"type": "integer"}},
+            "properties": {
+                "destination": {"type": "string"},
+                "redriven": {"type": "integer"},
+                "message": {"type": "string", "description": "how many moved; when none did, why"},
+            },
         },
     }

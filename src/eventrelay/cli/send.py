@@ -12,7 +12,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from eventrelay.cli import discover
 from eventrelay.cli.check import local_endpoint
+from eventrelay.cli.discover import CONFIG_HELP
 from eventrelay.config import load_config
 from eventrelay.config.model import Config
 from eventrelay.core.errors import ConfigError, PayloadError
@@ -24,7 +26,7 @@ LIBRARY = {"name": "eventrelay-send", "version": "1"}
 
 def add_parser(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser("send", help="send a test event to a destination (Event Tester)")
-    p.add_argument("--config", required=True, help="configuration file")
+    p.add_argument("--config", help=CONFIG_HELP)
     p.add_argument("--destination", required=True, help="the destination to send to")
     p.add_argument("--type", choices=CALL_TYPES, default="track", help="call type (default track)")
     p.add_argument("--event", default="Test Event", help="track event name / page or screen name")
@@ -37,8 +39,8 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    return asyncio.run(send(config, args, Path(args.config).resolve().parent))
+    path = discover.config_file(args.config)
+    return asyncio.run(send(load_config(path), args, path.resolve().parent))
 
 
 def build_event(call_type: str, *, name: str, user_id: str, properties: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from eventrelay.deliverylog.base import DeliveryLog
 from eventrelay.queue.base import Queue
@@ -58,6 +59,34 @@ async def redrive(
         if progress is not None:
             progress(min(start + CHUNK, len(ids)), len(ids))
     return moved
+
+
+def redrive_summary(destination: str, moved: int, wanted: RedriveFilter) -> str:
+    """What a person reads after a redrive: how many events moved, and when none did, why."""
+    if moved:
+        return f"re-drove {moved} event{'s' if moved != 1 else ''} of {destination}"
+    return f"re-drove 0 events of {destination}: {nothing_matched(destination, wanted)}"
+
+
+def nothing_matched(destination: str, wanted: RedriveFilter) -> str:
+    """Why a redrive moved nothing: no event is failed, discarded or retrying in its filter."""
+    if wanted.everything:
+        return f"no event of {destination} is failed, discarded or retrying"
+    parts = []
+    if wanted.message_ids is not None:
+        n = len(wanted.message_ids)
+        parts.append(f"{n} message id{'s' if n != 1 else ''}")
+    if wanted.category is not None:
+        parts.append(f"category {wanted.category}")
+    if wanted.since is not None:
+        parts.append(f"since {_iso(wanted.since)}")
+    if wanted.until is not None:
+        parts.append(f"until {_iso(wanted.until)}")
+    return f"no failed, discarded or retrying event of {destination} matches that filter ({', '.join(parts)})"
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 async def select_ids(log: DeliveryLog, destination: str, wanted: RedriveFilter) -> list[str]:
