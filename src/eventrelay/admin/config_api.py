@@ -39,7 +39,7 @@ from eventrelay.destinations.base import CheckableDestination
 PREFIX = "/api/v1/config"
 WRITE_KEY_BYTES = 32  # secrets.token_urlsafe(32): 43 characters, over the 32 random characters asked
 NO_STORE = {"Cache-Control": "no-store"}
-VIEW_ONLY_KEYS = ("managed_by", "external_id")  # shown by GET; accepted back unchanged, never set
+VIEW_ONLY_KEYS = ("managed_by", "external_id", "config_file")  # shown by GET; accepted back unchanged, never set
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -208,6 +208,7 @@ class ConfigApi:
     def _strip_view_keys(self, body: dict[str, Any], name: str | None) -> dict[str, Any]:
         """Drop what GET shows but a change cannot set, when sent back unchanged."""
         body = dict(body)
+        body.pop("config_file", None)  # where a file-managed entity is defined: informative only
         if "managed_by" in body and body.pop("managed_by") not in ("api", None):
             raise invalid("managed_by", "is read-only")
         if "external_id" in body:
@@ -225,14 +226,20 @@ class ConfigApi:
         return "api" if name in names else "file"
 
     def _source_view(self, name: str) -> dict[str, Any]:
-        return {"name": name, "managed_by": self._managed(name, "source")}
+        return self._with_origin({"name": name}, self._managed(name, "source"))
 
     def _destination_view(self, name: str) -> dict[str, Any]:
         dest = self.runtime.destination_config(name)
         view: dict[str, Any] = dest.model_dump(mode="json", by_alias=True)
         view["settings"].pop("external_id", None)
         view["external_id"] = self._external_id()
-        view["managed_by"] = self._managed(name, "destination")
+        return self._with_origin(view, self._managed(name, "destination"))
+
+    def _with_origin(self, view: dict[str, Any], managed_by: str) -> dict[str, Any]:
+        """``view`` with who manages it, and for the file, which file (when known)."""
+        view["managed_by"] = managed_by
+        if managed_by == "file" and self.runtime.config_file is not None:
+            view["config_file"] = self.runtime.config_file
         return view
 
     def _existing_source(self, request: Request) -> str:

@@ -1,10 +1,12 @@
-"""The admin API's part of ``/openapi.json``: deliveries, destinations, stats, samples, redrive."""
+"""The admin API's part of ``/openapi.json``: deliveries, destinations, stats, samples, redrive,
+the Event Tester."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from eventrelay.core.outcome import Category
+from eventrelay.core.spec import CALL_TYPES
 from eventrelay.deliverylog.stats import RANGES, STATUSES
 
 
@@ -127,6 +129,16 @@ def admin_paths() -> dict[str, Any]:
                 not_found=True,
                 params=[name],
                 body={"$ref": "#/components/schemas/RedriveRequest"},
+            )
+        },
+        "/api/v1/destinations/{name}/send": {
+            "post": _admin_op(
+                "Event Tester: send a test event now (not queued, not recorded)",
+                "sendTestEvent",
+                "TestEventResult",
+                not_found=True,
+                params=[name],
+                body={"$ref": "#/components/schemas/TestEventRequest"},
             )
         },
     }
@@ -280,6 +292,28 @@ def admin_schemas() -> dict[str, Any]:
                 "destination": {"type": "string"},
                 "redriven": {"type": "integer"},
                 "message": {"type": "string", "description": "how many moved; when none did, why"},
+            },
+        },
+        "TestEventRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "type": {"type": "string", "enum": list(CALL_TYPES), "default": "track"},
+                "event": {"type": "string", "maxLength": 200, "description": "track event / page or screen name"},
+                "user_id": {"type": "string", "maxLength": 200},
+                "properties": {"type": "object", "description": "properties (traits for identify and group)"},
+                "source": {"type": "string", "description": "the source it comes from (External ID without workspace)"},
+            },
+        },
+        "TestEventResult": {
+            "type": "object",
+            "required": ["sent", "you_sent"],
+            "properties": {
+                "sent": {"type": "boolean", "description": "false: the destination does not take this event"},
+                "message": {"type": ["string", "null"]},
+                "you_sent": {"type": "object"},
+                "request": {"type": ["object", "null"]},
+                "response": {"type": ["object", "null"]},
             },
         },
     }
