@@ -15,7 +15,7 @@ from typing import Any
 
 from eventrelay.config.model import Destination as DestinationConfig
 from eventrelay.core.outcome import HUMAN_NAMES, Outcome
-from eventrelay.destinations.base import Destination
+from eventrelay.destinations.base import Destination, SendRequest
 from eventrelay.ingest.normalise import iso, normalise
 from eventrelay.ingest.validate import validate
 
@@ -69,7 +69,8 @@ async def send_test_event(
     if not instance.wants(event):
         message = f"{dest.name} does not take this event ({dest.kind.declined}); nothing sent"
         return {"sent": False, "message": message, "you_sent": event, "request": None, "response": None}
-    outcome = await instance.send(json.dumps(event).encode(), event, timeout, source=source)
+    request = SendRequest(json.dumps(event).encode(), event, source or "", str(event["messageId"]))
+    outcome = await instance.send(request, timeout)  # source "": none (no External ID without a workspace)
     return {
         "sent": True,
         "message": None,
