@@ -7,6 +7,7 @@ from typing import Any
 
 from eventrelay.core.outcome import Category
 from eventrelay.core.spec import CALL_TYPES
+from eventrelay.delivery.redrive import REDRIVABLE
 from eventrelay.deliverylog.stats import RANGES, STATUSES
 
 
@@ -110,7 +111,7 @@ def admin_paths() -> dict[str, Any]:
         },
         "/api/v1/destinations/{name}/samples": {
             "get": _admin_op(
-                "Recent failed attempts: You sent / Request / Response",
+                "Recent attempts: You sent / Request / Response (failures; category=delivered: successes)",
                 "destinationSamples",
                 "SampleList",
                 not_found=True,
@@ -123,7 +124,7 @@ def admin_paths() -> dict[str, Any]:
         },
         "/api/v1/destinations/{name}/redrive": {
             "post": _admin_op(
-                "Re-queue failed/discarded events (all, or filtered)",
+                "Re-queue failed/discarded events and make retrying ones due now (all, or filtered)",
                 "redrive",
                 "RedriveResult",
                 not_found=True,
@@ -240,7 +241,11 @@ def admin_schemas() -> dict[str, Any]:
                 "since": {"type": "number"},
                 "until": {"type": "number"},
                 "counts": counts,
-                "latency_ms": latency,
+                "latency_ms": {**latency, "description": "receipt to delivery, retries included"},
+                "first_attempt_latency_ms": {
+                    **latency,
+                    "description": "the same, over the events delivered by their first attempt",
+                },
                 "queue_depth": {"type": "integer"},
                 "errors": {
                     "type": "array",
@@ -283,6 +288,13 @@ def admin_schemas() -> dict[str, Any]:
                 "category": {"type": "string", "enum": categories},
                 "since": _TIME,
                 "until": _TIME,
+                "status": {
+                    "description": "only events in this state, or these states (default: all of them)",
+                    "oneOf": [
+                        {"type": "string", "enum": list(REDRIVABLE)},
+                        {"type": "array", "items": {"type": "string", "enum": list(REDRIVABLE)}, "minItems": 1},
+                    ],
+                },
             },
         },
         "RedriveResult": {

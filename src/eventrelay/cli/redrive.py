@@ -1,4 +1,5 @@
-"""``eventrelay redrive DESTINATION``: put failed/discarded events back into delivery.
+"""``eventrelay redrive DESTINATION``: put failed/discarded events back into delivery, and make
+retrying ones due now with a fresh retry window.
 
     eventrelay redrive --config eventrelay.yaml lambda-prod                      # all of them
     eventrelay redrive --config eventrelay.yaml lambda-prod --category execution_error --since 1h
@@ -24,13 +25,15 @@ from eventrelay.cli.deliveries import parse_flag_time
 from eventrelay.config.model import Config
 from eventrelay.core.errors import ConfigError
 from eventrelay.core.outcome import Category
-from eventrelay.delivery.redrive import RedriveFilter, redrive, redrive_summary
+from eventrelay.delivery.redrive import REDRIVABLE, RedriveFilter, redrive, redrive_summary
 
 BAR_WIDTH = 30  # characters of the progress bar
 
 
 def add_parser(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser("redrive", help="re-queue failed events of a destination")
+    p: argparse.ArgumentParser = sub.add_parser(
+        "redrive", help="re-queue failed events of a destination, retry retrying ones now"
+    )
     p.add_argument("destination", help="destination name")
     add_source_options(p)
     p.add_argument(
@@ -41,8 +44,15 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--message-id", action="append", dest="message_ids", metavar="ID", help="only this event (repeatable)"
     )
-    p.add_argument("--since", help="only events that failed since: 1h, epoch seconds or ISO 8601")
-    p.add_argument("--until", help="only events that failed until (same forms)")
+    p.add_argument("--since", help="only events whose state changed since: 1h, epoch seconds or ISO 8601")
+    p.add_argument("--until", help="only events whose state changed until (same forms)")
+    p.add_argument(
+        "--status",
+        action="append",
+        dest="statuses",
+        choices=REDRIVABLE,
+        help="only events in this state (repeatable; default: failed, discarded and retrying)",
+    )
     p.set_defaults(func=run)
 
 
@@ -53,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         category=args.category,
         since=parse_flag_time("--since", args.since, now),
         until=parse_flag_time("--until", args.until, now),
+        statuses=tuple(args.statuses) if args.statuses else None,
     )
     config = None if args.url else discover.load(args.config)
     if config is not None and not discover.running_server(args, config):
@@ -65,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
                 ("category", wanted.category),
                 ("since", args.since),
                 ("until", args.until),
+                ("status", list(wanted.statuses) if wanted.statuses else None),
             )
             if v is not None
         }

@@ -4,6 +4,7 @@
 
 const TOKEN_KEY = "eventrelay.adminToken";
 const REFRESH_MS = 5000;
+const DELIVERED_SAMPLES = 2;  // recent successful deliveries shown beside the failures (Segment shows both)
 // view: "delivery" | "settings" (tabs of the selected destination); creating: the New destination form is open.
 const state = { range: "1h", selected: null, busy: false, timer: null, view: "delivery", creating: false };
 
@@ -166,9 +167,10 @@ function renderDestinations(list) {
 
 async function renderDetail(name) {
   const q = "?destination=" + encodeURIComponent(name) + "&limit=50";
-  const [stats, samples, failed, discarded, retrying] = await Promise.all([
+  const [stats, samples, delivered, failed, discarded, retrying] = await Promise.all([
     api(destinationPath(name, "/stats?range=" + encodeURIComponent(state.range))),
     api(destinationPath(name, "/samples?limit=3")),
+    api(destinationPath(name, "/samples?category=delivered&limit=" + DELIVERED_SAMPLES)),
     api("/api/v1/deliveries" + q + "&status=failed"),
     api("/api/v1/deliveries" + q + "&status=discarded"),
     api("/api/v1/deliveries" + q + "&status=retrying"),
@@ -177,7 +179,7 @@ async function renderDetail(name) {
   renderChart(stats.series);
   renderLatency(stats);
   renderErrors(stats.errors);
-  renderSamples(samples.samples);
+  renderSamples(delivered.samples.concat(samples.samples).sort((a, b) => b.at - a.at));
   renderRetrying(name, retrying.deliveries);
   renderFailed(name, failed.deliveries.concat(discarded.deliveries));
 }
