@@ -73,3 +73,10 @@ async def test_the_page_shell_is_served_without_secrets(served: Served, http: ai
         js = await r.text()
     assert "innerHTML" not in js  # every API value is inserted as text
     assert ADMIN_TOKEN not in js
+
+
+async def test_the_favicon_is_served(served: Served, http: aiohttp.ClientSession) -> None:
+    async with http.get(served.url + "/favicon.ico") as r:
+        assert r.status == 200
+        assert r.headers["Content-Type"].startswith("image/svg+xml")
+        assert (await r.text()).startswith("<svg")

@@ -85,7 +85,8 @@ def redrive_summary(destination: str, moved: int, wanted: RedriveFilter) -> str:
 
 def nothing_matched(destination: str, wanted: RedriveFilter) -> str:
     """Why a redrive moved nothing: no event is failed, discarded or retrying in its filter."""
-    states = " or ".join(wanted.statuses or REDRIVABLE)
+    given = list(wanted.statuses or REDRIVABLE)
+    states = given[0] if len(given) == 1 else f"{', '.join(given[:-1])} or {given[-1]}"
     if wanted.everything:
         return f"no event of {destination} is {states}"
     parts = []

@@ -217,8 +217,14 @@ async function save(isNew) {
       : await api("/api/v1/config/destinations/" + encodeURIComponent(form.name), {
         method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify(entity),
       });
-    if (isNew) { state.creating = false; state.selected = saved.name; showView("settings", true); }
-    else { form.entity = saved; }
+    if (isNew) {  // the new destination is selected, its settings shown as saved
+      state.creating = false;
+      state.selected = saved.name;
+      showView("settings", false);
+      await showSettings(saved.name);
+    } else {
+      form.entity = saved;
+    }
     $("settings-result").textContent = "Saved: the next attempt uses these settings.";
     refresh();
   } catch (err) {
