@@ -52,8 +52,8 @@ async def test_chart_latency_samples_and_log_tail_read_as_they_mean(served: Serv
     await expect(page.locator("#chart-scale")).to_have_text("(attempts per 1 min; highest bar 2)")
 
     latency = page.locator("#latency")
-    await expect(latency).to_contain_text("Receipt to delivery, retries included (3 delivered): P50 ")
-    await expect(latency).to_contain_text("First attempt, receipt to its answer (2 events): P50 ")
+    await expect(latency).to_contain_text("Receipt to delivery, retries included (3 events delivered): P50 ")
+    await expect(latency).to_contain_text("Delivered by their first attempt (2 events): P50 210 ms")
     await expect(page.get_by_title("median time from receipt to delivery, retries included")).to_have_text("P50")
     await expect(page.locator("#latency-note")).to_contain_text("retries included")
 

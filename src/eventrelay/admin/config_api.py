@@ -19,20 +19,26 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from eventrelay.admin.auth import check as auth_check
-from eventrelay.admin.config_problems import ApiProblem, invalid, json_body, no_extra, validation_problem
+from eventrelay.admin.config_problems import (
+    ApiProblem,
+    Handler,
+    guarded,
+    invalid,
+    json_body,
+    no_extra,
+    validation_problem,
+)
 from eventrelay.admin.config_rules import check_endpoints, merge_patch
 from eventrelay.config.load import validate_config
 from eventrelay.config.model import Config
 from eventrelay.config.store import ApiEntities, config_data, load_entities, save_entities, store_path
-from eventrelay.core.errors import ConfigError, ConfigErrors, EventRelayError
+from eventrelay.core.errors import ConfigError, ConfigErrors
 from eventrelay.core.external_id import EXTERNAL_ID_REFUSAL
 from eventrelay.destinations.base import CheckableDestination
 
@@ -40,8 +46,6 @@ PREFIX = "/api/v1/config"
 WRITE_KEY_BYTES = 32  # secrets.token_urlsafe(32): 43 characters, over the 32 random characters asked
 NO_STORE = {"Cache-Control": "no-store"}
 VIEW_ONLY_KEYS = ("managed_by", "external_id", "config_file")  # shown by GET; accepted back unchanged, never set
-
-Handler = Callable[[Request], Awaitable[Response]]
 
 
 class ConfigApi:
@@ -268,21 +272,6 @@ class ConfigApi:
         return ApiProblem(409, "exists", f"a {kind} named {name!r} already exists (defined {where})")
 
 
-def _endpoint(handler: Handler, runtime: Any) -> Handler:
-    async def endpoint(request: Request) -> Response:
-        denied = auth_check(request, runtime)
-        if denied is not None:
-            return denied
-        try:
-            return await handler(request)
-        except ApiProblem as problem:
-            return problem.response()
-        except EventRelayError as exc:
-            return ApiProblem(500, "internal", str(exc)).response()
-
-    return endpoint
-
-
 def _serialised(handler: Handler, lock: asyncio.Lock) -> Handler:
     """Changes one at a time: each validates against the configuration the previous one produced."""
 
@@ -302,7 +291,7 @@ def routes(runtime: Any) -> list[BaseRoute]:
     def route(path: str, handler: Handler, method: str) -> Route:
         if method != "GET" and not path.endswith("/check"):
             handler = _serialised(handler, api.lock)
-        return Route(path, _endpoint(handler, runtime), methods=[method])
+        return Route(path, guarded(handler, runtime), methods=[method])
 
     return [
         route(f"{PREFIX}/sources", api.list_sources, "GET"),

@@ -15,8 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from eventrelay.admin.auth import check as auth_check
-from eventrelay.admin.config_problems import ApiProblem, invalid, json_body, no_extra
+from eventrelay.admin.config_problems import ApiProblem, guarded, invalid, json_body, no_extra
 from eventrelay.admin.event_tester import EventSpec, build_event, send_test_event
 from eventrelay.awsiam.check import check_source
 from eventrelay.core.errors import PayloadError
@@ -28,15 +27,9 @@ MAX_NAME = 200  # characters of a test event's name or userId: a person types th
 
 def routes(runtime: Any) -> list[BaseRoute]:
     async def endpoint(request: Request) -> Response:
-        denied = auth_check(request, runtime)
-        if denied is not None:
-            return denied
-        try:
-            return await send(request, runtime)
-        except ApiProblem as problem:
-            return problem.response()
+        return await send(request, runtime)
 
-    return [Route("/api/v1/destinations/{name:str}/send", endpoint, methods=["POST"])]
+    return [Route("/api/v1/destinations/{name:str}/send", guarded(endpoint, runtime), methods=["POST"])]
 
 
 async def send(request: Request, runtime: Any) -> Response:

@@ -184,13 +184,15 @@ async function renderDetail(name) {
   renderFailed(name, failed.deliveries.concat(discarded.deliveries));
 }
 
+function events(n) { return n + " event" + (n === 1 ? "" : "s"); }
+
 function renderLatency(stats) {
   const all = stats.latency_ms;
   const first = stats.first_attempt_latency_ms;
-  const parts = ["Receipt to delivery, retries included (" + all.count + " delivered): P50 " + fmtMs(all.p50) +
-    " · P95 " + fmtMs(all.p95) + " · P99 " + fmtMs(all.p99)];
+  const parts = ["Receipt to delivery, retries included (" + events(all.count) + " delivered): P50 " +
+    fmtMs(all.p50) + " · P95 " + fmtMs(all.p95) + " · P99 " + fmtMs(all.p99)];
   if (first) {
-    parts.push("First attempt, receipt to its answer (" + first.count + " events): P50 " + fmtMs(first.p50) +
+    parts.push("Delivered by their first attempt (" + events(first.count) + "): P50 " + fmtMs(first.p50) +
       " · P95 " + fmtMs(first.p95) + " · P99 " + fmtMs(first.p99));
   }
   $("latency").replaceChildren(...parts.map((p) => el("span", { class: "latency-line" }, p)));

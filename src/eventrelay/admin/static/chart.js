@@ -2,7 +2,7 @@
 // with a count axis on the left and a time axis below. Plain SVG; every label is text, never markup.
 "use strict";
 
-const CHART = { width: 640, height: 200, left: 44, right: 8, top: 10, bottom: 28 };
+const CHART = { width: 1000, height: 200, left: 44, right: 8, top: 10, bottom: 28 };  // the viewBox
 const SVG_NS = "http://www.w3.org/2000/svg";
 
 function svgEl(tag, attrs, text) {

@@ -41,7 +41,15 @@ const SETTINGS_GROUPS = [
   ] },
 ];
 
+const FORM_TYPE = "aws_lambda";  // the destination type this form knows
 const form = { name: null, entity: null, fields: [] };  // the destination shown, as the API gave it
+
+// A destination of another type: its settings as the Config API shows them (change them there).
+function otherType(entity) {
+  return el("div", {}, el("p", { class: "managed-note" }, "This page's form knows " + FORM_TYPE +
+    " destinations; change a " + entity.type + " destination through the Config API " +
+    "(/api/v1/config/destinations/" + entity.name + ")."), el("pre", {}, JSON.stringify(entity, null, 2)));
+}
 
 function fieldId(path) { return "setting-" + path.replace(/[^A-Za-z0-9]/g, "-"); }
 
@@ -77,7 +85,7 @@ async function showSettings(name) {
     if (name !== null && (name !== state.selected || state.creating)) return;  // moved on meanwhile
     form.name = name;
     form.entity = entity;
-    panel.replaceChildren(buildForm(entity, name === null));
+    panel.replaceChildren(entity.type === FORM_TYPE ? buildForm(entity, name === null) : otherType(entity));
   } catch (err) {
     if (err instanceof Unauthorized) showLogin(err.message);
     else panel.replaceChildren(el("p", { class: "error" }, "Could not load the settings: " + err.message));
