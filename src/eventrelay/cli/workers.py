@@ -1,5 +1,7 @@
 """``eventrelay serve --workers N|auto``: N processes serve one port and share one data directory.
 
+With ``--config`` or the demo (whose configuration file ``serve`` writes first) alike.
+
 The parent (this module's ``supervise``) does what must happen once per deployment, then starts
 N worker processes (``eventrelay serve`` again, with the hidden ``--worker-socket``) and keeps
 them running:
@@ -142,14 +144,13 @@ def _signature(path: Path) -> tuple[int, int, int] | None:
     return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
 
-def supervise(args: argparse.Namespace, count: int) -> int:
-    """The parent of ``count`` workers (see the module doc); returns when they have stopped."""
+def supervise(args: argparse.Namespace, count: int, config_file: Path) -> int:
+    """The parent of ``count`` workers serving ``config_file`` (see the module doc); returns when
+    they have stopped."""
     from eventrelay.config import load_config
     from eventrelay.config.store import merge_api_entities
 
-    if not args.config:
-        raise ConfigError("--workers", "above 1 needs --config (the demo runs as one process)")
-    config = merge_api_entities(load_config(args.config))
+    config = merge_api_entities(load_config(config_file))
     env = dict(os.environ)
     token = None
     if config.admin.token is None:
@@ -159,7 +160,7 @@ def supervise(args: argparse.Namespace, count: int) -> int:
         asyncio.run(_recover_queue(config))
     sockets = _listening_sockets(args.host, args.port, count)
     try:
-        return asyncio.run(_Supervisor(args, config, sockets, env).run(token))
+        return asyncio.run(_Supervisor(args, config_file, config, sockets, env).run(token))
     finally:
         for sock in sockets:
             sock.close()
@@ -168,6 +169,7 @@ def supervise(args: argparse.Namespace, count: int) -> int:
 @dataclass
 class _Supervisor:
     args: argparse.Namespace
+    config_file: Path
     config: Config
     sockets: list[socket.socket]
     env: dict[str, str]
@@ -179,13 +181,20 @@ class _Supervisor:
             loop.add_signal_handler(sig, stopping.set)
         localaws = None
         if self.config.localaws is not None:
-            from eventrelay.localaws.server import start_from_config
+            from eventrelay.cli.serve import start_localaws
 
-            localaws = await start_from_config(self.config)
+            localaws = await start_localaws(self.config)
         try:
             slots = [asyncio.create_task(self._keep(index, stopping)) for index in range(len(self.sockets))]
-            self._announce(token)
-            await asyncio.gather(*slots)
+            from eventrelay.cli import running
+            from eventrelay.cli.serve import announce
+
+            note = f", {len(self.sockets)} workers"
+            announce(self.config, self.config_file, self.args, self.port, not self.args.config, token, note)
+            try:
+                await asyncio.gather(*slots)
+            finally:
+                running.forget(self.config)
         finally:
             if localaws is not None:
                 await localaws.stop()
@@ -229,7 +238,7 @@ class _Supervisor:
             "eventrelay.cli.main",
             "serve",
             "--config",
-            args.config,
+            str(self.config_file.resolve()),
             "--role",
             args.role,
             "--log-level",
@@ -258,16 +267,6 @@ class _Supervisor:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
-
-    def _announce(self, token: str | None) -> None:
-        url = f"http://{self.args.host}:{self.port}"
-        print(
-            f"eventrelay listening on {url} (role {self.args.role}, storage {self.config.storage.backend},"
-            f" {len(self.sockets)} workers)",
-            flush=True,
-        )
-        if token is not None:
-            print(f"admin token (generated for this run): {token}", flush=True)
 
 
 async def _recover_queue(config: Config) -> None:

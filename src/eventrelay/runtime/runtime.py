@@ -37,9 +37,10 @@ class Runtime:
     processes of one deployment share the queue (``serve --workers``): the queue is opened
     shared and each destination runs its share of ``concurrency`` here."""
 
-    def __init__(self, config: Config, *, role: Role = "all", workers: int = 1) -> None:
+    def __init__(self, config: Config, *, role: Role = "all", config_file: str | None = None, workers: int = 1) -> None:
         self.config = config
         self.role = role
+        self.config_file = config_file  # the file ``config`` was read from, if any (the page names it)
         self.workers = workers
         token = config.admin.token.get_secret_value() if config.admin.token else None
         self.generated_admin_token = token is None

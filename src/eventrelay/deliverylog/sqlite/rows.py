@@ -12,9 +12,10 @@ from eventrelay.core.records import AttemptRecord, error_text, finished_at
 from eventrelay.deliverylog.base import DeliveryRow
 
 
-def attempt_row(a: AttemptRecord) -> tuple[Any, ...]:
-    """The ``attempts`` row of ``a`` (``INSERT_ATTEMPT``): the event body only on a failure."""
-    delivered = a.category is Category.DELIVERED
+def attempt_row(a: AttemptRecord, keep_delivered_event: bool = False) -> tuple[Any, ...]:
+    """The ``attempts`` row of ``a`` (``INSERT_ATTEMPT``): the event body on a failure, and on a
+    delivery when ``keep_delivered_event`` (a sample)."""
+    delivered = a.category is Category.DELIVERED and not keep_delivered_event
     return (
         a.message_id,
         a.destination,
