@@ -151,7 +151,7 @@ def supervise(args: argparse.Namespace, count: int, config_file: Path) -> int:
     from eventrelay.config.store import merge_api_entities
 
     config = merge_api_entities(load_config(config_file))
-    env = dict(os.environ)
+    env: dict[str, str] = {}  # for the workers, over this process's environment when each starts
     token = None
     if config.admin.token is None:
         token = env[ADMIN_TOKEN_ENV] = secrets.token_urlsafe(32)
@@ -172,7 +172,7 @@ class _Supervisor:
     config_file: Path
     config: Config
     sockets: list[socket.socket]
-    env: dict[str, str]
+    env: dict[str, str]  # over os.environ (which localaws may give base credentials) for each worker
 
     async def run(self, token: str | None) -> int:
         stopping = asyncio.Event()
@@ -204,7 +204,8 @@ class _Supervisor:
         """Worker ``index``: started, restarted when it exits, stopped with SIGTERM on ``stopping``."""
         sock = self.sockets[index]
         while not stopping.is_set():
-            proc = await asyncio.create_subprocess_exec(*self._command(sock), env=self.env, pass_fds=(sock.fileno(),))
+            env = {**os.environ, **self.env}
+            proc = await asyncio.create_subprocess_exec(*self._command(sock), env=env, pass_fds=(sock.fileno(),))
             exited = asyncio.ensure_future(proc.wait())
             stop = asyncio.ensure_future(stopping.wait())
             await asyncio.wait({exited, stop}, return_when=asyncio.FIRST_COMPLETED)
