@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import segment.analytics as analytics
 
 from tests.support.process import free_port
@@ -21,7 +22,7 @@ DEADLINE_SECONDS = 90  # start + first delivery on a loaded 2-core machine
 
 
 class Serve:
-    def __init__(self, data_dir: Path, home: Path) -> None:
+    def __init__(self, data_dir: Path, home: Path, workers: str = "1") -> None:
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}  # a newcomer: no AWS at all
         env["HOME"] = str(home)
@@ -35,6 +36,8 @@ class Serve:
                 str(data_dir),
                 "--port",
                 str(self.port),
+                "--workers",
+                workers,
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -84,9 +87,10 @@ class Serve:
             raise
 
 
-def test_demo_event_from_analytics_python_reaches_the_example_handler(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_demo_event_from_analytics_python_reaches_the_example_handler(tmp_path: Path, workers: str) -> None:
     data_dir = tmp_path / "data"
-    serve = Serve(data_dir, tmp_path)
+    serve = Serve(data_dir, tmp_path, workers)
     try:
         key = serve.wait_for("write key").strip().split()[-1]
         assert len(key) >= 32
