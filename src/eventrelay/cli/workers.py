@@ -26,8 +26,9 @@ A change made through the Config API (persisted in ``api-entities.json``) is app
 worker that took it at once and by the others within ``CONFIG_POLL_INTERVAL``
 (``follow_config_changes``); two changes made at the same instant on two workers: the last
 write of the file wins. A destination's ``concurrency`` is for the deployment: each worker runs ``ceil(concurrency /
-N)`` (``runtime.build.per_worker``). Not shared: the AccessDenied pause (each worker pauses on its own first
-refusal, so at most N attempts meet a refusing destination before all are paused).
+N)`` (``runtime.build.per_worker``). The AccessDenied / Invalid Credentials pause is the
+deployment's: the worker that meets it publishes it in ``pauses/`` of the data directory and the
+others stop claiming within ``delivery.pauses.PAUSE_READ_INTERVAL``.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from eventrelay.config.model import DeliveryPolicy
 from eventrelay.core import telemetry
 from eventrelay.delivery.handoff import Reservation
+from eventrelay.delivery.pauses import NO_SHARING, PauseBoard
 from eventrelay.delivery.settler import Settler
 from eventrelay.delivery.worker import DestinationWorker
 from eventrelay.deliverylog.base import DeliveryLog
@@ -41,8 +42,10 @@ class DeliveryEngine:
         targets: Targets,
         *,
         rng: random.Random | None = None,
+        pauses: PauseBoard = NO_SHARING,
     ) -> None:
         self._queue = queue
+        self._pauses = pauses
         self._settler = Settler(queue, log)
         self._targets: dict[str, tuple[Destination, DeliveryPolicy]] = dict(targets)
         self._workers: dict[str, DestinationWorker] = {}
@@ -123,7 +126,9 @@ class DeliveryEngine:
         }
 
     def _start_worker(self, name: str, destination: Destination, policy: DeliveryPolicy) -> None:
-        worker = DestinationWorker(name, destination, policy, self._queue, self._settler, rng=self._rng)
+        worker = DestinationWorker(
+            name, destination, policy, self._queue, self._settler, rng=self._rng, pauses=self._pauses
+        )
         self._workers[name] = worker
         worker.start()
 

@@ -29,6 +29,7 @@ from eventrelay.core import telemetry
 from eventrelay.core.outcome import Category, Outcome, Verdict
 from eventrelay.core.records import Job, finished_at
 from eventrelay.delivery.decide import Settlement, decide
+from eventrelay.delivery.pauses import NO_SHARING, PauseBoard
 from eventrelay.delivery.settler import Settler
 from eventrelay.destinations.base import Destination, SendRequest
 from eventrelay.queue.base import Queue
@@ -62,8 +63,10 @@ class DestinationWorker:
         *,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        pauses: PauseBoard = NO_SHARING,
     ) -> None:
         self.name = name
+        self._pauses = pauses  # the deployment's destination-wide pauses (delivery/pauses.py)
         self.destination = destination
         self.policy = policy
         self._queue = queue
@@ -160,6 +163,7 @@ class DestinationWorker:
         idle = IDLE_MIN
         lease = self.lease_seconds
         while not self._stopped.is_set():
+            self.paused_until = max(self.paused_until, self._pauses.until(self.name))
             pause = self.paused_until - self._clock()
             if pause > 0:
                 await self._sleep(pause)
@@ -283,6 +287,7 @@ class DestinationWorker:
         delay = min(PAUSE_MAX, PAUSE_MIN * 2**self._pause_level)
         self._pause_level += 1
         self.paused_until = now + delay
+        self._pauses.publish(self.name, self.paused_until)
         log.warning(
             "destination %s paused for %.0fs after %s: %s",
             self.name,

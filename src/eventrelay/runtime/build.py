@@ -10,6 +10,7 @@ from pathlib import Path
 
 from eventrelay.config.model import Config, JetStreamStorage
 from eventrelay.config.model import Destination as DestinationConfig
+from eventrelay.delivery.pauses import NO_SHARING, FilePauses, PauseBoard
 from eventrelay.deliverylog.base import DeliveryLog
 from eventrelay.destinations.base import Destination
 from eventrelay.destinations.kind import BuildSpec
@@ -75,3 +76,16 @@ def per_worker(dest: DestinationConfig, workers: int) -> DestinationConfig:
         return dest
     share = math.ceil(dest.delivery.concurrency / workers)
     return dest.model_copy(update={"delivery": dest.delivery.model_copy(update={"concurrency": share})})
+
+
+# Under ``storage.path``: the destination-wide pauses the workers of a deployment share.
+PAUSES_DIR = "pauses"
+
+
+def pause_board(config: Config, workers: int) -> PauseBoard:
+    """Where the destination-wide pauses of ``workers`` processes meet: a directory in the SQLite
+    data directory when there are several, else none (one process keeps its own)."""
+    storage = config.storage
+    if workers <= 1 or isinstance(storage, JetStreamStorage):
+        return NO_SHARING
+    return FilePauses(Path(storage.path) / PAUSES_DIR)

@@ -21,7 +21,7 @@ from eventrelay.deliverylog.base import DeliveryLog
 from eventrelay.destinations.base import Destination
 from eventrelay.ingest.sink import EventSink
 from eventrelay.queue.base import Queue
-from eventrelay.runtime.build import build_destination, open_log, open_queue, per_worker
+from eventrelay.runtime.build import build_destination, open_log, open_queue, pause_board, per_worker
 
 if TYPE_CHECKING:
     import uvicorn
@@ -59,7 +59,8 @@ class Runtime:
         await self.log.start()
         self.destinations = self._build_destinations(self.config)
         if self.role in ("deliver", "all"):
-            self.engine = DeliveryEngine(self.queue, self.log, self._engine_targets())
+            pauses = pause_board(self.config, self.workers)
+            self.engine = DeliveryEngine(self.queue, self.log, self._engine_targets(), pauses=pauses)
             await self.engine.start()
             self.sink = QueueSink(self.queue, self.engine)
 
