@@ -25,9 +25,9 @@ leaves no worker behind holding the port or leases; the next start recovers as a
 A change made through the Config API (persisted in ``api-entities.json``) is applied by the
 worker that took it at once and by the others within ``CONFIG_POLL_INTERVAL``
 (``follow_config_changes``); two changes made at the same instant on two workers: the last
-write of the file wins. A destination's ``concurrency`` is for the deployment: each worker runs ``ceil(concurrency /
-N)`` (``runtime.build.per_worker``). The AccessDenied / Invalid Credentials pause is the
-deployment's: the worker that meets it publishes it in ``pauses/`` of the data directory and the
+write of the file wins. A destination's ``concurrency`` is for the deployment: each worker runs
+``ceil(concurrency / N)`` (``runtime.build.per_worker``). The AccessDenied / Invalid
+Credentials pause is the deployment's: the worker that meets it publishes it in ``pauses/`` of the data directory and the
 others stop claiming within ``delivery.pauses.PAUSE_READ_INTERVAL``.
 """
 
