@@ -27,8 +27,8 @@ worker that took it at once and by the others within ``CONFIG_POLL_INTERVAL``
 (``follow_config_changes``); two changes made at the same instant on two workers: the last
 write of the file wins. A destination's ``concurrency`` is for the deployment: each worker runs
 ``ceil(concurrency / N)`` (``runtime.build.per_worker``). The AccessDenied / Invalid
-Credentials pause is the deployment's: the worker that meets it publishes it in ``pauses/`` of the data directory and the
-others stop claiming within ``delivery.pauses.PAUSE_READ_INTERVAL``.
+Credentials pause is the deployment's: the worker that meets it publishes it in ``pauses/`` of
+the data directory and the others stop claiming within ``delivery.pauses.PAUSE_READ_INTERVAL``.
 """
 
 from __future__ import annotations
@@ -120,21 +120,24 @@ async def follow_config_changes(runtime: Runtime, config_file: str) -> None:
     from eventrelay.config.store import merge_api_entities, store_path
 
     path = store_path(runtime.config)
-    seen = _signature(path)
+    # Unknown at first: the file may have changed between this worker's start-up read and now
+    # (another worker took a change while this one was starting), so the first look compares.
+    seen: tuple[int, int, int] | bool | None = False
     while True:
         await asyncio.sleep(CONFIG_POLL_INTERVAL)
-        current = _signature(path)
+        current = _signature(path)  # before the read: a change during it is seen next time
         if current == seen:
             continue
         seen = current
         try:
             config = worker_config(merge_api_entities(load_config(config_file)))
+            if config != runtime.config:  # the worker that took the change has applied it already
+                await runtime.reconfigure(config)
+                log.info("applied a Config API change made through another worker")
         except EventRelayError as exc:
             log.warning("the Config API store changed but cannot be applied here: %s", exc)
-            continue
-        if config != runtime.config:  # the worker that took the change has applied it already
-            await runtime.reconfigure(config)
-            log.info("applied a Config API change made through another worker")
+        except Exception:  # a bug: logged, and the next change is still followed
+            log.exception("could not apply a Config API change made through another worker")
 
 
 def _signature(path: Path) -> tuple[int, int, int] | None:
