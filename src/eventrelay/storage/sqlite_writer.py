@@ -35,6 +35,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from eventrelay.core.errors import StorageError
 from eventrelay.storage.sqlite import checkpoint_and_close, is_disk_full, rollback, translate
+from eventrelay.storage.write_turns import WriteTurns
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +98,10 @@ class GroupCommitWriter(Generic[OpT, ChangeT]):
         thread_name: str,
         max_rows: int,
         on_commit: Callable[[ChangeT], None] | None = None,
+        turns: WriteTurns | None = None,
     ) -> None:
         self.what = what
+        self._turns = turns or _NO_TURNS  # writes take turns with the other processes on the file
         self.commits = 0
         self.operations = 0
         self._store = store
@@ -181,9 +184,13 @@ class GroupCommitWriter(Generic[OpT, ChangeT]):
     def _run(self, opened: asyncio.Future[ChangeT]) -> None:
         loop = self._loop
         assert loop is not None and self._stopped is not None
+        turns = self._turns
         try:
-            conn, initial = self._store.open()
+            turns.open()
+            with turns.turn():
+                conn, initial = self._store.open()
         except Exception as exc:
+            turns.close()
             _call(loop, _resolve, opened, exc, None)
             return
         self._conn = conn
@@ -196,17 +203,21 @@ class GroupCommitWriter(Generic[OpT, ChangeT]):
                 continue
             ops = [op for op, _ in batch]
             try:
-                result = self._run_batch(ops)
+                with turns.turn():
+                    result = self._run_batch(ops)
             except BaseException as exc:  # a bug in the writer, not an operation's failure
                 log.exception("%s: the writer failed a batch", self.what)
                 result = _Result([StorageError(f"{self.what}: the writer failed: {exc!r}")] * len(ops))
             _call(loop, self._settle, batch, result)
-            self._tidy(conn)
+            with turns.turn():
+                self._tidy(conn)
         error: BaseException | None = None
         try:
-            checkpoint_and_close(conn, self.what)
+            with turns.turn():
+                checkpoint_and_close(conn, self.what)
         except Exception as exc:
             error = exc
+        turns.close()
         self._conn = None
         _call(loop, _resolve, self._stopped, None, error)
 
@@ -306,6 +317,19 @@ class GroupCommitWriter(Generic[OpT, ChangeT]):
         except Exception:  # a bug in the store: the writer carries on with the callers' writes
             rollback(conn)
             log.exception("%s: housekeeping failed", self.what)
+
+
+class _NoTurns(WriteTurns):
+    """No other process to take turns with (``turn`` does nothing until ``open``)."""
+
+    def __init__(self) -> None:
+        self._fd = None
+
+    def open(self) -> None:
+        return None
+
+
+_NO_TURNS = _NoTurns()
 
 
 def _call(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:

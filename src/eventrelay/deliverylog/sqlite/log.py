@@ -31,6 +31,7 @@ from eventrelay.deliverylog.sqlite.writes import (
 )
 from eventrelay.storage.sqlite import translate
 from eventrelay.storage.sqlite_writer import GroupCommitWriter
+from eventrelay.storage.write_turns import WriteTurns
 
 T = TypeVar("T")
 
@@ -57,6 +58,7 @@ class SQLiteDeliveryLog:
             what=f"the delivery log {self.path}",
             thread_name="eventrelay-deliverylog-writer",
             max_rows=MAX_WRITE_BATCH,
+            turns=WriteTurns(self.path),
         )
         self._reader: ThreadPoolExecutor | None = None
         self._read_conn: sqlite3.Connection | None = None

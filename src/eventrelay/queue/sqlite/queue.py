@@ -23,6 +23,7 @@ from eventrelay.queue.sqlite.ops import (
 )
 from eventrelay.queue.sqlite.store import Store
 from eventrelay.storage.sqlite_writer import GroupCommitWriter
+from eventrelay.storage.write_turns import WriteTurns
 
 # Rows (events appended, jobs claimed, other calls) per transaction at most. A transaction of
 # a few thousand rows already makes the fsync a small share of its cost; beyond that a bigger
@@ -49,6 +50,7 @@ class SQLiteQueue:
             thread_name="eventrelay-sqlite",
             max_rows=MAX_BATCH_ROWS,
             on_commit=self._ready.update,
+            turns=WriteTurns(self.path),
         )
         self._submit = self._writer.submit
 
