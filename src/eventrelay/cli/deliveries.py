@@ -200,6 +200,11 @@ def print_attempts(attempts: list[dict[str, Any]]) -> None:
         if resp["error_type"] or resp["error_message"]:
             print(f"  error: {resp['error_type'] or ''}: {resp['error_message'] or ''}")
         print(f"  function: {a['request'].get('function')} qualifier: {a['request'].get('qualifier')}")
+        if a.get("batch"):
+            batch = a["batch"]
+            print(f"  batch: {batch['id']} ({batch['size']} events, {batch['bytes']} bytes)")
+        if a.get("warning"):
+            print(f"  warning: {a['warning']}")
         if resp["log_tail"]:
             print("  log tail:")
             for line in str(resp["log_tail"]).splitlines():

@@ -53,6 +53,20 @@ END_TO_END_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400),
 )
 
+BATCH_EVENTS = Histogram(
+    "eventrelay_batch_events",
+    "Events per batch invoke (destinations with batch set)",
+    ["destination"],
+    registry=REGISTRY,
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000),
+)
+BATCH_BYTES = Histogram(
+    "eventrelay_batch_bytes",
+    "Payload bytes per batch invoke (destinations with batch set)",
+    ["destination"],
+    registry=REGISTRY,
+    buckets=(1024, 4096, 16384, 65536, 262144, 524288, 1048576, 2097152, 4194304, 6291456),
+)
 
 # labels() takes a lock and builds a key (~25 us): each labelled child is looked up once, then
 # cached (label values are source, destination, category and reason names: a small, bounded set).
@@ -104,6 +118,11 @@ class DestinationMeter:
         """An event was delivered, ``end_to_end_seconds`` after its receipt."""
         self._delivered.inc()
         self._end_to_end.observe(end_to_end_seconds)
+
+    def batch(self, events: int, payload_bytes: int) -> None:
+        """One batch invoke of ``events`` events in ``payload_bytes`` bytes."""
+        _child(BATCH_EVENTS, self._name).observe(events)
+        _child(BATCH_BYTES, self._name).observe(payload_bytes)
 
     def retried(self) -> None:
         self._retried.inc()

@@ -156,7 +156,9 @@ class JetStreamQueue:
 
     async def retry(self, job: Job, due_at: float) -> None:
         now = time.time()
-        state = {"attempts": job.attempts + 1, "first": job.first_attempt_at or now}
+        state: dict[str, object] = {"attempts": job.attempts + 1, "first": job.first_attempt_at or now}
+        if job.batch is not None:
+            state["batch"] = job.batch  # read back with the attempt count when redelivered
         try:
             await self._attempts().put(attempts_key(job), json.dumps(state).encode())
         except (TimeoutError, NatsError) as exc:
@@ -253,17 +255,17 @@ class JetStreamQueue:
         delivered = msg.metadata.num_delivered
         if delivered <= 1:
             return job
-        attempts, first = 0, None
+        attempts, first, batch = 0, None, None
         try:
             entry = await self._attempts().get(attempts_key(job))
             state = json.loads(entry.value or b"{}")
-            attempts, first = int(state["attempts"]), float(state["first"])
+            attempts, first, batch = int(state["attempts"]), float(state["first"]), state.get("batch")
         except KeyNotFoundError:
             pass  # delivered again after a lapsed lease, never retried
         except (TimeoutError, NatsError, ValueError, KeyError) as exc:
             log.warning("jetstream: attempt count of %s unreadable (%s); counting deliveries", job.message_id, exc)
             attempts = delivered - 1
-        return replace(job, attempts=attempts, first_attempt_at=first)
+        return replace(job, attempts=attempts, first_attempt_at=first, batch=batch if isinstance(batch, str) else None)
 
     async def _publish(self, subject: str, body: bytes, headers: dict[str, str]) -> api.PubAck:
         return await self._jsc().publish(subject, body, timeout=API_TIMEOUT, headers=headers)
