@@ -8,6 +8,7 @@ than touching metric objects, so names stay in one place.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -108,16 +109,26 @@ class DestinationMeter:
 
     def attempt(self, category: str, seconds: float) -> None:
         """One attempt ended in ``category`` after ``seconds``."""
-        counter = self._attempts.get(category)
-        if counter is None:
-            counter = self._attempts[category] = ATTEMPTS.labels(self._name, category)
-        counter.inc()
+        self._attempts_of(category).inc()
         self._attempt_seconds.observe(seconds)
 
     def delivered(self, end_to_end_seconds: float) -> None:
         """An event was delivered, ``end_to_end_seconds`` after its receipt."""
         self._delivered.inc()
         self._end_to_end.observe(end_to_end_seconds)
+
+    def attempts(self, categories: Mapping[str, int], seconds: float) -> None:
+        """One invoke of a batch: its events' attempts by category, and its latency (observed
+        once: the invoke is the attempt that took ``seconds``)."""
+        for category, count in categories.items():
+            self._attempts_of(category).inc(count)
+        self._attempt_seconds.observe(seconds)
+
+    def _attempts_of(self, category: str) -> Any:
+        counter = self._attempts.get(category)
+        if counter is None:
+            counter = self._attempts[category] = ATTEMPTS.labels(self._name, category)
+        return counter
 
     def batch(self, events: int, payload_bytes: int) -> None:
         """One batch invoke of ``events`` events in ``payload_bytes`` bytes."""

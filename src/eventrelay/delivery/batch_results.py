@@ -21,6 +21,7 @@ id on each try of the same batch; its halves get new ids.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import random
 
@@ -31,11 +32,14 @@ from eventrelay.delivery.decide import Settlement, decide, window_start
 from eventrelay.destinations.base import BatchOutcome
 
 BISECT_AFTER = 2  # Execution Errors of one batch before it is split (the first may be transient)
-BATCH_ID_BYTES = 8  # random bytes of a batch id (16 hex digits)
+# A batch id: this process's random prefix (unique across processes and restarts) and a counter
+# (one system call per process, not per batch).
+_PREFIX = os.urandom(6).hex()
+_COUNTER = itertools.count(1)
 
 
 def new_batch_id() -> str:
-    return os.urandom(BATCH_ID_BYTES).hex()
+    return f"{_PREFIX}{next(_COUNTER):x}"
 
 
 def batch_id_of(batch: Batch) -> str:
@@ -61,7 +65,9 @@ def settle_batch(
         record = s.record
         record.batch_id, record.batch_size, record.batch_bytes = batch_id, len(batch), result.payload_bytes
         record.warning = result.warning
-        settlements.append(dataclasses.replace(s, job=dataclasses.replace(job, batch=None)))
+        if job.batch is not None and s.action == "retry":  # retried on its own from now
+            s = dataclasses.replace(s, job=dataclasses.replace(job, batch=None))
+        settlements.append(s)
     if result.invoke.ok:
         return settlements
     return _retry_together(batch, result, settlements, policy, batch_id, now)

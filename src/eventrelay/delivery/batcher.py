@@ -18,6 +18,7 @@ in receipt order. Pure bookkeeping: the clock is the caller's (``now``), nothing
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 from eventrelay.core.records import Job
@@ -66,6 +67,9 @@ class Batch:
 
     def in_receipt_order(self) -> Batch:
         """This batch, its events sorted by receipt (a claim returns them in due order)."""
+        times = [job.received_at for job in self.jobs]
+        if all(a <= b for a, b in itertools.pairwise(times)):
+            return self  # as usual: claimed in receipt order already
         pairs = sorted(zip(self.jobs, self.requests, strict=True), key=lambda pair: pair[0].received_at)
         self.jobs = [job for job, _ in pairs]
         self.requests = [request for _, request in pairs]

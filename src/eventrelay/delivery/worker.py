@@ -76,6 +76,7 @@ class DestinationWorker:
         self._unsettled = 0  # attempts handed to the settler, not yet settled (<= UNSETTLED_MAX)
         self._reserved = 0  # slots promised to appends in progress (delivery/handoff.py)
         self.lease_seconds = policy.timeout + LEASE_MARGIN
+        self._claim_max = CLAIM_BATCH_MAX  # jobs per claim at most
         self._all_settled: asyncio.Future[None] | None = None  # drain waits for _unsettled == 0
         self._kick = asyncio.Event()
         self._stopped = asyncio.Event()
@@ -174,7 +175,7 @@ class DestinationWorker:
                 self._waiting_for_slot = True
                 await self._wait_kick(None)
                 continue
-            limit = min(free, CLAIM_BATCH_MAX)
+            limit = min(free, self._claim_max)
             self._kick.clear()
             try:
                 jobs = await self._queue.claim(self.name, limit, lease)

@@ -47,11 +47,16 @@ class BatchingAwsLambdaDestination(AwsLambdaDestination):
             envelope_bytes=ENVELOPE_BYTES,
             separator_bytes=len(SEPARATOR),
         )
+        self._groups: dict[tuple[Any, str], str] = {}
 
     def batch_group(self, request: SendRequest) -> str:
         """The function and the External ID: one invoke goes to one function with one role session."""
-        role_external_id = external_id_for(self.external_id, request.source) or ""
-        return f"{self.function_of(request.event).raw}\n{role_external_id}"
+        key = (request.event.get("type"), request.source)
+        group = self._groups.get(key)
+        if group is None:  # a handful of call types x sources: computed once each
+            role_external_id = external_id_for(self.external_id, request.source) or ""
+            group = self._groups[key] = f"{self.function_of(request.event).raw}\n{role_external_id}"
+        return group
 
     async def send_batch(self, requests: Sequence[SendRequest], timeout: float) -> BatchOutcome:  # noqa: ASYNC109
         first = requests[0]
