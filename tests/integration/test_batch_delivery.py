@@ -32,15 +32,16 @@ from eventrelay.config.model import Config
 from eventrelay.destinations.aws_lambda import endpoints
 from eventrelay.localaws.server import LocalAwsServer
 from eventrelay.runtime import Runtime
-from tests.integration.test_delivery_e2e import free_socket
+from tests.integration.test_delivery_e2e import ADMIN_TOKEN, recording_endpoint
+from tests.integration.test_delivery_e2e import Recorder as E2ERecorder
+from tests.integration.test_delivery_e2e import Stack as E2EStack
 from tests.jetstream.natsserver import shared_server_url
+from tests.support.awsenv import isolate_aws_env
 from tests.support.inprocess import serving
 
 WORKSPACE = "ws_batch_e2e"
 WRITE_KEY = "wk_batch_e2e_0123456789abcdef00"
-ADMIN_TOKEN = "adm_batch_e2e_0123456789abcdef0"
 ROLE = "arn:aws:iam::123456789012:role/eventrelay-invoke"
-DEADLINE = 60.0  # seconds for anything to settle on a loaded 2-core machine
 FAST_RETRY = {"backoff_base": "50ms", "backoff_cap": "200ms", "concurrency": 8}
 IDLE_WAIT = 0.3  # max_wait of the idle destination, seconds
 POISON = "poison-event"
@@ -85,22 +86,6 @@ class Recorder:
         return web.json_response({"batchItemFailures": items}, headers={"X-Amz-Executed-Version": "$LATEST"})
 
 
-@contextlib.asynccontextmanager
-async def recording_endpoint() -> AsyncIterator[Recorder]:
-    recorder = Recorder()
-    app = web.Application(client_max_size=8 * 1024 * 1024)
-    app.router.add_post("/2015-03-31/functions/{name}/invocations", recorder.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    sock = free_socket()
-    await web.SockSite(runner, sock).start()
-    recorder.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    try:
-        yield recorder
-    finally:
-        await runner.cleanup()
-
-
 def make_config(data: Path, functions: Path, local_url: str, storage: dict[str, Any]) -> Config:
     settings = {"region": "us-west-2", "role_address": ROLE}
 
@@ -135,10 +120,10 @@ def make_config(data: Path, functions: Path, local_url: str, storage: dict[str, 
 
 
 @dataclass
-class Stack:
-    runtime: Runtime
-    url: str
-    recorder: Recorder
+class Stack(E2EStack):
+    """``test_delivery_e2e``'s stack (deliveries, wait_for) with this module's recorder."""
+
+    batches: Recorder = field(default_factory=Recorder)
 
     async def api(self, path: str, **params: str) -> Any:
         async with (
@@ -147,24 +132,6 @@ class Stack:
         ):
             assert resp.status == 200, await resp.text()
             return await resp.json()
-
-    async def deliveries(self, destination: str) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = (await self.api("/api/v1/deliveries", destination=destination, limit="1000"))[
-            "deliveries"
-        ]
-        return rows
-
-    async def wait_for(
-        self, destination: str, check: Callable[[list[dict[str, Any]]], bool], what: str
-    ) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + DEADLINE
-        rows: list[dict[str, Any]] = []
-        while time.monotonic() < deadline:
-            rows = await self.deliveries(destination)
-            if check(rows):
-                return rows
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"{destination}: timed out waiting for {what}; {len(rows)} deliveries: {rows[:5]}")
 
     async def track(self, destination: str, ids: list[str]) -> float:
         """POST ``ids`` as one /v1/batch routed to ``destination`` only; returns when the 200 came."""
@@ -197,14 +164,9 @@ async def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, storage: dict[s
     functions = tmp_path / "functions"
     functions.mkdir()
     (functions / "handlers.py").write_text(HANDLERS)
-    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIABATCHTESTKEY0001")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "batch-test-secret-key-000000000001")
+    isolate_aws_env(monkeypatch, tmp_path, access_key="AKIABATCHTESTKEY0001", secret_key="batch-test-secret-0001")
     monkeypatch.setattr(endpoints, "_default_session", None)
-    async with recording_endpoint() as recorder:
+    async with recording_endpoint(Recorder()) as recorder:
         probe = make_config(tmp_path / "data", functions, "http://127.0.0.1:1", storage)
         assert probe.localaws is not None
         local = await LocalAwsServer(probe.localaws, config=probe).start()
@@ -214,7 +176,7 @@ async def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, storage: dict[s
         await runtime.start()
         try:
             async with serving(runtime) as url:
-                yield Stack(runtime, url, recorder)
+                yield Stack(runtime, url, E2ERecorder(), local, recorder)
         finally:
             await runtime.stop()
             await local.stop()
@@ -234,7 +196,7 @@ async def test_1000_events_go_in_at_most_10_invokes_of_at_most_100_each_delivere
         await s.wait_for("bulk", delivered(1000), "1,000 delivered events")
         await asyncio.sleep(0.3)  # a second delivery of any event would show up by now
 
-        invokes = s.recorder.of("bulk-fn")
+        invokes = s.batches.of("bulk-fn")
         assert len(invokes) <= 10 and max(len(i.ids) for i in invokes) <= 100
         assert Counter(m for i in invokes for m in i.ids) == Counter(ids)  # every event exactly once
         async with ClientSession() as http, http.get(f"{s.url}/metrics") as resp:
@@ -248,12 +210,12 @@ async def test_events_a_function_reports_failed_are_exactly_those_retried_then_d
 ) -> None:
     ids = [f"partial-{n:02d}-{uuid.uuid4()}" for n in range(10)]
     async with stack(tmp_path, monkeypatch, storage) as s:
-        s.recorder.fail_once = {ids[1], ids[4], ids[8]}
-        s.recorder.unknown = ["not-in-this-batch"]
+        s.batches.fail_once = {ids[1], ids[4], ids[8]}
+        s.batches.unknown = ["not-in-this-batch"]
         await s.track("partial", ids)
         rows = await s.wait_for("partial", delivered(10), "10 delivered events")
 
-        first, *again = s.recorder.of("partial-fn")
+        first, *again = s.batches.of("partial-fn")
         assert first.ids == ids  # one batch, in receipt order
         assert sorted(m for i in again for m in i.ids) == sorted([ids[1], ids[4], ids[8]])
         attempts = {r["message_id"]: r["attempts"] for r in rows}
@@ -306,7 +268,7 @@ async def test_an_idle_destination_adds_no_more_than_max_wait_to_a_lone_event(
             mid = f"idle-{n}-{uuid.uuid4()}"
             acked = await s.track("idle", [mid])
             await s.wait_for("idle", lambda rows, mid=mid: any(r["message_id"] == mid for r in rows), "the event")
-            [invoke] = [i for i in s.recorder.of("idle-fn") if mid in i.ids]
+            [invoke] = [i for i in s.batches.of("idle-fn") if mid in i.ids]
             latencies.append(invoke.at - acked)
         assert statistics.median(latencies) <= IDLE_WAIT + 0.05, latencies
         assert min(latencies) >= IDLE_WAIT - 0.05, latencies  # it did wait for company

@@ -19,23 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-import time
 from collections import Counter, deque
-from collections.abc import Callable
+from typing import Any
 
 import orjson
 
-from eventrelay.config.model import DeliveryPolicy
 from eventrelay.core.outcome import Category, Outcome, Verdict
 from eventrelay.core.records import Job
 from eventrelay.delivery.batch_results import batch_id_of, settle_batch
 from eventrelay.delivery.batcher import Batch, Batcher
 from eventrelay.delivery.decide import Settlement
-from eventrelay.delivery.settler import Settler
 from eventrelay.delivery.worker import DestinationWorker
 from eventrelay.destinations.base import BatchDestination, BatchOutcome, SendRequest
-from eventrelay.queue.base import Queue
 
 log = logging.getLogger("eventrelay.delivery")
 
@@ -47,18 +42,9 @@ BATCH_CLAIM_MAX = 2_000
 class BatchWorker(DestinationWorker):
     """One batching destination's delivery loop (see the module doc)."""
 
-    def __init__(
-        self,
-        name: str,
-        destination: BatchDestination,
-        policy: DeliveryPolicy,
-        queue: Queue,
-        settler: Settler,
-        *,
-        clock: Callable[[], float] = time.time,
-        rng: random.Random | None = None,
-    ) -> None:
-        super().__init__(name, destination, policy, queue, settler, clock=clock, rng=rng)
+    def __init__(self, name: str, destination: BatchDestination, *args: Any, **options: Any) -> None:
+        """As ``DestinationWorker`` (policy, queue, settler, clock, rng), for a ``BatchDestination``."""
+        super().__init__(name, destination, *args, **options)
         self.batching = destination
         self.limits = destination.batch
         self.lease_seconds += self.limits.max_wait  # a job may wait that long before its attempt starts
