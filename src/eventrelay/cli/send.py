@@ -17,7 +17,7 @@ from eventrelay.config import load_config
 from eventrelay.config.model import Config
 from eventrelay.core.errors import ConfigError, PayloadError
 from eventrelay.core.spec import CALL_TYPES
-from eventrelay.destinations.base import SendRequest
+from eventrelay.destinations.base import BatchDestination, SendRequest
 
 SEND_TIMEOUT = 30.0  # seconds: a person waits for the answer; longer than the 5 s delivery default
 LIBRARY = {"name": "eventrelay-send", "version": "1"}
@@ -87,7 +87,10 @@ async def send(config: Config, args: argparse.Namespace, base_dir: Path | None =
                 return 1
             source = check_source(config, dest, args.source) or ""  # "": none (no External ID without a workspace)
             request = SendRequest(body, event, source, str(event["messageId"]))
-            outcome = await instance.send(request, args.timeout)
+            if isinstance(instance, BatchDestination):  # as delivery sends it: a batch (of one)
+                outcome = (await instance.send_batch([request], args.timeout)).events[0]
+            else:
+                outcome = await instance.send(request, args.timeout)
         finally:
             await instance.close()
     response = {
