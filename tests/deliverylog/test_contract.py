@@ -88,6 +88,26 @@ async def test_attempts_keep_what_the_function_said_and_the_event_of_failures(lo
     assert await log.attempts("m1", destination="other") == []
 
 
+async def test_an_attempt_in_a_batch_keeps_the_batch_and_the_warning(log: DeliveryLog) -> None:
+    failed = attempt("m1", Category.EXECUTION_ERROR, n=1, at=T)
+    failed.batch_id, failed.batch_size, failed.batch_bytes = "b7", 100, 65_536
+    failed.warning = "batchItemFailures named 1 itemIdentifier(s) not in this batch, ignored: 'x'"
+    alone = attempt("m2", Category.EXECUTION_ERROR, n=1, at=T + 1)
+    await log.record([failed, alone])
+
+    [kept] = await log.attempts("m1")
+    assert (kept.batch_id, kept.batch_size, kept.batch_bytes, kept.warning) == (
+        "b7",
+        100,
+        65_536,
+        failed.warning,
+    )
+    [single] = await log.attempts("m2")
+    assert (single.batch_id, single.batch_size, single.batch_bytes, single.warning) == (None, None, None, None)
+    samples = {s.message_id: s for s in await log.samples("lambda-prod", "execution_error")}
+    assert samples["m1"].batch_id == "b7" and samples["m2"].batch_id is None
+
+
 async def test_stats_count_events_by_state_in_the_range(log: DeliveryLog) -> None:
     await log.record(
         [

@@ -185,6 +185,16 @@ def admin_schemas() -> dict[str, Any]:
             "you_sent": {},
             "request": {"type": "object"},
             "response": {"type": "object"},
+            "batch": {
+                "type": ["object", "null"],
+                "description": "The batch the event travelled in (null: one event per invoke)",
+                "properties": {
+                    "id": {"type": "string"},
+                    "size": {"type": ["integer", "null"]},
+                    "bytes": {"type": ["integer", "null"]},
+                },
+            },
+            "warning": {"type": ["string", "null"]},
         },
     }
     return {

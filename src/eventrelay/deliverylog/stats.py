@@ -161,6 +161,8 @@ def sample_json(rec: AttemptRecord) -> dict[str, Any]:
         "at": finished_at(rec),
         "you_sent": event_json(rec.event),
         "request": request,
+        "batch": batch_json(rec),
+        "warning": rec.warning,
         "response": {
             "status": rec.status_code,
             "error_type": rec.error_type,
@@ -170,6 +172,13 @@ def sample_json(rec: AttemptRecord) -> dict[str, Any]:
             "body": rec.response_body,
         },
     }
+
+
+def batch_json(rec: AttemptRecord) -> dict[str, Any] | None:
+    """The batch the attempt's event travelled in (None: one event per invoke)."""
+    if rec.batch_id is None:
+        return None
+    return {"id": rec.batch_id, "size": rec.batch_size, "bytes": rec.batch_bytes}
 
 
 def attempt_json(rec: AttemptRecord) -> dict[str, Any]:

@@ -221,6 +221,12 @@ function renderSamples(samples) {
       "Message: " + (r.error_message || "–"),
     ];
     if (r.executed_version) response.push("Executed version: " + r.executed_version);
+    if (s.batch) {
+      // the event travelled in a batch: which one, and what the function answered for it
+      response.push("Batch: " + s.batch.id + " (" + s.batch.size + " events, " + s.batch.bytes + " bytes)");
+      if (r.body) response.push("Body: " + r.body);
+    }
+    if (s.warning) response.push("Warning: " + s.warning);
     const ok = s.category === "delivered";
     box.append(el("article", { class: "sample" + (ok ? " ok" : " bad"), "data-category": s.category },
       el("h4", {}, s.category_name + " · " + s.message_id + " · attempt " + s.attempt + " · " + fmtTime(s.at)),

@@ -40,6 +40,10 @@ def attempt_row(a: AttemptRecord, keep_delivered_event: bool = False) -> tuple[A
         a.response_body,
         None if delivered or not a.event else a.event,
         a.next_attempt_at,
+        a.batch_id,
+        a.batch_size,
+        a.batch_bytes,
+        a.warning,
     )
 
 
@@ -87,6 +91,10 @@ def to_attempt(r: Sequence[Any]) -> AttemptRecord:
         response_body=r[20],
         event=bytes(r[21]) if r[21] is not None else b"",
         next_attempt_at=r[22],
+        batch_id=r[23],
+        batch_size=r[24],
+        batch_bytes=r[25],
+        warning=r[26],
     )
 
 

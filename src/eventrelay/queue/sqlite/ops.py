@@ -41,7 +41,7 @@ _JOBS = """
         json_group_array(json_array(
             id, message_id, attempts, iif(first_attempt_at IS NULL, NULL, printf('%!.17g', first_attempt_at)),
             source, call_type, printf('%!.17g', received_at), length(body),
-            iif(redriven_at IS NULL, NULL, printf('%!.17g', redriven_at))
+            iif(redriven_at IS NULL, NULL, printf('%!.17g', redriven_at)), batch
         )),
         CAST(group_concat(body, '') AS BLOB)
     FROM jobs WHERE id IN (SELECT value FROM json_each(?))
@@ -174,7 +174,7 @@ class Claim:
         jobs: list[Job] = []
         end = 0
         rows = orjson.loads(fields)
-        for job_id, message_id, attempts, first, source, call_type, received_at, size, redriven in rows:
+        for job_id, message_id, attempts, first, source, call_type, received_at, size, redriven, batch in rows:
             start, end = end, end + size
             first_at = None if first is None else float(first)
             body = bodies[start:end]
@@ -190,6 +190,7 @@ class Claim:
                     attempts,
                     first_at,
                     redriven_at=None if redriven is None else float(redriven),
+                    batch=batch,
                 )
             )
         return jobs
@@ -229,6 +230,7 @@ class Extend:
 class Retry:
     job_id: int
     due_at: float
+    batch: str | None = None  # the job's batch key from now (None clears it)
 
     staged = False
     durable = False
@@ -236,9 +238,9 @@ class Retry:
 
     def run(self, tx: Tx, store: Store) -> None:
         tx.conn.execute(
-            "UPDATE jobs SET due_at = ?, leased = 0, attempts = attempts + 1,"
+            "UPDATE jobs SET due_at = ?, leased = 0, attempts = attempts + 1, batch = ?,"
             " first_attempt_at = COALESCE(first_attempt_at, ?) WHERE id = ? AND state = 'ready'",
-            (self.due_at, tx.now, self.job_id),
+            (self.due_at, self.batch, tx.now, self.job_id),
         )
 
 
@@ -265,7 +267,7 @@ class DeadLetter:
 
 # A fresh attempt count and retry window from now (due_at and redriven_at are both the
 # transaction's time); received_at is left alone. Retry and DeadLetter keep redriven_at.
-_FRESH = "due_at = ?, leased = 0, attempts = 0, first_attempt_at = NULL, redriven_at = ?"
+_FRESH = "due_at = ?, leased = 0, attempts = 0, first_attempt_at = NULL, redriven_at = ?, batch = NULL"
 _REDRIVE_DEAD = (
     f"UPDATE jobs SET state = 'ready', {_FRESH}, dead_status = NULL, reason = NULL"
     " WHERE destination = ? AND state = 'dead'"
