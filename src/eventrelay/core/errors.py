@@ -2,6 +2,7 @@
 
     EventRelayError
     ├── ConfigError                 a configuration value is wrong (names the field path)
+    │   └── ExpressionError         a filter expression (FQL) does not parse (position, what was expected)
     ├── IngestError                 a Tracking API request is refused (HTTP 4xx; names field/limit)
     │   ├── AuthError               unknown or missing write key (401)
     │   └── PayloadError            malformed body, limit exceeded, missing field (400)
@@ -40,6 +41,20 @@ class ConfigErrors(ConfigError):
         EventRelayError.__init__(self, "\n".join(str(e) for e in errors))
         self.path = errors[0].path if errors else ""
         self.message = str(self)
+
+
+class ExpressionError(ConfigError):
+    """A filter expression (the FQL subset of ``filters/``) does not parse.
+
+    ``position`` is the 1-based character where the problem is, ``expected`` what would have been
+    valid there and ``found`` what was there instead ("the end" past the last character). The
+    field path is the configuration's (``destinations[0].filters[2].if``), or empty."""
+
+    def __init__(self, position: int, expected: str, found: str, path: str = "") -> None:
+        self.position = position
+        self.expected = expected
+        self.found = found
+        super().__init__(path, f"at character {position}: expected {expected}, found {found}")
 
 
 class IngestError(EventRelayError):

@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from eventrelay.core.outcome import Category
+from eventrelay.core.outcome import NOT_FAILURES, Category
 
 DeadStatus = Literal["failed", "discarded"]
 
 
-DeliveryStatus = Literal["delivered", "retrying", "failed", "discarded"]
+DeliveryStatus = Literal["delivered", "retrying", "failed", "discarded", "filtered"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +90,8 @@ def finished_at(a: AttemptRecord) -> float:
 
 
 def error_text(a: AttemptRecord) -> str | None:
-    """The one-line error a delivery row shows: ``ErrorType: message`` (None when delivered)."""
-    if a.category is Category.DELIVERED:
+    """The one-line error a delivery row shows: ``ErrorType: message`` (None when delivered or filtered)."""
+    if a.category in NOT_FAILURES:
         return None
     parts = [p for p in (a.error_type, a.error_message) if p]
     return ": ".join(parts) if parts else str(a.category)
