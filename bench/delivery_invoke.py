@@ -10,7 +10,7 @@ Invoke with 200 at once and STS AssumeRole with session credentials. In this pro
 2. a loop of aiobotocore ``lambda.invoke`` calls at the same concurrency (the ceiling a user
    of the official async SDK gets);
 3. raw unsigned POSTs at the same concurrency: with aiohttp, and with eventrelay's own HTTP/1.1
-   client (``destinations/http_client.py``: the transport's own ceiling, so the rest of the
+   client (``destinations/http_client/``: the transport's own ceiling, so the rest of the
    ratio is signing, credentials and the destination's bookkeeping).
 
 Targets: eventrelay >= 5,000 invocations/s and >= 3x aiobotocore.
@@ -164,16 +164,18 @@ def bench_env(url: str) -> None:
 async def eventrelay_rate(url: str, seconds: float, concurrency: int, within: float = SEND_TIMEOUT) -> Rate:
     from eventrelay.destinations.aws_lambda.destination import AwsLambdaDestination
     from eventrelay.destinations.aws_lambda.settings import AwsLambdaSettings
+    from eventrelay.destinations.base import SendRequest
 
+    request = SendRequest(BODY, EVENT, "bench", str(EVENT["messageId"]))
     settings = AwsLambdaSettings.model_validate(
         {"lambda": "bench-fn", "region": "us-west-2", "role_address": ROLE_ARN, "endpoint_url": url}
     )
     dest = AwsLambdaDestination("bench", settings, external_id="ws_bench", concurrency=concurrency)
-    warm = await dest.send(BODY, EVENT, 5.0)  # the STS step, once
+    warm = await dest.send(request, 5.0)  # the STS step, once
     assert warm.ok, warm
 
     async def call() -> bool:
-        return (await dest.send(BODY, EVENT, within)).ok
+        return (await dest.send(request, within)).ok
 
     try:
         return await run_for(seconds, concurrency, call)

@@ -19,14 +19,9 @@ from pathlib import Path
 
 from eventrelay.core.outcome import Category
 from eventrelay.core.records import AttemptRecord
-from eventrelay.deliverylog.sqlite import (
-    INSERT_ATTEMPT,
-    SCHEMA,
-    UPSERT_DELIVERY,
-    SQLiteDeliveryLog,
-    _attempt_row,
-    _delivery_row,
-)
+from eventrelay.deliverylog.sqlite import SQLiteDeliveryLog
+from eventrelay.deliverylog.sqlite.rows import attempt_row, delivery_row
+from eventrelay.deliverylog.sqlite.schema import INSERT_ATTEMPT, SCHEMA, UPSERT_DELIVERY
 
 CATEGORIES = [Category.DELIVERED] * 8 + [Category.EXECUTION_ERROR, Category.TIMEOUT]
 
@@ -96,8 +91,8 @@ def raw(path: Path, records: list[AttemptRecord]) -> float:
     for i in range(0, len(records), 1000):
         chunk = records[i : i + 1000]
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(INSERT_ATTEMPT, [_attempt_row(a) for a in chunk])
-        conn.executemany(UPSERT_DELIVERY, [_delivery_row(a) for a in chunk])
+        conn.executemany(INSERT_ATTEMPT, [attempt_row(a) for a in chunk])
+        conn.executemany(UPSERT_DELIVERY, [delivery_row(a) for a in chunk])
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - t0
     conn.close()

@@ -16,7 +16,7 @@ import secrets
 import shutil
 from pathlib import Path
 
-from eventrelay.config.model import Config, LocalAws, Source, Storage, Workspace
+from eventrelay.config.model import Config, LocalAws, Source, SqliteStorage, Workspace
 from eventrelay.config.model import Destination as DestinationConfig
 from eventrelay.destinations.aws_lambda.settings import AwsLambdaSettings
 from eventrelay.localaws.server import LocalAwsServer
@@ -56,7 +56,7 @@ async def demo_config(data_dir: str, port: int) -> tuple[Config, LocalAwsServer]
     )
     config = Config(
         workspace=Workspace(id=workspace_id),
-        storage=Storage(backend="sqlite", path=str(data)),
+        storage=SqliteStorage(path=str(data)),
         sources=[Source.model_validate({"name": "demo", "write_key": write_key})],
         destinations=[DestinationConfig(name="demo-lambda", settings=settings)],
         localaws=local,

@@ -17,7 +17,7 @@ async def test_metrics_are_open_prometheus_text_with_queue_depth(served: Served,
     await served.runtime.queue.append(
         [Accepted(f"w{i}", "web", "track", 0.0, b"{}", ("lambda-prod",)) for i in range(3)]
     )
-    telemetry.attempt("lambda-prod", "execution_error", 0.02)
+    telemetry.DestinationMeter("lambda-prod").attempt("execution_error", 0.02)
     async with http.get(served.url + "/metrics") as r:
         assert r.status == 200
         assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")

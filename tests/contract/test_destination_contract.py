@@ -1,5 +1,9 @@
 """The Destination contract: every destination type passes this suite.
 
+``send(SendRequest, timeout)`` answers with an ``Outcome`` within the timeout and never raises
+(error answers, dead endpoints, unknown call types, after ``close``); the outcome carries the
+attempt's latency, as the destination measured it, and no secret.
+
 To add a destination type, add a ``Harness`` to ``HARNESSES``: it builds a destination whose
 endpoint works, answers with an error, is dead (nothing listens) or is slow, and lists the
 secrets that must never appear in an Outcome.
@@ -34,6 +38,7 @@ from tests.destinations.lambda_doubles import (
 )
 from tests.support.awsenv import isolate_aws_env
 from tests.support.process import free_port
+from tests.support.send import request_for
 
 CALL_TYPES = ("track", "identify", "page", "screen", "group", "alias")
 EVENT = {"type": "track", "event": "Order Completed", "userId": "u1", "messageId": "m-1"}
@@ -118,7 +123,7 @@ async def harness(
 
 
 async def _send(dest: Destination, within: float = 10.0, event: dict[str, Any] = EVENT) -> Outcome:
-    return await dest.send(orjson.dumps(event), event, within)
+    return await dest.send(request_for(event), within)
 
 
 async def test_is_a_destination(harness: Harness) -> None:
@@ -179,6 +184,23 @@ async def test_timeout_is_respected(harness: Harness) -> None:
     elapsed = time.monotonic() - started
     assert outcome.category is Category.TIMEOUT
     assert 0.5 <= elapsed < 0.5 + TIMEOUT_TOLERANCE
+
+
+async def test_every_outcome_carries_the_latency_of_its_attempt(harness: Harness) -> None:
+    # the destination measures its attempt; the delivery worker records what it says
+    for kind in ("working", "failing", "dead"):
+        outcome = await _send(await harness.make(kind))
+        assert outcome.latency_ms > 0, kind
+    late = await _send(await harness.make("slow"), within=0.5)
+    assert (late.category, late.verdict) == (Category.TIMEOUT, Verdict.RETRY)
+    assert 500 <= late.latency_ms < (0.5 + TIMEOUT_TOLERANCE) * 1000
+
+
+async def test_an_event_of_no_known_call_type_is_an_outcome_not_an_exception(harness: Harness) -> None:
+    dest = await harness.make("working")
+    for event in ({"type": "no-such-type", "userId": "u1"}, {"userId": "u1"}):
+        outcome = await _send(dest, event=event)
+        assert isinstance(outcome, Outcome) and outcome.category in set(Category)
 
 
 async def test_concurrent_sends_each_get_their_outcome(harness: Harness) -> None:

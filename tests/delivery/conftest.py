@@ -16,6 +16,7 @@ from eventrelay.core.outcome import Category, Outcome, Verdict
 from eventrelay.core.records import Accepted
 from eventrelay.delivery.engine import DeliveryEngine
 from eventrelay.deliverylog.memory import MemoryDeliveryLog
+from eventrelay.destinations.base import SendRequest
 from eventrelay.queue.memory import MemoryQueue
 
 Responder = Callable[[Mapping[str, Any], int], Outcome]  # (event, call number) -> outcome
@@ -52,6 +53,7 @@ class FakeDestination:
     respond: Responder = field(default=lambda event, n: delivered())
     delay: float = 0.0
     sent: list[tuple[float, str]] = field(default_factory=list)  # (time, messageId) per send started
+    sources: list[str] = field(default_factory=list)  # the request's source per send started
     finished: list[str] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
@@ -60,8 +62,11 @@ class FakeDestination:
     def wants(self, event: Mapping[str, Any]) -> bool:
         return True
 
-    async def send(self, body: bytes, event: Mapping[str, Any], timeout: float) -> Outcome:  # noqa: ASYNC109 (the Destination protocol)
-        self.sent.append((time.monotonic(), str(event["messageId"])))
+    async def send(self, request: SendRequest, timeout: float) -> Outcome:  # noqa: ASYNC109 (the Destination protocol)
+        event = request.event
+        started = time.monotonic()
+        self.sent.append((started, str(event["messageId"])))
+        self.sources.append(request.source)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -75,6 +80,7 @@ class FakeDestination:
                         latency_ms=timeout * 1000,
                     )
             outcome = self.respond(event, len(self.sent))
+            outcome.latency_ms = (time.monotonic() - started) * 1000.0  # the destination measures its attempt
             self.finished.append(str(event["messageId"]))
             return outcome
         finally:

@@ -143,6 +143,8 @@ def test_execution_error_fails_at_once_when_not_retried() -> None:
     retried = decide(job(), outcome, policy(), started_at=NOW, now=NOW)
     assert kept.dead_status == "failed" and "retry_execution_errors is false" in kept.reason
     assert retried.action == "retry"
+    acked = decide(job(), delivered(), policy(retry_execution_errors=False), started_at=NOW, now=NOW)
+    assert acked.action == "ack"
 
 
 def test_destination_backoff_counts_the_attempt_and_waits_for_the_pause() -> None:

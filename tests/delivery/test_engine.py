@@ -373,22 +373,8 @@ async def test_without_notify_idle_polling_still_finds_new_work(harness: Harness
     await eventually(lambda: len(dest.sent) == 1, within=2.0)
 
 
-class SourceAwareDestination(FakeDestination):
-    sources: list[str | None]
-
-    async def send(  # type: ignore[override]
-        self,
-        body: bytes,
-        event: Mapping[str, Any],
-        timeout: float,  # noqa: ASYNC109 (the Destination protocol)
-        source: str | None = None,
-    ) -> Outcome:
-        self.sources = [*getattr(self, "sources", []), source]
-        return await super().send(body, event, timeout)
-
-
-async def test_the_events_source_is_passed_when_the_destination_takes_it(harness: Harness) -> None:
-    dest = SourceAwareDestination("d-src")
+async def test_every_send_is_given_the_events_source(harness: Harness) -> None:
+    dest = FakeDestination("d-src")
     await harness.engine({"d-src": (dest, policy())})
     await append(harness.queue, ("d-src",), "m1")
     await eventually(lambda: harness.statuses("d-src").get("m1") == "delivered")

@@ -9,6 +9,7 @@ import pytest
 
 from eventrelay.destinations.aws_lambda.credentials import RoleCredentialCache
 from eventrelay.destinations.aws_lambda.destination import AwsLambdaDestination
+from eventrelay.destinations.http_client import HttpTransport
 from tests.destinations.lambda_doubles import (
     EXTERNAL_ID,
     IamUser,
@@ -64,7 +65,10 @@ async def make_destination(aws_env: IamUser) -> AsyncIterator[MakeDestination]:
     made: list[AwsLambdaDestination] = []
 
     def make(
-        external_id: str | None = EXTERNAL_ID, cache: RoleCredentialCache | None = None, **overrides: Any
+        external_id: str | None = EXTERNAL_ID,
+        cache: RoleCredentialCache | None = None,
+        transport: HttpTransport | None = None,
+        **overrides: Any,
     ) -> AwsLambdaDestination:
         dest = AwsLambdaDestination(
             "lambda-test",
@@ -72,6 +76,7 @@ async def make_destination(aws_env: IamUser) -> AsyncIterator[MakeDestination]:
             external_id=external_id,
             botocore_session=fresh_session(),
             credential_cache=cache or RoleCredentialCache(),
+            transport=transport,
         )
         made.append(dest)
         return dest

@@ -23,6 +23,7 @@ from tests.destinations.lambda_doubles import (
     RecordingLambda,
     botocore_authorization,
 )
+from tests.support.send import request_for
 
 EVENT = {"type": "track", "event": "Order Completed", "userId": "u1", "messageId": "m-1"}
 BODY = orjson.dumps(EVENT)
@@ -34,7 +35,7 @@ async def test_right_external_id_assumes_the_role_and_signs_the_invoke_with_its_
     cache = RoleCredentialCache()
     dest = make_destination(cache=cache)
 
-    outcome = await dest.send(BODY, EVENT, 10.0)
+    outcome = await dest.send(request_for(EVENT), 10.0)
 
     assert outcome.category is Category.DELIVERED, outcome
     assert cache.assume_calls == 1
@@ -53,7 +54,7 @@ async def test_wrong_external_id_is_access_denied_and_nothing_is_invoked(
 ) -> None:
     dest = make_destination(external_id="ws_someone_else")
 
-    outcome = await dest.send(BODY, EVENT, 10.0)
+    outcome = await dest.send(request_for(EVENT), 10.0)
 
     assert outcome.category is Category.ACCESS_DENIED
     assert outcome.verdict is Verdict.BACKOFF_DESTINATION
@@ -68,7 +69,7 @@ async def test_wrong_secret_key_is_invalid_credentials(
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret-of-this-key")
     dest = make_destination()
 
-    outcome = await dest.send(BODY, EVENT, 10.0)
+    outcome = await dest.send(request_for(EVENT), 10.0)
 
     assert outcome.category is Category.INVALID_CREDENTIALS
     assert outcome.verdict is Verdict.BACKOFF_DESTINATION
@@ -83,7 +84,7 @@ async def test_unknown_access_key_is_invalid_credentials(
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAUNKNOWNUNKNOWN00")
     dest = make_destination()
 
-    outcome = await dest.send(BODY, EVENT, 10.0)
+    outcome = await dest.send(request_for(EVENT), 10.0)
 
     assert outcome.category is Category.INVALID_CREDENTIALS
     assert outcome.error_type == "InvalidClientTokenId"
@@ -97,7 +98,7 @@ async def test_no_base_credentials_is_invalid_credentials(
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     dest = make_destination()
 
-    outcome = await dest.send(BODY, EVENT, 10.0)
+    outcome = await dest.send(request_for(EVENT), 10.0)
 
     assert outcome.category is Category.INVALID_CREDENTIALS
     assert outcome.error_type == "NoCredentials"
@@ -109,7 +110,7 @@ async def test_concurrent_sends_share_one_assume_role_call(
     cache = RoleCredentialCache()
     first, second = make_destination(cache=cache), make_destination(cache=cache)
 
-    outcomes = await asyncio.gather(*(d.send(BODY, EVENT, 10.0) for d in [first, second] * 25))
+    outcomes = await asyncio.gather(*(d.send(request_for(EVENT), 10.0) for d in [first, second] * 25))
 
     assert {o.category for o in outcomes} == {Category.DELIVERED}
     assert cache.assume_calls == 1
@@ -121,13 +122,13 @@ async def test_session_is_refreshed_shortly_before_it_expires(
 ) -> None:
     cache = RoleCredentialCache()
     dest = make_destination(cache=cache)
-    assert (await dest.send(BODY, EVENT, 10.0)).ok
+    assert (await dest.send(request_for(EVENT), 10.0)).ok
     session = await _session_of(dest, cache)
 
     # 56 minutes later the 1-hour session is inside the 5-minute refresh margin
     real_time = __import__("time").time
     monkeypatch.setattr("eventrelay.destinations.aws_lambda.credentials.time.time", lambda: real_time() + 56 * 60)
-    assert (await dest.send(BODY, EVENT, 10.0)).ok
+    assert (await dest.send(request_for(EVENT), 10.0)).ok
 
     assert cache.assume_calls == 2
     assert session.expires_at - real_time() > 50 * 60
@@ -138,8 +139,8 @@ async def test_no_workspace_uses_the_source_as_external_id(
 ) -> None:
     dest = make_destination(external_id=None)
 
-    right = await dest.send(BODY, EVENT, 10.0, source=EXTERNAL_ID)
-    wrong = await dest.send(BODY, EVENT, 10.0, source="web")
+    right = await dest.send(request_for(EVENT, source=EXTERNAL_ID), 10.0)
+    wrong = await dest.send(request_for(EVENT, source="web"), 10.0)
 
     assert right.category is Category.DELIVERED
     assert wrong.category is Category.ACCESS_DENIED

@@ -82,6 +82,8 @@ def test_classification(
     assert classify(status, code, function_error) == (category, verdict)
 
 
-def test_execution_errors_are_discarded_when_retries_are_turned_off() -> None:
-    assert classify(200, None, "Unhandled", retry_execution_errors=False) == (E, Verdict.DISCARD)
-    assert classify(200, None, None, retry_execution_errors=False) == (D, Verdict.SUCCESS)
+def test_an_execution_error_is_classified_retry_and_the_delivery_policy_decides() -> None:
+    # whether it is retried is delivery.retry_execution_errors, applied in delivery/decide.py only
+    # (tests/delivery/test_decide.py: test_execution_error_fails_at_once_when_not_retried)
+    assert classify(200, None, "Unhandled") == (E, Verdict.RETRY)
+    assert classify(200, None, None) == (D, Verdict.SUCCESS)

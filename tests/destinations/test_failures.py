@@ -21,6 +21,7 @@ from tests.destinations.lambda_doubles import (
     reply,
 )
 from tests.support.process import free_port
+from tests.support.send import request_for
 
 EVENT = {"type": "track", "event": "Order Completed", "userId": "u1", "messageId": "m-1"}
 BODY = orjson.dumps(EVENT)
@@ -32,8 +33,8 @@ async def test_throttled_with_retry_after_then_delivered(
     lambda_server.script.append(aws_error(429, "TooManyRequestsException", "Rate exceeded", **{"Retry-After": "3"}))
     dest = make_destination()
 
-    first = await dest.send(BODY, EVENT, 10.0)
-    second = await dest.send(BODY, EVENT, 10.0)
+    first = await dest.send(request_for(EVENT), 10.0)
+    second = await dest.send(request_for(EVENT), 10.0)
 
     assert (first.category, first.verdict) == (Category.THROTTLED, Verdict.RETRY)
     assert first.retry_after == 3.0
@@ -67,7 +68,7 @@ async def test_lambda_error_answers(
     lambda_server.default = aws_error(status, code, f"{code} happened")
     dest = make_destination()
 
-    outcome = await dest.send(BODY, EVENT, 10.0)
+    outcome = await dest.send(request_for(EVENT), 10.0)
 
     assert (outcome.category, outcome.verdict) == (category, verdict)
     assert outcome.status_code == status
@@ -88,7 +89,7 @@ async def test_function_that_raises_is_an_execution_error(
     )
     dest = make_destination(log_type="Tail")
 
-    outcome = await dest.send(BODY, EVENT, 10.0)
+    outcome = await dest.send(request_for(EVENT), 10.0)
 
     assert (outcome.category, outcome.verdict) == (Category.EXECUTION_ERROR, Verdict.RETRY)
     assert outcome.status_code == 200
@@ -107,11 +108,11 @@ async def test_function_slower_than_the_timeout_is_a_timeout(
         return reply(200)
 
     dest = make_destination()
-    assert (await dest.send(BODY, EVENT, 10.0)).ok  # the role is assumed; now only the invoke is timed
+    assert (await dest.send(request_for(EVENT), 10.0)).ok  # the role is assumed; now only the invoke is timed
     lambda_server.default = slow
 
     started = time.monotonic()
-    outcome = await dest.send(BODY, EVENT, 0.5)
+    outcome = await dest.send(request_for(EVENT), 0.5)
 
     assert (outcome.category, outcome.verdict) == (Category.TIMEOUT, Verdict.RETRY)
     assert 0.5 <= time.monotonic() - started < 2.5
@@ -125,7 +126,7 @@ async def test_connection_dropped_mid_request_is_an_aws_error(
     monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", url)
     try:
         dest = make_destination()
-        outcome = await dest.send(BODY, EVENT, 10.0)
+        outcome = await dest.send(request_for(EVENT), 10.0)
     finally:
         server.close()
         await server.wait_closed()
@@ -141,7 +142,7 @@ async def test_connection_refused_is_an_aws_error(
     monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", f"http://127.0.0.1:{free_port()}")
     dest = make_destination()
 
-    outcome = await dest.send(BODY, EVENT, 10.0)
+    outcome = await dest.send(request_for(EVENT), 10.0)
 
     assert (outcome.category, outcome.verdict) == (Category.AWS_ERROR, Verdict.RETRY)
     assert outcome.error_type == "ConnectionError"
@@ -151,7 +152,7 @@ async def test_dns_failure_is_an_aws_error(make_destination: MakeDestination, mo
     monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", "http://lambda.invalid")
     dest = make_destination()
 
-    outcome = await dest.send(BODY, EVENT, 10.0)
+    outcome = await dest.send(request_for(EVENT), 10.0)
 
     assert outcome.category is Category.AWS_ERROR
     assert outcome.error_type == "ConnectionError"
@@ -166,7 +167,7 @@ async def test_refused_session_token_is_reassumed_once_then_delivered(
     )
     dest = make_destination(cache=cache)
 
-    outcome = await dest.send(BODY, EVENT, 10.0)
+    outcome = await dest.send(request_for(EVENT), 10.0)
 
     assert outcome.category is Category.DELIVERED
     assert cache.assume_calls == 2
@@ -180,7 +181,7 @@ async def test_token_refused_after_reassuming_is_invalid_credentials(
     lambda_server.default = aws_error(403, "UnrecognizedClientException", "The security token is invalid")
     dest = make_destination(cache=cache)
 
-    outcome = await dest.send(BODY, EVENT, 10.0)
+    outcome = await dest.send(request_for(EVENT), 10.0)
 
     assert (outcome.category, outcome.verdict) == (Category.INVALID_CREDENTIALS, Verdict.BACKOFF_DESTINATION)
     assert outcome.error_type == "UnrecognizedClientException"
@@ -193,7 +194,7 @@ async def test_no_external_id_at_all_is_a_configuration_error(
 ) -> None:
     dest = make_destination(external_id=None)
 
-    outcome = await dest.send(BODY, EVENT, 10.0)
+    outcome = await dest.send(request_for(EVENT), 10.0)
 
     assert outcome.category is Category.CONFIGURATION
     assert "External ID" in (outcome.error_message or "")
@@ -206,7 +207,7 @@ async def test_missing_aws_profile_is_an_outcome_naming_it(
     monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
     dest = make_destination()
 
-    outcome = await dest.send(BODY, EVENT, 10.0)
+    outcome = await dest.send(request_for(EVENT), 10.0)
 
     assert (outcome.category, outcome.verdict) == (Category.AWS_ERROR, Verdict.RETRY)
     assert outcome.error_type == "ClientSetupFailed"
@@ -222,7 +223,7 @@ async def test_error_code_in_the_body_only_is_read_as_botocore_does(
     )
     dest = make_destination()
 
-    outcome = await dest.send(BODY, EVENT, 10.0)
+    outcome = await dest.send(request_for(EVENT), 10.0)
 
     assert (outcome.category, outcome.error_type) == (Category.CONFIGURATION, "ResourceNotFoundException")
     assert outcome.error_message == "Function not found: x"

@@ -10,13 +10,13 @@ import re
 import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import pytest
 import trustme
 
 from eventrelay.core.errors import TransportError
-from eventrelay.destinations.http_client import HttpClient, Proxy, proxy_from_environment
+from eventrelay.destinations.http_client import HttpClient, HttpRequest, Proxy, proxy_from_environment
+from tests.support.proxy import ForwardProxy
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Amz-Executed-Version: 3\r\n\r\nok"
 
@@ -244,50 +244,6 @@ async def test_tls_is_verified_against_the_given_ca_bundle(serve, tmp_path) -> N
         await untrusting.close()
 
 
-@dataclass
-class ProxyLog:
-    """What an in-test proxy was asked: request heads (CONNECT lines or absolute-URL requests)."""
-
-    heads: list[bytes] = field(default_factory=list)
-    refuse: bool = False
-
-
-async def start_proxy(log: ProxyLog) -> tuple[asyncio.Server, int]:
-    """A real forward proxy: ``CONNECT host:port`` opens a tunnel (bytes piped both ways); any
-    other request is forwarded to the host of its absolute URL and the answer piped back."""
-
-    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        log.heads.append(head)
-        method, target, _ = head.split(b"\r\n", 1)[0].split(b" ", 2)
-        if log.refuse:
-            writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
-            writer.close()
-            return
-        if method == b"CONNECT":
-            host, port = target.decode().rsplit(":", 1)
-            up_reader, up_writer = await asyncio.open_connection(host, int(port))
-            writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        else:
-            parts = urlsplit(target.decode())
-            up_reader, up_writer = await asyncio.open_connection(parts.hostname, parts.port)
-            up_writer.write(head)
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    return server, server.sockets[0].getsockname()[1]
-
-
 async def test_https_goes_through_a_connect_tunnel_with_tls_to_the_endpoint(serve, tmp_path) -> None:
     ca = trustme.CA()
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -295,15 +251,15 @@ async def test_https_goes_through_a_connect_tunnel_with_tls_to_the_endpoint(serv
     server = await serve(ssl_context=server_ctx)
     bundle = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(bundle))
-    log = ProxyLog()
-    proxy_server, proxy_port = await start_proxy(log)
+    log = ForwardProxy()
+    proxy_port = await log.start()
     proxy = Proxy("127.0.0.1", proxy_port, "Basic dTpw")
     client = HttpClient(f"https://localhost:{server.port}", ca_bundle=str(bundle), proxy=proxy)
     try:
         answers = [await client.request("POST", "/fn/invocations", {}, b"{}") for _ in range(2)]
     finally:
         await client.close()
-        proxy_server.close()
+        log.close()
     assert [a.status for a in answers] == [200, 200] and len(server.requests) == 2
     assert len(log.heads) == 1  # one tunnel, kept alive for both requests
     assert log.heads[0].startswith(f"CONNECT localhost:{server.port} HTTP/1.1\r\n".encode())
@@ -313,14 +269,14 @@ async def test_https_goes_through_a_connect_tunnel_with_tls_to_the_endpoint(serv
 
 async def test_http_goes_to_the_proxy_as_an_absolute_url(serve) -> None:
     server = await serve()
-    log = ProxyLog()
-    proxy_server, proxy_port = await start_proxy(log)
+    log = ForwardProxy()
+    proxy_port = await log.start()
     client = HttpClient(f"http://127.0.0.1:{server.port}", proxy=Proxy("127.0.0.1", proxy_port))
     try:
         answer = await client.request("POST", "/fn/invocations?Qualifier=live", {}, b"{}")
     finally:
         await client.close()
-        proxy_server.close()
+        log.close()
     assert answer.status == 200
     line = f"POST http://127.0.0.1:{server.port}/fn/invocations?Qualifier=live HTTP/1.1"
     assert log.heads[0].startswith(line.encode())
@@ -328,15 +284,15 @@ async def test_http_goes_to_the_proxy_as_an_absolute_url(serve) -> None:
 
 async def test_a_proxy_refusing_the_tunnel_is_a_clear_error(serve) -> None:
     server = await serve()
-    log = ProxyLog(refuse=True)
-    proxy_server, proxy_port = await start_proxy(log)
+    log = ForwardProxy(refuse=True)
+    proxy_port = await log.start()
     client = HttpClient(f"https://localhost:{server.port}", proxy=Proxy("127.0.0.1", proxy_port))
     try:
         with pytest.raises(TransportError, match=re.escape("refused the tunnel: 'HTTP/1.1 407")):
             await client.request("POST", "/", {}, b"{}")
     finally:
         await client.close()
-        proxy_server.close()
+        log.close()
 
 
 def test_proxy_from_environment_follows_https_proxy_and_no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -352,3 +308,17 @@ def test_proxy_from_environment_follows_https_proxy_and_no_proxy(monkeypatch: py
     monkeypatch.setenv("HTTPS_PROXY", "https://proxy.corp:3129")
     with pytest.raises(ValueError, match="HTTPS_PROXY must be an http:// proxy URL"):
         proxy_from_environment("https://lambda.us-west-2.amazonaws.com")
+
+
+async def test_as_a_transport_it_refuses_a_request_for_another_origin(serve) -> None:
+    server = await serve()
+    client = HttpClient(f"http://127.0.0.1:{server.port}")
+    try:
+        here = HttpRequest("POST", client.origin, "/fn/invocations", {}, b"{}")
+        assert (await client.handle(here)).status == 200
+        elsewhere = HttpRequest("POST", "http://127.0.0.1:1", "/fn/invocations", {}, b"{}")
+        with pytest.raises(TransportError, match=re.escape(f"speaks to {client.origin}, not http://127.0.0.1:1")):
+            await client.handle(elsewhere)
+    finally:
+        await client.close()
+    assert len(server.requests) == 1

@@ -8,6 +8,7 @@ from eventrelay.core.outcome import Category
 from eventrelay.destinations.aws_lambda.credentials import RoleCredentialCache
 from eventrelay.destinations.aws_lambda.destination import AwsLambdaDestination
 from tests.destinations.lambda_doubles import REGION, MakeDestination, RecordingLambda, reply, settings
+from tests.support.send import request_for
 
 STS_ACCESS_DENIED = (
     b"<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not trusted</Message>"
@@ -17,7 +18,7 @@ TRACK = {"type": "track", "event": "Order Completed", "userId": "u1", "messageId
 
 
 async def _send(dest: AwsLambdaDestination, event: dict[str, object]) -> object:
-    return await dest.send(orjson.dumps(event), event, 10.0)
+    return await dest.send(request_for(event), 10.0)
 
 
 async def test_invoke_request_has_path_headers_and_payload(
@@ -26,7 +27,7 @@ async def test_invoke_request_has_path_headers_and_payload(
     dest = make_destination(**{"lambda": "my-fn:live"}, log_type="Tail", client_context={"app": "shop"})
     body = orjson.dumps(TRACK)
 
-    outcome = await dest.send(body, TRACK, 10.0)
+    outcome = await dest.send(request_for(TRACK, body=body), 10.0)
 
     [rec] = lambda_server.requests
     assert rec.method == "POST"

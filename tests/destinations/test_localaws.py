@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from eventrelay.config.model import LocalAws
@@ -20,6 +19,7 @@ from eventrelay.localaws.server import LocalAwsServer
 from tests.destinations.lambda_doubles import fresh_session, settings
 from tests.support.awsenv import isolate_aws_env
 from tests.support.localaws import local_aws_endpoint
+from tests.support.send import request_for
 
 ACCOUNT = "123456789012"
 WORKSPACE = "ws_local_1"
@@ -76,7 +76,7 @@ async def test_event_reaches_the_handler_with_client_context_and_qualifier(
 ) -> None:
     dest = destination(made, **{"lambda": "echo:live"}, client_context={"app": "shop"}, log_type="Tail")
 
-    outcome = await dest.send(orjson.dumps(EVENT), EVENT, 30.0)
+    outcome = await dest.send(request_for(EVENT), 30.0)
 
     assert outcome.category is Category.DELIVERED, outcome
     answer = json.loads(outcome.response_body or "")
@@ -93,7 +93,7 @@ async def test_handler_that_raises_is_an_execution_error_with_its_log(
 ) -> None:
     dest = destination(made, **{"lambda": "raiser"}, log_type="Tail")
 
-    outcome = await dest.send(orjson.dumps(EVENT), EVENT, 30.0)
+    outcome = await dest.send(request_for(EVENT), 30.0)
 
     assert (outcome.category, outcome.verdict) == (Category.EXECUTION_ERROR, Verdict.RETRY)
     assert outcome.error_type == "ValueError"
@@ -106,10 +106,10 @@ async def test_handler_slower_than_the_timeout_is_a_timeout(
 ) -> None:
     dest = destination(made, **{"lambda": "sleeper"})
     warm = destination(made, **{"lambda": "echo"})
-    assert (await warm.send(orjson.dumps(EVENT), EVENT, 30.0)).ok  # runtime and role warm
+    assert (await warm.send(request_for(EVENT), 30.0)).ok  # runtime and role warm
 
     started = time.monotonic()
-    outcome = await dest.send(orjson.dumps(EVENT), EVENT, 1.0)
+    outcome = await dest.send(request_for(EVENT), 1.0)
 
     assert outcome.category is Category.TIMEOUT
     assert time.monotonic() - started < 4.0
@@ -125,7 +125,7 @@ async def test_wrong_external_id_is_access_denied(local_aws: LocalAwsServer, mad
     )
     made.append(dest)
 
-    outcome = await dest.send(orjson.dumps(EVENT), EVENT, 30.0)
+    outcome = await dest.send(request_for(EVENT), 30.0)
 
     assert (outcome.category, outcome.verdict) == (Category.ACCESS_DENIED, Verdict.BACKOFF_DESTINATION)
 
@@ -135,7 +135,7 @@ async def test_role_without_permission_on_the_function_is_access_denied(
 ) -> None:
     dest = destination(made, role="echo-only", **{"lambda": "raiser"})
 
-    outcome = await dest.send(orjson.dumps(EVENT), EVENT, 30.0)
+    outcome = await dest.send(request_for(EVENT), 30.0)
 
     assert outcome.category is Category.ACCESS_DENIED
     assert outcome.error_type == "AccessDeniedException"
@@ -146,7 +146,7 @@ async def test_unknown_function_is_a_configuration_error_and_dry_run_says_so(
 ) -> None:
     dest = destination(made, **{"lambda": "missing-fn"}, functions={"identify": "echo"})
 
-    outcome = await dest.send(orjson.dumps(EVENT), EVENT, 30.0)
+    outcome = await dest.send(request_for(EVENT), 30.0)
     checks = await dest.check()
 
     assert (outcome.category, outcome.verdict) == (Category.CONFIGURATION, Verdict.DISCARD)

@@ -28,7 +28,7 @@ from eventrelay.config.model import Config
 from eventrelay.core.errors import ConfigError
 from eventrelay.core.outcome import Category, Outcome, Verdict
 from eventrelay.destinations import registry
-from eventrelay.destinations.base import CheckableDestination, Destination
+from eventrelay.destinations.base import CheckableDestination, Destination, SendRequest
 from eventrelay.destinations.kind import BuildSpec, DestinationType
 from eventrelay.runtime import Runtime
 from tests.support.cli import run_cli
@@ -91,15 +91,8 @@ class Recorder:
     def wants(self, event: Mapping[str, Any]) -> bool:
         return event.get("event") not in self.spec.settings.skip
 
-    async def send(
-        self,
-        body: bytes,
-        event: Mapping[str, Any],
-        timeout: float,  # noqa: ASYNC109 (the Destination protocol)
-        *,
-        source: str | None = None,
-    ) -> Outcome:
-        INBOX.add(Received(self.name, self.spec.external_id_for(source), event))
+    async def send(self, request: SendRequest, timeout: float) -> Outcome:  # noqa: ASYNC109 (the protocol)
+        INBOX.add(Received(self.name, self.spec.external_id_for(request.source), request.event))
         return Outcome(
             Category.DELIVERED, Verdict.SUCCESS, status_code=200, request={"label": self.spec.settings.label}
         )

@@ -10,7 +10,7 @@ import pytest
 
 from eventrelay.core.errors import StorageError
 from eventrelay.core.records import Accepted
-from eventrelay.queue import sqlite_ops
+from eventrelay.queue.sqlite import store as sqlite_store
 from tests.queue.conftest import OpenQueue, event
 
 
@@ -87,8 +87,8 @@ async def test_restart_releases_leases_of_the_previous_process(open_queue: OpenQ
 async def test_expired_dedup_entries_are_swept(
     open_queue: OpenQueue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sqlite_ops, "DEDUP_SWEEP_INTERVAL", 0.0)
-    monkeypatch.setattr(sqlite_ops, "DEDUP_SWEEP_ROWS", 3)  # bounded work per pass
+    monkeypatch.setattr(sqlite_store, "DEDUP_SWEEP_INTERVAL", 0.0)
+    monkeypatch.setattr(sqlite_store, "DEDUP_SWEEP_ROWS", 3)  # bounded work per pass
     queue = await open_queue(dedup_window=1.0)
     await queue.append([event() for _ in range(5)])
     await asyncio.sleep(1.1)
@@ -144,9 +144,9 @@ async def test_claim_from_a_large_backlog_takes_only_its_limit(open_queue: OpenQ
 async def test_a_flood_is_split_into_bounded_transactions(
     open_queue: OpenQueue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from eventrelay.queue import sqlite
+    from eventrelay.queue.sqlite import queue as sqlite_queue
 
-    monkeypatch.setattr(sqlite, "MAX_BATCH_ROWS", 50)
+    monkeypatch.setattr(sqlite_queue, "MAX_BATCH_ROWS", 50)
     queue = await open_queue()
     before = queue.commits
 

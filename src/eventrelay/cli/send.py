@@ -17,6 +17,7 @@ from eventrelay.config import load_config
 from eventrelay.config.model import Config
 from eventrelay.core.errors import ConfigError, PayloadError
 from eventrelay.core.spec import CALL_TYPES
+from eventrelay.destinations.base import SendRequest
 
 SEND_TIMEOUT = 30.0  # seconds: a person waits for the answer; longer than the 5 s delivery default
 LIBRARY = {"name": "eventrelay-send", "version": "1"}
@@ -84,7 +85,9 @@ async def send(config: Config, args: argparse.Namespace, base_dir: Path | None =
             if not instance.wants(event):
                 print(f"{dest.name} does not take this event ({dest.kind.declined}); nothing sent")
                 return 1
-            outcome = await instance.send(body, event, args.timeout, source=check_source(config, dest, args.source))
+            source = check_source(config, dest, args.source) or ""  # "": none (no External ID without a workspace)
+            request = SendRequest(body, event, source, str(event["messageId"]))
+            outcome = await instance.send(request, args.timeout)
         finally:
             await instance.close()
     response = {

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     SecretStr,
     SerializeAsAny,
+    Tag,
+    ValidationError,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from eventrelay.config.filters import Filter, Fql, build_filters
 from eventrelay.core.duration import Duration
@@ -35,18 +40,85 @@ class Workspace(Strict):
     """The workspace id; also the External ID used to assume every destination's role."""
 
 
-class Storage(Strict):
-    backend: Literal["sqlite", "jetstream"] = "sqlite"
-    path: str = "./eventrelay-data"
-    """sqlite: the data directory (queue.db, deliverylog.db). Default ./eventrelay-data."""
-    servers: list[str] = Field(default_factory=lambda: ["nats://127.0.0.1:4222"])
-    """jetstream: NATS server URLs."""
-    replicas: int = Field(default=1, ge=1, le=5)
-    """jetstream: stream replicas. Default 1 (single server); use 3 in a cluster."""
-    max_events: int = Field(default=2_000_000, ge=1)
+DEFAULT_DATA_PATH = "./eventrelay-data"
+DEFAULT_MAX_EVENTS = 2_000_000  # waiting jobs: ~2.4 GB of SQLite queue at ~1.2 KB per job
+
+
+class _StorageBase(Strict):
+    path: str = DEFAULT_DATA_PATH
+    """This process's data directory (sqlite: queue.db, deliverylog.db; jetstream: the delivery
+    log's local index; both: the Config API store). Default ./eventrelay-data."""
+    max_events: int = Field(default=DEFAULT_MAX_EVENTS, ge=1)
     """Bound on jobs waiting in the store; over it ingest answers 429 with Retry-After. Default 2,000,000."""
+
+
+class SqliteStorage(_StorageBase):
+    """``storage: {backend: sqlite, path, max_events}``: the embedded default, one directory."""
+
+    backend: Literal["sqlite"] = "sqlite"
+
+
+class JetStreamStorage(_StorageBase):
+    """``storage: {backend: jetstream, servers, replicas, stream, max_events, path}``: many
+    processes sharing a JetStream cluster."""
+
+    backend: Literal["jetstream"]
+    servers: list[str] = Field(default_factory=lambda: ["nats://127.0.0.1:4222"])
+    """NATS server URLs."""
+    replicas: int = Field(default=1, ge=1, le=5)
+    """Stream replicas. Default 1 (single server); use 3 in a cluster."""
     stream: str = "EVENTRELAY"
-    """jetstream: stream name prefix. Default EVENTRELAY."""
+    """Stream name prefix. Default EVENTRELAY."""
+
+
+STORAGE_BACKENDS: dict[str, type[_StorageBase]] = {"sqlite": SqliteStorage, "jetstream": JetStreamStorage}
+
+
+def _backend_of(value: Any) -> str:
+    """The union's tag: ``backend``, sqlite when absent (a non-mapping fails as sqlite's)."""
+    if isinstance(value, dict):
+        return str(value.get("backend", "sqlite"))
+    if isinstance(value, SqliteStorage | JetStreamStorage):
+        return value.backend
+    return "sqlite"
+
+
+Storage = Annotated[
+    Annotated[SqliteStorage, Tag("sqlite")] | Annotated[JetStreamStorage, Tag("jetstream")],
+    Discriminator(_backend_of),
+]
+"""``storage``: one backend's settings; keys of another backend are refused, naming it."""
+
+
+def _storage_errors(exc: ValidationError, value: Any) -> ValidationError:
+    """``exc`` as the file names it: ``storage.servers``, not ``storage.sqlite.servers`` (the
+    union's tag dropped), an unknown backend at ``storage.backend``, and a key of another
+    backend said to be that backend's."""
+    backend = _backend_of(value)
+    errors: list[InitErrorDetails] = []
+    for error in exc.errors():
+        loc, kind = error["loc"], error["type"]
+        if loc and loc[0] in STORAGE_BACKENDS:
+            loc = loc[1:]
+        detail: InitErrorDetails = {"type": kind, "loc": loc, "input": error["input"]}
+        if "ctx" in error:
+            detail["ctx"] = error["ctx"]
+        owners = [name for name, model in STORAGE_BACKENDS.items() if loc and loc[0] in model.model_fields]
+        if kind == "extra_forbidden" and owners:
+            detail["type"] = PydanticCustomError(
+                "other_backend",
+                "belongs to backend {owner}, not {backend} (storage.backend: {owner} to use it)",
+                {"owner": " or ".join(owners), "backend": backend},
+            )
+        elif kind == "union_tag_invalid":
+            detail["loc"] = ("backend",)
+            detail["type"] = PydanticCustomError(
+                "unknown_backend",
+                "unknown backend '{backend}'; one of: {known}",
+                {"backend": backend, "known": ", ".join(STORAGE_BACKENDS)},
+            )
+        errors.append(detail)
+    return ValidationError.from_exception_data(exc.title, errors)
 
 
 class Admin(Strict):
@@ -178,12 +250,21 @@ class LocalAws(Strict):
 
 class Config(Strict):
     workspace: Workspace | None = None
-    storage: Storage = Field(default_factory=Storage)
+    storage: Storage = Field(default_factory=SqliteStorage)
     admin: Admin = Field(default_factory=Admin)
     ingest: Ingest = Field(default_factory=Ingest)
     sources: list[Source] = Field(default_factory=list)
     destinations: list[Destination] = Field(default_factory=list)
     localaws: LocalAws | None = None
+
+    @field_validator("storage", mode="wrap")
+    @classmethod
+    def _storage_paths(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> SqliteStorage | JetStreamStorage:
+        try:
+            storage: SqliteStorage | JetStreamStorage = handler(value)
+        except ValidationError as exc:
+            raise _storage_errors(exc, value) from None
+        return storage
 
     @model_validator(mode="after")
     def _references(self) -> Config:

@@ -1,7 +1,8 @@
 """Internal telemetry: the Prometheus counters and histograms every stage updates (names ``eventrelay_*``).
 
 One registry per process (``REGISTRY``); ``/metrics`` renders it. Each stage calls the small
-functions here rather than touching metric objects, so names stay in one place.
+functions here (ingest, queue depth) or a ``DestinationMeter`` (a delivery worker's) rather
+than touching metric objects, so names stay in one place.
 """
 
 from __future__ import annotations
@@ -62,10 +63,6 @@ def _child(metric: Any, *labels: str) -> Any:
     return metric.labels(*labels)
 
 
-def _ingested(source: str) -> Any:
-    return _child(INGESTED, source)
-
-
 def ingested(source: str, count: int = 1) -> None:
     _child(INGESTED, source).inc(count)
 
@@ -78,23 +75,42 @@ def rejected(reason: str, count: int = 1) -> None:
     _child(REJECTED, reason).inc(count)
 
 
-def attempt(destination: str, category: str, seconds: float) -> None:
-    _child(ATTEMPTS, destination, category).inc()
-    _child(ATTEMPT_SECONDS, destination).observe(seconds)
-
-
-def delivered(destination: str, end_to_end_seconds: float) -> None:
-    _child(DELIVERED, destination).inc()
-    _child(END_TO_END_SECONDS, destination).observe(end_to_end_seconds)
-
-
-def failed(destination: str, category: str) -> None:
-    _child(FAILED, destination, category).inc()
-
-
-def retried(destination: str) -> None:
-    _child(RETRIES, destination).inc()
-
-
 def queue_depth(destination: str, depth: int) -> None:
     _child(QUEUE_DEPTH, destination).set(depth)
+
+
+class DestinationMeter:
+    """One destination's delivery metrics, their children looked up once: ``labels()`` costs
+    ~25 us a call, which at thousands of deliveries/s is a visible share of the engine's CPU."""
+
+    def __init__(self, destination: str) -> None:
+        self._name = destination
+        self._attempt_seconds = ATTEMPT_SECONDS.labels(destination)
+        self._delivered = DELIVERED.labels(destination)
+        self._end_to_end = END_TO_END_SECONDS.labels(destination)
+        self._retried = RETRIES.labels(destination)
+        self._attempts: dict[str, Any] = {}
+        self._failed: dict[str, Any] = {}
+
+    def attempt(self, category: str, seconds: float) -> None:
+        """One attempt ended in ``category`` after ``seconds``."""
+        counter = self._attempts.get(category)
+        if counter is None:
+            counter = self._attempts[category] = ATTEMPTS.labels(self._name, category)
+        counter.inc()
+        self._attempt_seconds.observe(seconds)
+
+    def delivered(self, end_to_end_seconds: float) -> None:
+        """An event was delivered, ``end_to_end_seconds`` after its receipt."""
+        self._delivered.inc()
+        self._end_to_end.observe(end_to_end_seconds)
+
+    def retried(self) -> None:
+        self._retried.inc()
+
+    def failed(self, category: str) -> None:
+        """An event ended failed or discarded."""
+        counter = self._failed.get(category)
+        if counter is None:
+            counter = self._failed[category] = FAILED.labels(self._name, category)
+        counter.inc()

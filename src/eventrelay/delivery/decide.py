@@ -5,7 +5,8 @@ RETRY                            -> record retrying, retry at the RetryPolicy's 
                                     (or, when it gives up: record failed, dead letter "failed");
                                     the window runs from the receipt, or from the last re-drive
 RETRY of an execution_error when
-  delivery.retry_execution_errors is false -> record failed, dead letter "failed"
+  delivery.retry_execution_errors is false -> record failed, dead letter "failed" (the one place
+                                    this policy applies: destinations classify it as RETRY)
 DISCARD                          -> record discarded, dead letter "discarded" with the reason
 BACKOFF_DESTINATION              -> as RETRY (the attempt counts), due no earlier than the end of
                                     the destination-wide pause; the worker pauses the destination

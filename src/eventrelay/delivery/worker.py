@@ -6,7 +6,8 @@ backoff), so a slow or failing destination never slows another.
     loop: paused? sleep until the pause ends
           free slots? claim up to that many due jobs (lease = timeout + margin), start one task each
           nothing due? wait for notify() or an idle timeout that grows 10 ms -> 500 ms
-    task: parse the body, send within the timeout, decide, hand the settlement to the settler
+    task: parse the body, send (the destination bounds the attempt by the timeout, measures it
+          and classifies it: destinations/base.py), decide, hand the settlement to the settler
           (which records it, batched, then makes the queue call), freeing the slot at once
 
 An attempt cancelled by shutdown is neither recorded nor settled: its lease returns it.
@@ -16,29 +17,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import random
 import time
 from collections.abc import Callable
-from typing import Any
 
 import orjson
 
 from eventrelay.config.model import DeliveryPolicy
 from eventrelay.core import telemetry
 from eventrelay.core.outcome import Category, Outcome, Verdict
-from eventrelay.core.records import Job
+from eventrelay.core.records import Job, finished_at
 from eventrelay.delivery.decide import Settlement, decide
 from eventrelay.delivery.settler import Settler
-from eventrelay.destinations.base import Destination
+from eventrelay.destinations.base import Destination, SendRequest
 from eventrelay.queue.base import Queue
 
 CLAIM_BATCH_MAX = 256  # jobs per claim: one storage round trip feeds many attempts
 LEASE_MARGIN = 30.0  # seconds beyond the attempt timeout: covers settle batching and a loaded loop
 IDLE_MIN = 0.01  # first idle poll; notify() wakes the worker sooner
 IDLE_MAX = 0.5  # idle polls back off to this, so retries due "now" start within half a second
-SEND_GRACE = 1.0  # the destination enforces the timeout; this is the engine's safety net after it
+DRAIN_GRACE = 2.0  # seconds drain waits beyond the attempt timeout (destinations answer within it)
 STORAGE_RETRY_DELAY = 1.0  # after a failed claim, before trying again
 UNSETTLED_MAX = 4_096  # attempts done but not yet recorded and settled (a few KB each): bounds memory
 # when storage is slower than the destination; their leases keep them from being claimed again
@@ -82,10 +81,7 @@ class DestinationWorker:
         self._loop_task: asyncio.Task[None] | None = None
         self._pause_level = 0
         self.paused_until = 0.0
-        self._passes_source = _accepts_source(destination.send)
-        # a destination that declares ``enforces_timeout = True`` answers within its timeout itself
-        self._own_timeout = getattr(destination, "enforces_timeout", False) is True
-        self._meter = _Meter(name)
+        self._meter = telemetry.DestinationMeter(name)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -105,7 +101,7 @@ class DestinationWorker:
         self.stop_claiming()
         if self._loop_task is not None:
             await self._loop_task
-        wait = self.policy.timeout + SEND_GRACE + 1.0 if wait_seconds is None else wait_seconds
+        wait = self.policy.timeout + DRAIN_GRACE if wait_seconds is None else wait_seconds
         if self._inflight:
             _, pending = await asyncio.wait(set(self._inflight), timeout=wait)
             for task in pending:
@@ -222,12 +218,8 @@ class DestinationWorker:
     # -- one attempt ---------------------------------------------------------------------------
     async def _attempt(self, job: Job) -> None:
         started = self._clock()
-        t0 = time.perf_counter()
         outcome = await self._send(job)
-        elapsed = time.perf_counter() - t0
-        if not outcome.latency_ms:
-            outcome.latency_ms = elapsed * 1000.0
-        self._meter.attempt(str(outcome.category), elapsed)
+        self._meter.attempt(str(outcome.category), outcome.latency_ms / 1000.0)
         now = self._clock()
         if outcome.verdict is Verdict.BACKOFF_DESTINATION:
             self._pause(now, outcome)
@@ -247,8 +239,12 @@ class DestinationWorker:
             self._all_settled.set_result(None)
         if ok:
             record = settlement.record
-            delivered_at = record.started_at + (record.latency_ms or 0.0) / 1000.0
-            self._meter.settled(settlement.action, str(record.category), delivered_at - record.received_at)
+            if settlement.action == "ack":
+                self._meter.delivered(finished_at(record) - record.received_at)
+            elif settlement.action == "retry":
+                self._meter.retried()
+            else:
+                self._meter.failed(str(record.category))
         else:
             log.warning(
                 "destination %s: attempt of %s not settled; it returns to the queue after its lease",
@@ -271,31 +267,15 @@ class DestinationWorker:
                 error_type="InvalidEvent",
                 error_message="the stored event is not a JSON object",
             )
-        timeout = self.policy.timeout
+        request = SendRequest(job.body, event, job.source, job.message_id)
         try:
-            if self._own_timeout:  # the destination bounds its send: no second timer per attempt
-                return await self._call(job, event, timeout)
-            async with asyncio.timeout(timeout + SEND_GRACE):
-                return await self._call(job, event, timeout)
-        except TimeoutError:
-            return Outcome(
-                Category.TIMEOUT,
-                Verdict.RETRY,
-                error_type="Timeout",
-                error_message=f"no answer within {timeout:g}s",
-            )
-        except Exception as exc:  # a destination must not raise; if it does, retry rather than lose
+            return await self.destination.send(request, self.policy.timeout)
+        except Exception as exc:  # the contract says never; if one does, retry rather than lose the event
+            # (tests/delivery/test_engine.py: test_a_destination_that_raises_is_retried_not_lost)
             log.exception("destination %s: send raised instead of returning an outcome", self.name)
             return Outcome(
                 Category.AWS_ERROR, Verdict.RETRY, error_type=type(exc).__name__, error_message=str(exc)[:500]
             )
-
-    async def _call(self, job: Job, event: dict[str, Any], timeout: float) -> Outcome:  # noqa: ASYNC109
-        if self._passes_source:
-            send: Any = self.destination.send
-            result: Outcome = await send(job.body, event, timeout=timeout, source=job.source)
-            return result
-        return await self.destination.send(job.body, event, timeout=timeout)
 
     def _pause(self, now: float, outcome: Outcome) -> None:
         if self.paused_until > now:
@@ -312,49 +292,6 @@ class DestinationWorker:
         )
 
 
-class _Meter:
-    """This destination's metric children, looked up once: ``labels()`` costs ~25 us a call, which
-    at thousands of deliveries/s is a visible share of the engine's CPU. Same metrics as the
-    ``telemetry`` functions."""
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._attempt_seconds = telemetry.ATTEMPT_SECONDS.labels(name)
-        self._delivered = telemetry.DELIVERED.labels(name)
-        self._end_to_end = telemetry.END_TO_END_SECONDS.labels(name)
-        self._retried = telemetry.RETRIES.labels(name)
-        self._attempts: dict[str, Any] = {}
-        self._failed: dict[str, Any] = {}
-
-    def attempt(self, category: str, seconds: float) -> None:
-        counter = self._attempts.get(category)
-        if counter is None:
-            counter = self._attempts[category] = telemetry.ATTEMPTS.labels(self._name, category)
-        counter.inc()
-        self._attempt_seconds.observe(seconds)
-
-    def settled(self, action: str, category: str, end_to_end: float) -> None:
-        if action == "ack":
-            self._delivered.inc()
-            self._end_to_end.observe(end_to_end)
-        elif action == "retry":
-            self._retried.inc()
-        else:
-            counter = self._failed.get(category)
-            if counter is None:
-                counter = self._failed[category] = telemetry.FAILED.labels(self._name, category)
-            counter.inc()
-
-
 def _log_release_failure(future: asyncio.Future[None]) -> None:
     if not future.cancelled() and (exc := future.exception()) is not None:
         log.warning("could not release a handed-over job (its lease will lapse): %s", exc)
-
-
-def _accepts_source(send: Callable[..., Any]) -> bool:
-    """Whether ``send`` takes the optional ``source=`` keyword (the event's source, for the External ID)."""
-    try:
-        params = inspect.signature(send).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == "source" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)

@@ -55,7 +55,7 @@ from eventrelay.core.outcome import Category
 from eventrelay.core.records import AttemptRecord
 from eventrelay.deliverylog.base import DeliveryRow, Stats
 from eventrelay.deliverylog.sqlite import DEFAULT_MAX_AGE, SQLiteDeliveryLog
-from eventrelay.storage.nats import API_TIMEOUT, connect, ensure_stream, redact, token
+from eventrelay.storage.nats import API_TIMEOUT, connect, ensure_stream, redact, token, translate
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +207,7 @@ class JetStreamDeliveryLog:
         try:
             return await self._jsc().publish(subject, payload, timeout=API_TIMEOUT)
         except (TimeoutError, NatsError) as exc:
-            raise StorageError(f"delivery log: JetStream publish failed: {exc or type(exc).__name__}") from exc
+            raise translate(exc, "delivery log publish") from exc
 
     async def _ensure_stream(self) -> str:
         """Make or update the log stream; returns its creation time (identifies this stream)."""

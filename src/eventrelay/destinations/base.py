@@ -1,11 +1,29 @@
-"""The destination interface: one configured destination that can take one event."""
+"""The destination interface: one configured destination that can take one event.
+
+A destination's ``send`` owns the attempt: it bounds it by the timeout, measures its latency and
+classifies what happened into one ``Outcome`` (category and verdict). The delivery worker only
+turns that outcome into ack, retry or dead letter (``delivery/decide.py``), under the delivery
+policy. The contract suite (``tests/contract/test_destination_contract.py``) checks every
+destination type against this.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from eventrelay.core.outcome import Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    """One event for one destination: what every ``send`` is given."""
+
+    body: bytes  # the event's JSON, as stored and as it is sent
+    event: Mapping[str, Any]  # the same event parsed (routing by call type, track event name)
+    source: str  # the source the event came from (the External ID when no workspace id is configured)
+    message_id: str
 
 
 @runtime_checkable
@@ -21,20 +39,17 @@ class Destination(Protocol):
 
     async def send(
         self,
-        body: bytes,
-        event: Mapping[str, Any],
+        request: SendRequest,
         timeout: float,  # noqa: ASYNC109 (a plain number the destination applies per attempt)
-        *,
-        source: str | None = None,
     ) -> Outcome:
-        """Deliver one event (``body`` is its JSON, ``event`` the parsed form) within
-        ``timeout`` seconds and classify the result. Never raises for a delivery failure:
-        every failure is an ``Outcome`` with a category. ``source`` is the name of the source
-        the event came from (the External ID when no workspace id is configured)."""
+        """Deliver one event and classify the result, answering within ``timeout`` seconds (a
+        destination that has no answer by then returns a ``timeout`` outcome). Never raises:
+        every failure, a bug of its own included, is an ``Outcome`` with a category and a verdict;
+        its ``latency_ms`` is this attempt's."""
         ...
 
     async def close(self) -> None:
-        """Release connections."""
+        """Release connections. Idempotent; a ``send`` after it still answers with an Outcome."""
 
 
 @runtime_checkable

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from eventrelay.config.model import Config
+from eventrelay.config.model import Config, JetStreamStorage
 from eventrelay.config.model import Destination as DestinationConfig
 from eventrelay.deliverylog.base import DeliveryLog
 from eventrelay.destinations.base import Destination
@@ -18,7 +18,7 @@ from eventrelay.queue.base import Queue
 def open_queue(config: Config) -> Queue:
     """The queue backend named by ``storage.backend``."""
     storage = config.storage
-    if storage.backend == "jetstream":
+    if isinstance(storage, JetStreamStorage):
         from eventrelay.queue.jetstream import JetStreamQueue
 
         return JetStreamQueue(
@@ -36,19 +36,18 @@ def open_queue(config: Config) -> Queue:
 
 
 def open_log(config: Config) -> DeliveryLog:
-    """The delivery log store of the configured backend."""
-    if config.storage.backend == "jetstream":
+    """The delivery log store of the configured backend (JetStream: the stream, with this
+    node's query index under ``storage.path``)."""
+    storage = config.storage
+    if isinstance(storage, JetStreamStorage):
         from eventrelay.deliverylog.jetstream import JetStreamDeliveryLog
 
         return JetStreamDeliveryLog(
-            servers=config.storage.servers,
-            stream=config.storage.stream,
-            replicas=config.storage.replicas,
-            path=Path(config.storage.path),
+            servers=storage.servers, stream=storage.stream, replicas=storage.replicas, path=Path(storage.path)
         )
     from eventrelay.deliverylog.sqlite import SQLiteDeliveryLog
 
-    return SQLiteDeliveryLog(Path(config.storage.path) / "deliverylog.db")
+    return SQLiteDeliveryLog(Path(storage.path) / "deliverylog.db")
 
 
 def build_destination(dest: DestinationConfig, config: Config) -> Destination:

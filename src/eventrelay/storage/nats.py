@@ -1,5 +1,6 @@
 """NATS plumbing shared by the JetStream queue and the JetStream delivery log: one way to
-connect, one way to create-or-update a stream, one way to name things and show servers."""
+connect, one way to create-or-update a stream, one way to name things and show servers, and one
+translation of NATS errors into the error tree."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import APIError
 
+from eventrelay.core.errors import DiskFull, QueueFull, StorageError
+
+# JetStream error codes (nats-server errors.json).
 ERR_STREAM_IN_USE = 10058  # stream name already in use with a different configuration
+ERRS_DISK = {10023, 10047}  # insufficient resources / insufficient storage resources
 API_TIMEOUT = 10.0  # JetStream API and PubAck wait; in a cluster a leader election takes a few seconds
 RECONNECT_WAIT = 0.5  # seconds between reconnect attempts (the client reconnects forever)
 CONNECT_TIMEOUT = 5.0  # seconds for the first connection
@@ -49,3 +54,18 @@ def redact(servers: list[str]) -> str:
 def token(name: str) -> str:
     """``name`` as one subject token / consumer-name fragment, escaped reversibly."""
     return _UNSAFE.sub(lambda m: "".join(f"~{b:02X}" for b in m.group().encode()), name)
+
+
+def translate(exc: BaseException, what: str) -> StorageError:
+    """The eventrelay error for a NATS/JetStream failure of ``what`` (``publish``, ``claim``...):
+    ``DiskFull`` when JetStream is out of storage, ``QueueFull`` at a stream's limit, else
+    ``StorageError``. Raise it ``from exc``."""
+    if isinstance(exc, StorageError):
+        return exc
+    if isinstance(exc, APIError):
+        if exc.err_code in ERRS_DISK:
+            return DiskFull(f"JetStream {what} refused: {exc.description} (storage full)")
+        if exc.description and "maximum" in exc.description:
+            return QueueFull(f"JetStream {what} refused: {exc.description}")
+    detail: Any = exc if str(exc) else type(exc).__name__
+    return StorageError(f"JetStream {what} failed: {detail}")

@@ -5,7 +5,8 @@ are configuration mistakes), then by HTTP status for codes nobody documented. Pu
 no I/O, no state.
 
     delivered            200 without X-Amz-Function-Error, 202 (Event), 204 (DryRun)
-    execution_error      200 with X-Amz-Function-Error               retry (unless turned off)
+    execution_error      200 with X-Amz-Function-Error               retry (delivery/decide.py
+                                                                     applies retry_execution_errors)
     timeout              no answer in time                           retry
     aws_error            connection refused/reset/dropped, DNS; 500, 502 ResourceNotReady/
                          EC2Throttled/EC2Unexpected/ENI*, 503, 408, 409   retry
@@ -106,15 +107,14 @@ def classify(
     status: int | None,
     error_code: str | None = None,
     function_error: str | None = None,
-    *,
-    retry_execution_errors: bool = True,
 ) -> tuple[Category, Verdict]:
     """Classify one attempt. ``status`` is None when no answer came (then ``error_code`` is
     ``TIMED_OUT`` or ``CONNECTION_FAILED``); ``error_code`` is the AWS code (``x-amzn-ErrorType``
-    or the body's ``__type``/``Code``); ``function_error`` is ``X-Amz-Function-Error``."""
+    or the body's ``__type``/``Code``); ``function_error`` is ``X-Amz-Function-Error``.
+
+    An execution error is always RETRY here: whether to retry it is delivery policy
+    (``delivery.retry_execution_errors``), decided in ``delivery/decide.py``."""
     category = _category(status, error_code, function_error)
-    if category is Category.EXECUTION_ERROR and not retry_execution_errors:
-        return category, Verdict.DISCARD
     return category, _VERDICTS[category]
 
 

@@ -28,7 +28,8 @@ from eventrelay.destinations.aws_lambda.credentials import CACHE, AssumeRequest,
 from eventrelay.destinations.aws_lambda.function_name import FunctionRef, parse_function_name
 from eventrelay.destinations.aws_lambda.invoke import InvokeResponse, LambdaInvoker
 from eventrelay.destinations.aws_lambda.settings import AwsLambdaSettings, client_context_payload, encode_client_context
-from eventrelay.destinations.http_client import proxy_from_environment
+from eventrelay.destinations.base import SendRequest
+from eventrelay.destinations.http_client import HttpTransport, proxy_from_environment
 
 MAX_RESPONSE_BODY = 4096  # bytes of the function's answer kept with the attempt ("Response from destination")
 DRY_RUN_PAYLOAD = b"{}"
@@ -41,8 +42,6 @@ log = logging.getLogger("eventrelay.aws_lambda")
 class AwsLambdaDestination:
     """Delivers events to AWS Lambda (DESIGN.md sections 4 and 5)."""
 
-    enforces_timeout = True  # send() answers within its timeout (the delivery worker adds no timer)
-
     def __init__(
         self,
         name: str,
@@ -52,15 +51,20 @@ class AwsLambdaDestination:
         concurrency: int = 0,
         botocore_session: Any = None,
         credential_cache: RoleCredentialCache = CACHE,
+        transport: HttpTransport | None = None,
     ) -> None:
-        """``external_id`` is the workspace id; None means the source of each event (``send``'s
-        ``source``). ``concurrency`` caps open connections (0: the engine's limit bounds them)."""
+        """``external_id`` is the workspace id; None means the source of each event (the
+        request's ``source``). ``concurrency`` caps open connections (0: the engine's limit bounds
+        them). ``transport`` carries the Invoke requests (default: eventrelay's HTTP client for the
+        resolved endpoint, with the CA bundle and proxy botocore would use); the caller closes a
+        given one."""
         self.name = name
         self.settings = settings
         self.external_id = external_id
         self.concurrency = concurrency
         self._botocore_session = botocore_session
         self._cache = credential_cache
+        self._transport = transport
         self._default = parse_function_name(settings.lambda_)
         self._refs: dict[str, FunctionRef] = {t: settings.function_for(t) for t in CALL_TYPES}
         events = settings.functions.events
@@ -80,19 +84,12 @@ class AwsLambdaDestination:
             return event.get("event") in self._events
         return True
 
-    async def send(
-        self,
-        body: bytes,
-        event: Mapping[str, Any],
-        timeout: float,  # noqa: ASYNC109 (the Destination protocol's signature)
-        *,
-        source: str | None = None,
-    ) -> Outcome:
-        ref = self._refs.get(str(event.get("type")), self._default)
+    async def send(self, request: SendRequest, timeout: float) -> Outcome:  # noqa: ASYNC109 (the Destination protocol)
+        ref = self._refs.get(str(request.event.get("type")), self._default)
         started = time.perf_counter()
         try:
             async with asyncio.timeout(timeout):
-                outcome = await self._attempt(ref, body, source, self.settings.invocation_type)
+                outcome = await self._attempt(ref, request.body, request.source, self.settings.invocation_type)
         except TimeoutError:
             outcome = self._failure(ref, TIMED_OUT, f"no answer within {timeout:g} s")
         except Exception as exc:  # a bug must not kill the worker; the attempt is retried
@@ -187,6 +184,7 @@ class AwsLambdaDestination:
                         # AWS_CA_BUNDLE / the profile's ca_bundle, as the AWS CLI and SDKs honour it
                         ca_bundle=self._session().get_config_variable("ca_bundle") or default_ca_bundle(),
                         proxy=proxy_from_environment(found.lambda_),  # HTTPS_PROXY / NO_PROXY, as botocore
+                        transport=self._transport,
                     )
                 except (BotoCoreError, ValueError) as exc:  # a missing profile, a malformed endpoint or proxy
                     raise AwsError(f"cannot set up the AWS clients: {exc}", code=SETUP_FAILED) from exc

@@ -3,7 +3,7 @@
 The request is what botocore sends for ``lambda.invoke`` (same path encoding, query, headers,
 SigV4 signature; tests compare both on the wire), minus the per-call overhead of the full
 client (~600 us per call) and of a general HTTP client (aiohttp: ~270 us; ours, see
-``destinations/http_client.py``: ~30 us): ``POST {endpoint}/2015-03-31/functions/{FunctionName}/invocations
+``destinations/http_client/``: ~30 us): ``POST {endpoint}/2015-03-31/functions/{FunctionName}/invocations
 [?Qualifier=q]`` with ``X-Amz-Invocation-Type``, ``X-Amz-Log-Type`` and ``X-Amz-Client-Context``
 (synchronous invokes only), the payload as is and no Content-Type (botocore sends none).
 """
@@ -29,7 +29,15 @@ from eventrelay.destinations.aws_lambda.signer import (
     canonical_path,
     canonical_query,
 )
-from eventrelay.destinations.http_client import HttpClient, Proxy, header_value, host_header
+from eventrelay.destinations.http_client import (
+    HttpClient,
+    HttpRequest,
+    HttpTransport,
+    Proxy,
+    header_value,
+    host_header,
+    origin_of,
+)
 
 API_VERSION = "2015-03-31"
 SAFE_CHARS = "-._~"  # botocore percent_encode: everything else in a path label is encoded
@@ -105,7 +113,13 @@ class InvokeResponse:
 
 
 class LambdaInvoker:
-    """Invokes functions on one Lambda endpoint in one region; one connection pool."""
+    """Invokes functions on one Lambda endpoint in one region over one ``HttpTransport``.
+
+    The default transport is eventrelay's ``HttpClient`` for the endpoint: ``concurrency``
+    connections at most (0: no limit), verified against ``ca_bundle``, through ``proxy`` (None:
+    direct); the invoker closes it. A given ``transport`` is used as is (those three do not
+    apply) and stays its owner's to close.
+    """
 
     def __init__(
         self,
@@ -115,13 +129,20 @@ class LambdaInvoker:
         concurrency: int = 0,
         ca_bundle: str | None = None,
         proxy: Proxy | None = None,
+        transport: HttpTransport | None = None,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.region = region
         self.concurrency = concurrency
         self.signer = SigV4Signer("lambda", region)
         self.host = host_header(self.endpoint)
-        self._http = HttpClient(self.endpoint, max_connections=concurrency, user_agent=USER_AGENT, ca_bundle=ca_bundle)
+        self.origin = origin_of(self.endpoint)
+        self._own: HttpClient | None = None
+        if transport is None:
+            transport = self._own = HttpClient(
+                self.endpoint, max_connections=concurrency, user_agent=USER_AGENT, ca_bundle=ca_bundle, proxy=proxy
+            )
+        self._transport = transport
         self._targets: dict[tuple[str, str | None], InvokeTarget] = {}
 
     def target(self, ref: FunctionRef) -> InvokeTarget:
@@ -162,13 +183,14 @@ class LambdaInvoker:
             )
         )
         try:
-            resp = await self._http.request("POST", target.wire, headers, body)
+            resp = await self._transport.handle(HttpRequest("POST", self.origin, target.wire, headers, body))
         except TransportError as exc:
             raise AwsError(f"no answer from {self.endpoint}: {exc}", code=CONNECTION_FAILED) from exc
         return InvokeResponse(resp.status, resp.headers, resp.body)
 
     async def close(self) -> None:
-        await self._http.close()
+        if self._own is not None:
+            await self._own.close()
 
 
 def build_target(endpoint: str, function_name: str, qualifier: str | None) -> InvokeTarget:

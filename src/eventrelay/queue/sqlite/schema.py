@@ -1,4 +1,4 @@
-"""The SQLite queue's file: connection settings, tables, and the translation of sqlite3 errors.
+"""The SQLite queue's file: connection settings and tables.
 
 Tables (two b-trees and one index written per accepted event, the least that keeps a claim an
 index range scan and dedup a key lookup):
@@ -23,18 +23,18 @@ index range scan and dedup a key lookup):
 
 from __future__ import annotations
 
-import errno
 import sqlite3
 from pathlib import Path
 
-from eventrelay.core.errors import DiskFull, StorageError
+from eventrelay.storage import sqlite
 
-# One connection per process writes: the SQLite queue is single-process (see sqlite.py).
+# One connection per process writes: the SQLite queue is single-process (see __init__.py). WAL
+# and synchronous=FULL (fsync the WAL at commit: survives power loss) come with the connection;
+# the writer lowers synchronous to NORMAL for transactions with no append (see ops.Op.durable).
+BUSY_TIMEOUT_MS = 5_000  # another process (a CLI) holding the lock briefly is waited for, 5 s
+CACHE_KIB = 16_000  # 16 MB page cache: the claim index and recent pages stay hot
+CACHED_STATEMENTS = 512  # every statement the writer runs stays prepared (IN lists of a few sizes)
 PRAGMAS = (
-    "PRAGMA journal_mode=WAL",  # readers never block the writer; one fsync per commit
-    "PRAGMA synchronous=FULL",  # fsync the WAL at commit: survives power loss (appends; see sqlite_ops.Op.durable)
-    "PRAGMA busy_timeout=5000",  # another process (a CLI) holding the lock briefly is waited for, 5 s
-    "PRAGMA cache_size=-16000",  # 16 MB page cache: the claim index and recent pages stay hot
     "PRAGMA temp_store=MEMORY",
     # Checkpoint every 4,096 pages (16 MB) instead of 1,000: a job is usually written, claimed
     # and deleted within that span, so its page reaches the database file once, not three times.
@@ -68,20 +68,19 @@ SCHEMA = (
 # (events + jobs + dedup); 2: jobs without ``redriven_at``. No migration before the first
 # release: such a file is refused clearly.
 SCHEMA_VERSION = 3
-SQLITE_FULL = 13  # "database or disk is full"
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """Open (creating if needed) the queue database with the pragmas and tables above.
-
-    ``isolation_level=None``: transactions are begun and committed explicitly by the writer.
-    ``cached_statements``: every statement the writer runs stays prepared (IN lists of a few sizes).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, cached_statements=512)
+    """Open (creating if needed) the queue database with the settings and tables above."""
+    conn = sqlite.connect(
+        path,
+        synchronous="FULL",
+        busy_timeout_ms=BUSY_TIMEOUT_MS,
+        cache_kib=CACHE_KIB,
+        pragmas=PRAGMAS,
+        cached_statements=CACHED_STATEMENTS,
+    )
     try:
-        for pragma in PRAGMAS:
-            conn.execute(pragma)
         _check_version(conn)
         for statement in SCHEMA:
             conn.execute(statement)
@@ -100,17 +99,3 @@ def _check_version(conn: sqlite3.Connection) -> None:
             f"the file has queue layout {version}, this eventrelay uses {SCHEMA_VERSION};"
             " move the file away to start with an empty queue"
         )
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    if isinstance(exc, sqlite3.Error):
-        code = getattr(exc, "sqlite_errorcode", None)
-        return (code is not None and code & 0xFF == SQLITE_FULL) or "disk is full" in str(exc)
-    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
-
-
-def translate(exc: BaseException, path: Path) -> StorageError:
-    """The eventrelay error for a sqlite3/OS error (raise it ``from exc``)."""
-    if is_disk_full(exc):
-        return DiskFull(f"the queue database {path} cannot grow: the disk is full ({exc})")
-    return StorageError(f"the queue database {path} failed: {exc}")

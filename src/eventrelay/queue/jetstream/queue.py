@@ -1,68 +1,34 @@
-"""The ``jetstream`` queue backend: NATS JetStream shared by many ingest and delivery processes.
-
-Layout and names: see ``jetstream_names``. In short:
-
-- ``append`` publishes one message per (event, destination) on ``P.job.<destination>.<source>``
-  with ``Nats-Msg-Id = "<destination>/<messageId>"`` and returns only after every PubAck (a
-  PubAck with ``duplicate`` means the stream's duplicate window already holds it). Events no
-  destination wanted go to ``P.unrouted.<source>`` (``Nats-Msg-Id = "/<messageId>"``). One
-  message per destination keeps each destination's consumer reading only its own work (exact
-  depth, no skipping) and lets a resend complete an append a crash cut short.
-- Each destination has one durable pull consumer (``d-<destination>``, explicit acks,
-  ``AckWait`` = the first claim's lease, i.e. attempt timeout + margin) shared by every delivery
-  process: JetStream hands each message to one claimer at a time.
-- ``retry`` is a NAK with delay. A message cannot change on NAK, so the attempt count and the
-  first attempt's time of a retried job live in a small KV bucket ``P_ATTEMPTS`` keyed by the
-  message (written on retry, read only when a message comes back; entries expire with
-  ``max_age``). A lease that lapsed (a crash mid-attempt) is not an attempt, as in SQLite.
-  ``extend`` is an in-progress ack. ``dead_letter`` publishes to ``P_DEAD`` (no age limit) and
-  acks; ``redrive`` republishes from there as a fresh message and deletes the dead letter. The
-  fresh message has a new stream sequence, so no attempt count in ``P_ATTEMPTS`` (keyed by
-  sequence) applies to it: attempts start at 0. It carries ``Er-Redriven-At`` (the re-drive
-  time, where its retry window starts) next to the unchanged ``Er-Received-At``.
-- The stream keeps messages by age (limits retention, ``max_age`` default 7 days), acked ones
-  included: it doubles as the replay archive. ``max_age`` must exceed every destination's
-  retry window (default 4 h): a job still waiting after ``max_age`` (a destination disabled for
-  a week) is dropped by JetStream. Waiting jobs are bounded by ``max_events``, counted from the
-  consumers (pending + unacknowledged), refreshed at most every ``BOUND_REFRESH`` seconds.
-"""
+"""``JetStreamQueue``: the ``Queue`` on NATS JetStream (layout and guarantees: see __init__.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import replace
-from typing import Any
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext, api
-from nats.js.errors import APIError, KeyNotFoundError, NotFoundError
+from nats.js.errors import KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
-from eventrelay.core.errors import DiskFull, QueueFull, StorageError
+from eventrelay.core.errors import QueueFull, StorageError
 from eventrelay.core.records import Accepted, DeadStatus, Job
-from eventrelay.queue.jetstream_fetch import pull
-from eventrelay.queue.jetstream_names import (
-    H_ATTEMPTS,
-    H_CALL_TYPE,
-    H_DEAD_AT,
-    H_DESTINATION,
-    H_MESSAGE_ID,
-    H_REASON,
-    H_RECEIVED_AT,
-    H_REDRIVEN_AT,
-    H_SOURCE,
-    H_STATUS,
-    MSG_ID,
-    Names,
+from eventrelay.queue.jetstream.fetch import pull
+from eventrelay.queue.jetstream.keepalive import IN_PROGRESS, Keepalive
+from eventrelay.queue.jetstream.messages import (
+    attempts_key,
+    dead_headers,
+    job_of,
+    redriven_headers,
+    work_headers,
 )
-from eventrelay.storage.nats import API_TIMEOUT, connect, ensure_stream, redact
+from eventrelay.queue.jetstream.names import H_DESTINATION, H_MESSAGE_ID, H_SOURCE, MSG_ID, Names
+from eventrelay.storage.nats import API_TIMEOUT, connect, ensure_stream, redact, translate
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +37,6 @@ ACK_WAIT_SLACK = 0.5  # a lease this much longer than AckWait is kept alive by i
 MAX_ACK_PENDING = 20_000  # jobs claimed or waiting for a delayed retry per destination, across all processes
 SETTLE_TIMEOUT = 5  # ack/nak confirmation from the server
 BOUND_REFRESH = 0.5  # seconds between recounts of waiting jobs for the max_events bound
-# JetStream error codes (nats-server errors.json).
-ERRS_DISK = {10023, 10047}  # insufficient resources / insufficient storage resources
 
 
 class JetStreamQueue:
@@ -103,7 +67,7 @@ class JetStreamQueue:
         self._consumer_lock = asyncio.Lock()
         self._kv: KeyValue | None = None
         self._claimed: set[str] = set()  # handles claimed here and not settled
-        self._keepalive: dict[str, asyncio.Task[None]] = {}  # handle -> repeating in-progress acks
+        self._keepalive = Keepalive(lambda handle, payload: self._client().publish(handle, payload))
         self._waiting = 0  # waiting jobs counted at the last refresh + published since
         self._waiting_at = -1e18
 
@@ -122,8 +86,7 @@ class JetStreamQueue:
     async def close(self) -> None:
         if self._nc is None:
             return
-        for handle in list(self._keepalive):
-            self._stop_keepalive(handle)
+        self._keepalive.stop_all()
         nc, self._nc = self._nc, None
         try:
             for handle in list(self._claimed):  # unsettled claims return to the queue now, not after AckWait
@@ -142,7 +105,7 @@ class JetStreamQueue:
         owners: list[int] = []
         pubs: list[Awaitable[api.PubAck]] = []
         for n, item in enumerate(items):
-            headers = _headers(item)
+            headers = work_headers(item)
             for dest in item.destinations:
                 hdr = {**headers, H_DESTINATION: dest, MSG_ID: Names.work_msg_id(dest, item.message_id)}
                 pubs.append(self._publish(self.names.job_subject(dest, item.source), item.body, hdr))
@@ -155,7 +118,7 @@ class JetStreamQueue:
         new = [False] * len(items)
         for n, ack in zip(owners, acks, strict=True):
             if isinstance(ack, BaseException):
-                raise _storage_error(ack, "publish") from ack
+                raise translate(ack, "publish") from ack
             if not ack.duplicate:
                 new[n] = True
                 self._waiting += 1 if items[n].destinations else 0
@@ -167,44 +130,26 @@ class JetStreamQueue:
         try:
             msgs = await pull(self._client(), self.names.stream, Names.durable(destination), max(1, limit))
         except (TimeoutError, NatsError) as exc:
-            raise _storage_error(exc, "claim") from exc
+            raise translate(exc, "claim") from exc
         jobs = await asyncio.gather(*(self._job(m, destination) for m in msgs))
         self._claimed.update(j.handle for j in jobs)
         if lease_seconds > ack_wait + ACK_WAIT_SLACK:
             for job in jobs:
-                self._start_keepalive(job.handle, ack_wait, lease_seconds)
+                self._keepalive.start(job.handle, ack_wait, lease_seconds)
         return list(jobs)
 
     async def extend(self, job: Job, lease_seconds: float) -> None:
         """In-progress ack: AckWait restarts. JetStream has one AckWait per consumer, so a lease
         longer than it is kept by repeating the in-progress ack until the lease ends (or the job
         settles); if this process dies, the repeats stop and the job returns after AckWait."""
-        self._stop_keepalive(job.handle)
+        self._keepalive.stop(job.handle)
         try:
-            await self._client().publish(job.handle, b"+WPI")
+            await self._client().publish(job.handle, IN_PROGRESS)
         except NatsError as exc:
-            raise _storage_error(exc, "extend") from exc
+            raise translate(exc, "extend") from exc
         ack_wait = self._ack_wait.get(job.destination, lease_seconds)
         if lease_seconds > ack_wait + ACK_WAIT_SLACK:
-            self._start_keepalive(job.handle, ack_wait, lease_seconds)
-
-    def _start_keepalive(self, handle: str, ack_wait: float, lease_seconds: float) -> None:
-        until = time.monotonic() + lease_seconds
-        self._keepalive[handle] = asyncio.create_task(self._keep(handle, ack_wait, until))
-
-    async def _keep(self, handle: str, ack_wait: float, until: float) -> None:
-        while time.monotonic() + ack_wait < until:
-            await asyncio.sleep(min(ack_wait / 2, until - ack_wait - time.monotonic()))
-            try:
-                await self._client().publish(handle, b"+WPI")
-            except (NatsError, StorageError) as exc:
-                log.warning("jetstream: in-progress ack failed (the job returns after AckWait): %s", exc)
-                return
-
-    def _stop_keepalive(self, handle: str) -> None:
-        task = self._keepalive.pop(handle, None)
-        if task is not None:
-            task.cancel()
+            self._keepalive.start(job.handle, ack_wait, lease_seconds)
 
     async def ack(self, job: Job) -> None:
         await self._settle(job, b"+ACK")
@@ -213,30 +158,18 @@ class JetStreamQueue:
         now = time.time()
         state = {"attempts": job.attempts + 1, "first": job.first_attempt_at or now}
         try:
-            await self._attempts().put(_attempts_key(job), json.dumps(state).encode())
+            await self._attempts().put(attempts_key(job), json.dumps(state).encode())
         except (TimeoutError, NatsError) as exc:
-            raise _storage_error(exc, "retry") from exc
+            raise translate(exc, "retry") from exc
         delay = due_at - now
         await self._settle(job, b"-NAK " + json.dumps({"delay": int(delay * 1e9)}).encode() if delay > 0 else b"-NAK")
 
     async def dead_letter(self, job: Job, status: DeadStatus, reason: str) -> None:
-        headers = {
-            H_MESSAGE_ID: job.message_id,
-            H_SOURCE: job.source,
-            H_CALL_TYPE: job.call_type,
-            H_RECEIVED_AT: repr(job.received_at),
-            H_DESTINATION: job.destination,
-            H_STATUS: status,
-            H_REASON: _header_value(reason),
-            H_ATTEMPTS: str(job.attempts + 1),
-            H_DEAD_AT: repr(time.time()),
-            # the work message's stream sequence makes a repeated dead_letter of one job idempotent
-            MSG_ID: f"dead/{job.destination}/{job.message_id}/{job.meta.get('seq', '')}",
-        }
+        headers = dead_headers(job, status, reason)
         try:
             await self._publish(self.names.dead_subject(job.destination), job.body, headers)
         except (TimeoutError, NatsError) as exc:
-            raise _storage_error(exc, "dead letter") from exc
+            raise translate(exc, "dead letter") from exc
         await self._settle(job, b"+ACK")
 
     async def redrive(self, destination: str, message_ids: Sequence[str] | None = None) -> int:
@@ -251,7 +184,7 @@ class JetStreamQueue:
             except NotFoundError:
                 return moved
             except (TimeoutError, NatsError) as exc:
-                raise _storage_error(exc, "redrive") from exc
+                raise translate(exc, "redrive") from exc
             assert raw.seq is not None
             seq = raw.seq + 1
             headers = dict(raw.headers or {})
@@ -277,7 +210,7 @@ class JetStreamQueue:
                 if f"d-{subject.split('.')[-2]}" not in consumers:  # P.job.<destination>.<source>
                     unclaimed += count
         except (TimeoutError, NatsError) as exc:
-            raise _storage_error(exc, "depth") from exc
+            raise translate(exc, "depth") from exc
         return unclaimed + sum(n for name, n in consumers.items() if name.startswith("d-"))
 
     async def _subject_counts(self, subjects: str) -> dict[str, int]:
@@ -316,31 +249,20 @@ class JetStreamQueue:
             return await js.create_key_value(config)
 
     async def _job(self, msg: Msg, destination: str) -> Job:
-        headers = msg.headers or {}
-        meta = msg.metadata
-        attempts, first = 0, None
-        job = Job(
-            handle=msg.reply,
-            destination=destination,
-            message_id=headers.get(H_MESSAGE_ID, ""),
-            source=headers.get(H_SOURCE, ""),
-            call_type=headers.get(H_CALL_TYPE, ""),
-            received_at=float(headers.get(H_RECEIVED_AT, "0")),
-            body=msg.data,
-            meta={"seq": str(meta.sequence.stream)},
-            redriven_at=_time_header(headers, H_REDRIVEN_AT),
-        )
-        if meta.num_delivered <= 1:
+        job = job_of(msg, destination)
+        delivered = msg.metadata.num_delivered
+        if delivered <= 1:
             return job
+        attempts, first = 0, None
         try:
-            entry = await self._attempts().get(_attempts_key(job))
+            entry = await self._attempts().get(attempts_key(job))
             state = json.loads(entry.value or b"{}")
             attempts, first = int(state["attempts"]), float(state["first"])
         except KeyNotFoundError:
             pass  # delivered again after a lapsed lease, never retried
         except (TimeoutError, NatsError, ValueError, KeyError) as exc:
             log.warning("jetstream: attempt count of %s unreadable (%s); counting deliveries", job.message_id, exc)
-            attempts = meta.num_delivered - 1
+            attempts = delivered - 1
         return replace(job, attempts=attempts, first_attempt_at=first)
 
     async def _publish(self, subject: str, body: bytes, headers: dict[str, str]) -> api.PubAck:
@@ -349,25 +271,22 @@ class JetStreamQueue:
     async def _settle(self, job: Job, payload: bytes) -> None:
         """Ack/NAK and wait until the server has applied it (so depth and other claimers see it)."""
         self._claimed.discard(job.handle)
-        self._stop_keepalive(job.handle)
+        self._keepalive.stop(job.handle)
         try:
             await self._client().request(job.handle, payload, timeout=SETTLE_TIMEOUT)
         except (TimeoutError, NatsError) as exc:
-            raise _storage_error(exc, "settle") from exc
+            raise translate(exc, "settle") from exc
 
     async def _redrive_one(
         self, destination: str, dead_seq: int, headers: dict[str, str], body: bytes, redriven_at: float
     ) -> None:
-        fresh = {k: v for k, v in headers.items() if k.startswith("Er-") and not k.startswith("Er-Dead")}
-        fresh.pop(H_ATTEMPTS, None)
-        fresh[H_REDRIVEN_AT] = repr(redriven_at)  # Er-Received-At stays: the event's receipt
-        fresh[MSG_ID] = f"redrive/{destination}/{fresh.get(H_MESSAGE_ID, '')}/{dead_seq}"
+        fresh = redriven_headers(destination, dead_seq, headers, redriven_at)
         source = fresh.get(H_SOURCE, "unknown")
         try:
             await self._publish(self.names.job_subject(destination, source), body, fresh)
             await self._jsc().delete_msg(self.names.dead_stream, dead_seq)
         except (TimeoutError, NatsError) as exc:
-            raise _storage_error(exc, "redrive") from exc
+            raise translate(exc, "redrive") from exc
         self._waiting += 1
 
     async def _check_bound(self, jobs: int) -> None:
@@ -429,55 +348,11 @@ class JetStreamQueue:
                     )
                     info = await js.add_consumer(self.names.stream, config)
             except (TimeoutError, NatsError) as exc:
-                raise _storage_error(exc, "create consumer") from exc
+                raise translate(exc, "create consumer") from exc
             ack_wait = float(info.config.ack_wait or lease)
             self._ack_wait[destination] = ack_wait
             return ack_wait
 
 
-def _headers(item: Accepted) -> dict[str, str]:
-    return {
-        H_MESSAGE_ID: item.message_id,
-        H_SOURCE: item.source,
-        H_CALL_TYPE: item.call_type,
-        H_RECEIVED_AT: repr(item.received_at),
-    }
-
-
-def _time_header(headers: dict[str, str], name: str) -> float | None:
-    """An epoch-seconds header, or None when absent (or unreadable: treated as absent, logged)."""
-    value = headers.get(name)
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        log.warning("jetstream: header %s=%r is not a time; ignored", name, value[:40])
-        return None
-
-
-def _attempts_key(job: Job) -> str:
-    """The work message's stream sequence, bound to its identity (a re-created stream reuses sequences)."""
-    ident = hashlib.sha1(f"{job.destination}/{job.message_id}".encode()).hexdigest()[:16]
-    return f"{job.meta.get('seq', '0')}-{ident}"
-
-
 def _waiting(info: api.ConsumerInfo) -> int:
     return (info.num_pending or 0) + (info.num_ack_pending or 0)
-
-
-def _header_value(text: str) -> str:
-    """Headers are single lines of limited size: fold newlines, cap the length."""
-    return " ".join(text.split())[:1000]
-
-
-def _storage_error(exc: BaseException, what: str) -> StorageError:
-    if isinstance(exc, StorageError):
-        return exc
-    if isinstance(exc, APIError):
-        if exc.err_code in ERRS_DISK:
-            return DiskFull(f"JetStream {what} refused: {exc.description} (storage full)")
-        if exc.description and "maximum" in exc.description:
-            return QueueFull(f"JetStream {what} refused: {exc.description}")
-    detail: Any = exc if str(exc) else type(exc).__name__
-    return StorageError(f"JetStream {what} failed: {detail}")

@@ -1,0 +1,160 @@
+"""``SQLiteDeliveryLog``: the ``DeliveryLog`` on one SQLite file (see __init__.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from eventrelay.core.errors import StorageError
+from eventrelay.core.records import AttemptRecord, finished_at
+from eventrelay.deliverylog.base import DeliveryRow, Stats
+from eventrelay.deliverylog.sqlite.queries import FAILURE_CATEGORIES, conditions, stats
+from eventrelay.deliverylog.sqlite.rows import attempt_row, delivery_row, to_attempt, to_delivery
+from eventrelay.deliverylog.sqlite.schema import ATTEMPT_COLUMNS, DELIVERY_COLUMNS, connect
+from eventrelay.deliverylog.sqlite.writes import (
+    DEFAULT_MAX_AGE,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_BODIES,
+    LogStore,
+    Retention,
+    Write,
+    insert,
+    mark_retrying,
+    prune,
+)
+from eventrelay.storage.sqlite import translate
+from eventrelay.storage.sqlite_writer import GroupCommitWriter
+
+T = TypeVar("T")
+
+MAX_WRITE_BATCH = 5_000  # records per transaction in the writer (group commit)
+MAX_LIST_LIMIT = 1_000_000  # rows one deliveries() call returns at most (a filtered redrive reads ids)
+
+
+class SQLiteDeliveryLog:
+    """``DeliveryLog`` on a SQLite file: writes through the group-commit writer, reads on a
+    reader thread with its own connection."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        max_age: float = DEFAULT_MAX_AGE,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        max_bodies: int = DEFAULT_MAX_BODIES,
+    ) -> None:
+        self.path = Path(path)
+        self.keep = Retention(max_age, max_attempts, max_bodies)
+        self._writer: GroupCommitWriter[Write, None] = GroupCommitWriter(
+            LogStore(self.path, self.keep),
+            what=f"the delivery log {self.path}",
+            thread_name="eventrelay-deliverylog-writer",
+            max_rows=MAX_WRITE_BATCH,
+        )
+        self._reader: ThreadPoolExecutor | None = None
+        self._read_conn: sqlite3.Connection | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._reader is not None:
+            return
+        await self._writer.start()  # the writer has opened the file and made the schema
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eventrelay-deliverylog-reader")
+
+    async def close(self) -> None:
+        await self._writer.close()
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            await asyncio.get_running_loop().run_in_executor(reader, self._close_reader)
+            reader.shutdown(wait=True)
+
+    # -- writes -------------------------------------------------------------------------------
+    async def record(self, attempts: Sequence[AttemptRecord]) -> None:
+        if attempts:
+            rows = [(attempt_row(a), delivery_row(a)) for a in attempts]
+            await self._writer.submit(Write(lambda conn: insert(conn, rows), len(rows)))
+
+    async def redriven(self, destination: str, message_ids: Sequence[str] | None, at: float) -> int:
+        ids = list(message_ids) if message_ids is not None else None
+        changed: int = await self._writer.submit(Write(lambda conn: mark_retrying(conn, destination, ids, at)))
+        return changed
+
+    async def prune(self, now: float | None = None) -> int:
+        """One bounded prune step (the writer also prunes on its own). Returns rows removed or emptied."""
+        at = time.time() if now is None else now
+        removed: int = await self._writer.submit(Write(lambda conn: prune(conn, at, self.keep)))
+        return removed
+
+    # -- reads --------------------------------------------------------------------------------
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._reader is None:
+            raise StorageError(f"the delivery log {self.path} is not started")
+        return await asyncio.get_running_loop().run_in_executor(self._reader, self._run_read, fn)
+
+    def _run_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            if self._read_conn is None:
+                self._read_conn = connect(self.path)
+                self._read_conn.execute("PRAGMA query_only = 1")
+            return fn(self._read_conn)
+        except sqlite3.Error as exc:
+            raise translate(exc, f"reading the delivery log {self.path}") from exc
+
+    def _close_reader(self) -> None:
+        if self._read_conn is not None:
+            self._read_conn.close()
+            self._read_conn = None
+
+    async def deliveries(
+        self,
+        *,
+        destination: str | None = None,
+        category: str | None = None,
+        status: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
+    ) -> list[DeliveryRow]:
+        where, args = conditions(destination=destination, category=category, status=status)
+        if since is not None:
+            where.append("updated_at >= ?")
+            args.append(since)
+        if until is not None:
+            where.append("updated_at <= ?")
+            args.append(until)
+        sql = f"SELECT {DELIVERY_COLUMNS} FROM deliveries"
+        sql += (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY updated_at DESC LIMIT ?"
+        args.append(max(0, min(limit, MAX_LIST_LIMIT)))
+        rows = await self._read(lambda conn: conn.execute(sql, args).fetchall())
+        return [to_delivery(r) for r in rows]
+
+    async def attempts(self, message_id: str, destination: str | None = None) -> list[AttemptRecord]:
+        where, args = conditions(message_id=message_id, destination=destination)
+        sql = f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE {' AND '.join(where)} ORDER BY finished_at, id"
+        rows = await self._read(lambda conn: conn.execute(sql, args).fetchall())
+        return [to_attempt(r) for r in rows]
+
+    async def samples(self, destination: str, category: str | None = None, limit: int = 5) -> list[AttemptRecord]:
+        categories = [category] if category is not None else list(FAILURE_CATEGORIES)
+        sql = (
+            f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE destination = ? AND category = ? "
+            "ORDER BY finished_at DESC, id DESC LIMIT ?"
+        )
+
+        def query(conn: sqlite3.Connection) -> list[Any]:
+            out: list[Any] = []
+            for cat in categories:
+                out.extend(conn.execute(sql, (destination, cat, limit)).fetchall())
+            return out
+
+        found = [to_attempt(r) for r in await self._read(query)]
+        found.sort(key=finished_at, reverse=True)
+        return found
+
+    async def stats(self, destination: str, since: float, until: float) -> Stats:
+        return await self._read(lambda conn: stats(conn, destination, since, until))

@@ -1,0 +1,37 @@
+"""The ``jetstream`` queue backend: NATS JetStream shared by many ingest and delivery processes.
+
+Layout and names: see ``names.py``. In short:
+
+- ``append`` publishes one message per (event, destination) on ``P.job.<destination>.<source>``
+  with ``Nats-Msg-Id = "<destination>/<messageId>"`` and returns only after every PubAck (a
+  PubAck with ``duplicate`` means the stream's duplicate window already holds it). Events no
+  destination wanted go to ``P.unrouted.<source>`` (``Nats-Msg-Id = "/<messageId>"``). One
+  message per destination keeps each destination's consumer reading only its own work (exact
+  depth, no skipping) and lets a resend complete an append a crash cut short.
+- Each destination has one durable pull consumer (``d-<destination>``, explicit acks,
+  ``AckWait`` = the first claim's lease, i.e. attempt timeout + margin) shared by every delivery
+  process: JetStream hands each message to one claimer at a time.
+- ``retry`` is a NAK with delay. A message cannot change on NAK, so the attempt count and the
+  first attempt's time of a retried job live in a small KV bucket ``P_ATTEMPTS`` keyed by the
+  message (written on retry, read only when a message comes back; entries expire with
+  ``max_age``). A lease that lapsed (a crash mid-attempt) is not an attempt, as in SQLite.
+  ``extend`` is an in-progress ack. ``dead_letter`` publishes to ``P_DEAD`` (no age limit) and
+  acks; ``redrive`` republishes from there as a fresh message and deletes the dead letter. The
+  fresh message has a new stream sequence, so no attempt count in ``P_ATTEMPTS`` (keyed by
+  sequence) applies to it: attempts start at 0. It carries ``Er-Redriven-At`` (the re-drive
+  time, where its retry window starts) next to the unchanged ``Er-Received-At``.
+- The stream keeps messages by age (limits retention, ``max_age`` default 7 days), acked ones
+  included: it doubles as the replay archive. ``max_age`` must exceed every destination's
+  retry window (default 4 h): a job still waiting after ``max_age`` (a destination disabled for
+  a week) is dropped by JetStream. Waiting jobs are bounded by ``max_events``, counted from the
+  consumers (pending + unacknowledged), refreshed at most every ``BOUND_REFRESH`` seconds.
+
+Modules: ``queue`` (the ``Queue``), ``names`` (subjects, streams, headers), ``messages`` (jobs
+to messages and back), ``fetch`` (non-blocking pulls), ``keepalive`` (leases over AckWait).
+The connection, stream set-up and error translation are ``storage/nats.py``'s, shared with the
+JetStream delivery log.
+"""
+
+from eventrelay.queue.jetstream.queue import JetStreamQueue
+
+__all__ = ["JetStreamQueue"]

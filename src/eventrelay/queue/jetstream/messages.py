@@ -1,0 +1,106 @@
+"""Jobs to JetStream messages and back: the headers of work messages, dead letters and re-driven
+messages (names in ``names.py``), and the ``Job`` a delivered message is."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+
+from nats.aio.msg import Msg
+
+from eventrelay.core.records import Accepted, DeadStatus, Job
+from eventrelay.queue.jetstream.names import (
+    H_ATTEMPTS,
+    H_CALL_TYPE,
+    H_DEAD_AT,
+    H_DESTINATION,
+    H_MESSAGE_ID,
+    H_REASON,
+    H_RECEIVED_AT,
+    H_REDRIVEN_AT,
+    H_SOURCE,
+    H_STATUS,
+    MSG_ID,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_HEADER_VALUE = 1_000  # characters of a free-text header (a dead letter's reason): headers are small
+
+
+def work_headers(item: Accepted) -> dict[str, str]:
+    """The event's headers on each of its work messages (the body is the event)."""
+    return {
+        H_MESSAGE_ID: item.message_id,
+        H_SOURCE: item.source,
+        H_CALL_TYPE: item.call_type,
+        H_RECEIVED_AT: repr(item.received_at),
+    }
+
+
+def job_of(msg: Msg, destination: str) -> Job:
+    """The job a delivered work message carries, with no attempt yet counted (``attempts``
+    comes from the attempts bucket when the message was delivered before)."""
+    headers = msg.headers or {}
+    return Job(
+        handle=msg.reply,
+        destination=destination,
+        message_id=headers.get(H_MESSAGE_ID, ""),
+        source=headers.get(H_SOURCE, ""),
+        call_type=headers.get(H_CALL_TYPE, ""),
+        received_at=float(headers.get(H_RECEIVED_AT, "0")),
+        body=msg.data,
+        meta={"seq": str(msg.metadata.sequence.stream)},
+        redriven_at=_time_header(headers, H_REDRIVEN_AT),
+    )
+
+
+def dead_headers(job: Job, status: DeadStatus, reason: str) -> dict[str, str]:
+    """The headers of ``job``'s dead letter (its attempt counted)."""
+    return {
+        H_MESSAGE_ID: job.message_id,
+        H_SOURCE: job.source,
+        H_CALL_TYPE: job.call_type,
+        H_RECEIVED_AT: repr(job.received_at),
+        H_DESTINATION: job.destination,
+        H_STATUS: status,
+        H_REASON: _header_value(reason),
+        H_ATTEMPTS: str(job.attempts + 1),
+        H_DEAD_AT: repr(time.time()),
+        # the work message's stream sequence makes a repeated dead_letter of one job idempotent
+        MSG_ID: f"dead/{job.destination}/{job.message_id}/{job.meta.get('seq', '')}",
+    }
+
+
+def redriven_headers(destination: str, dead_seq: int, dead: dict[str, str], redriven_at: float) -> dict[str, str]:
+    """The headers of the fresh work message a dead letter (``dead``, at ``dead_seq``) becomes:
+    the event's own, without the dead letter's or an attempt count, with the re-drive time."""
+    fresh = {k: v for k, v in dead.items() if k.startswith("Er-") and not k.startswith("Er-Dead")}
+    fresh.pop(H_ATTEMPTS, None)
+    fresh[H_REDRIVEN_AT] = repr(redriven_at)  # Er-Received-At stays: the event's receipt
+    fresh[MSG_ID] = f"redrive/{destination}/{fresh.get(H_MESSAGE_ID, '')}/{dead_seq}"
+    return fresh
+
+
+def attempts_key(job: Job) -> str:
+    """The work message's stream sequence, bound to its identity (a re-created stream reuses sequences)."""
+    ident = hashlib.sha1(f"{job.destination}/{job.message_id}".encode()).hexdigest()[:16]
+    return f"{job.meta.get('seq', '0')}-{ident}"
+
+
+def _time_header(headers: dict[str, str], name: str) -> float | None:
+    """An epoch-seconds header, or None when absent (or unreadable: treated as absent, logged)."""
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        log.warning("jetstream: header %s=%r is not a time; ignored", name, value[:40])
+        return None
+
+
+def _header_value(text: str) -> str:
+    """Headers are single lines of limited size: fold newlines, cap the length."""
+    return " ".join(text.split())[:MAX_HEADER_VALUE]

@@ -1,0 +1,138 @@
+"""``SQLiteQueue``: the ``Queue`` calls as operations for the writer thread (see __init__.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from eventrelay.core.errors import StorageError
+from eventrelay.core.records import Accepted, DeadStatus, Job
+from eventrelay.queue.sqlite.ops import (
+    Ack,
+    Append,
+    AppendHandoff,
+    Claim,
+    DeadLetter,
+    Extend,
+    Op,
+    Redrive,
+    Retry,
+    SetMaxPages,
+)
+from eventrelay.queue.sqlite.store import Store
+from eventrelay.storage.sqlite_writer import GroupCommitWriter
+
+# Rows (events appended, jobs claimed, other calls) per transaction at most. A transaction of
+# a few thousand rows already makes the fsync a small share of its cost; beyond that a bigger
+# one saves little and makes every caller sharing it wait longer, while smaller ones let the
+# event loop work on the next requests while the writer commits.
+MAX_BATCH_ROWS = 4_000
+
+
+class SQLiteQueue:
+    """``Queue`` (also ``GroupCommitQueue`` and ``HandoffQueue``) on a SQLite file. ``commits``
+    counts committed transactions (group commit ratio: compare with ``operations``)."""
+
+    def __init__(self, path: Path, *, max_events: int = 1_000_000, dedup_window: float = 86400.0) -> None:
+        self.path = Path(path)
+        self.max_events = max_events
+        self.dedup_window = dedup_window
+        self._ready: Counter[str] = Counter()  # waiting (not dead) jobs per destination, committed
+        self._writer: GroupCommitWriter[Op, Counter[str]] = GroupCommitWriter(
+            Store(self.path, max_events=max_events, dedup_window=dedup_window),
+            what=f"the queue database {self.path}",
+            thread_name="eventrelay-sqlite",
+            max_rows=MAX_BATCH_ROWS,
+            on_commit=self._ready.update,
+        )
+        self._submit = self._writer.submit
+
+    @property
+    def commits(self) -> int:
+        """Transactions committed since start."""
+        return self._writer.commits
+
+    @property
+    def operations(self) -> int:
+        """Queue calls carried by those transactions."""
+        return self._writer.operations
+
+    async def start(self) -> None:
+        await self._writer.start()
+
+    async def close(self) -> None:
+        await self._writer.close()
+
+    async def append(self, items: Sequence[Accepted]) -> list[bool]:
+        if not items:
+            return []
+        result: list[bool] = await self._submit(Append(items))
+        return result
+
+    def append_nowait(self, items: Sequence[Accepted]) -> asyncio.Future[list[bool]]:
+        """``append`` without a coroutine: the future of the commit carrying it (the Tracking
+        API's fast path answers from its completion callback)."""
+        return self._submit(Append(items))
+
+    def append_handoff(
+        self, items: Sequence[Accepted], offers: Mapping[str, tuple[int, float]]
+    ) -> asyncio.Future[tuple[list[bool], list[Job]]]:
+        """``append_nowait``, with up to ``offers[destination][0]`` of the new jobs of each
+        destination leased for ``offers[destination][1]`` seconds and returned with the fresh
+        flags: the delivery workers that reserved room take them as soon as the append commits,
+        without a claim (the commit they wait for is the append's own)."""
+        return self._submit(AppendHandoff(items, offers))
+
+    async def claim(self, destination: str, limit: int, lease_seconds: float) -> list[Job]:
+        if limit <= 0:
+            return []
+        jobs: list[Job] = await self._submit(Claim(destination, limit, lease_seconds))
+        return jobs
+
+    async def extend(self, job: Job, lease_seconds: float) -> None:
+        await self._submit(Extend(_job_id(job), lease_seconds))
+
+    async def ack(self, job: Job) -> None:
+        await self._submit(Ack(_job_id(job)))
+
+    async def retry(self, job: Job, due_at: float) -> None:
+        await self._submit(Retry(_job_id(job), due_at))
+
+    async def dead_letter(self, job: Job, status: DeadStatus, reason: str) -> None:
+        await self._submit(DeadLetter(_job_id(job), status, reason))
+
+    # Settles without a coroutine: the future of the commit carrying the call (the delivery
+    # settler issues a whole batch of these in one loop iteration; one commit takes them all).
+    def ack_nowait(self, job: Job) -> asyncio.Future[None]:
+        return self._submit(Ack(_job_id(job)))
+
+    def retry_nowait(self, job: Job, due_at: float) -> asyncio.Future[None]:
+        return self._submit(Retry(_job_id(job), due_at))
+
+    def dead_letter_nowait(self, job: Job, status: DeadStatus, reason: str) -> asyncio.Future[None]:
+        return self._submit(DeadLetter(_job_id(job), status, reason))
+
+    async def redrive(self, destination: str, message_ids: Sequence[str] | None = None) -> int:
+        moved: int = await self._submit(Redrive(destination, message_ids))
+        return moved
+
+    async def depth(self, destination: str | None = None) -> int:
+        if destination is None:
+            return sum(self._ready.values())
+        return self._ready[destination]
+
+    async def limit_pages(self, max_pages: int) -> int:
+        """Cap the database file at ``max_pages`` pages (``PRAGMA max_page_count``; returns the
+        cap in force, never below the current size). Writes beyond it fail as on a full disk:
+        a size bound for operators, and a full disk for tests."""
+        pages: int = await self._submit(SetMaxPages(max_pages))
+        return pages
+
+
+def _job_id(job: Job) -> int:
+    try:
+        return int(job.handle)
+    except ValueError as exc:
+        raise StorageError(f"{job.handle!r} is not a handle of the SQLite queue") from exc
