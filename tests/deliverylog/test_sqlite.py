@@ -115,3 +115,22 @@ async def test_using_a_closed_log_is_a_storage_error(tmp_path: Path) -> None:
     log = SQLiteDeliveryLog(tmp_path / "log.db")
     with pytest.raises(StorageError, match="not started"):
         await log.deliveries()
+
+
+async def test_a_file_of_the_layout_before_filters_and_replays_gets_their_columns(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    async with opened(path) as log:
+        await log.record([attempt("m1", at=T)])
+    conn = sqlite3.connect(path)  # back to the layout without filter and replay columns
+    for table in ("attempts", "deliveries"):
+        conn.execute("DROP INDEX IF EXISTS deliveries_replay")
+        conn.execute(f"ALTER TABLE {table} DROP COLUMN filter")
+        conn.execute(f"ALTER TABLE {table} DROP COLUMN replay")
+    conn.commit()
+    conn.close()
+
+    async with opened(path) as log:
+        await log.record([attempt("m2", Category.FILTERED, at=T + 1, filter="only: true", replay="rp_x")])
+        rows = {r.message_id: r for r in await log.deliveries()}
+    assert (rows["m1"].filter, rows["m1"].replay) == (None, None)
+    assert (rows["m2"].status, rows["m2"].filter, rows["m2"].replay) == ("filtered", "only: true", "rp_x")

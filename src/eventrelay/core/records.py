@@ -54,6 +54,7 @@ class Job:
     first_attempt_at: float | None = None
     meta: dict[str, str] = field(default_factory=dict, compare=False)
     redriven_at: float | None = None  # last, after ``meta``: positional construction is unchanged
+    replay: str | None = None  # the replay that made this job (None: live traffic); see delivery/replay.py
 
 
 @dataclass(slots=True)
@@ -82,6 +83,8 @@ class AttemptRecord:
     response_body: str | None = None
     event: bytes = b""  # "You sent"
     next_attempt_at: float | None = None
+    filter: str | None = None  # filtered: the destination filter that matched (``filters[2]: drop if ...``)
+    replay: str | None = None  # the replay this attempt belongs to (None: live traffic)
 
 
 def finished_at(a: AttemptRecord) -> float:

@@ -34,6 +34,12 @@ FAILED = Counter(
     ["destination", "category"],
     registry=REGISTRY,
 )
+FILTERED = Counter(
+    "eventrelay_events_filtered_total",
+    "Events a destination filter kept from the destination (not sent; not a failure)",
+    ["destination"],
+    registry=REGISTRY,
+)
 RETRIES = Counter(
     "eventrelay_delivery_retries_total", "Attempts scheduled for retry", ["destination"], registry=REGISTRY
 )
@@ -89,6 +95,7 @@ class DestinationMeter:
         self._delivered = DELIVERED.labels(destination)
         self._end_to_end = END_TO_END_SECONDS.labels(destination)
         self._retried = RETRIES.labels(destination)
+        self._filtered = FILTERED.labels(destination)
         self._attempts: dict[str, Any] = {}
         self._failed: dict[str, Any] = {}
 
@@ -107,6 +114,10 @@ class DestinationMeter:
 
     def retried(self) -> None:
         self._retried.inc()
+
+    def filtered(self) -> None:
+        """A destination filter kept an event from the destination."""
+        self._filtered.inc()
 
     def failed(self, category: str) -> None:
         """An event ended failed or discarded."""

@@ -27,6 +27,8 @@ class DeliveryRow:
     updated_at: float
     next_attempt_at: float | None = None
     delivered_at: float | None = None
+    filter: str | None = None  # filtered: the destination filter that matched
+    replay: str | None = None  # the replay of the latest attempt (None: live traffic)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -43,6 +45,8 @@ class DeliveryRow:
             "updated_at": self.updated_at,
             "next_attempt_at": self.next_attempt_at,
             "delivered_at": self.delivered_at,
+            "filter": self.filter,
+            "replay": self.replay,
         }
 
 
@@ -71,6 +75,7 @@ class Bucket:
 
     start: float
     delivered: int = 0
+    filtered: int = 0
     errors: dict[str, int] = field(default_factory=dict)  # category -> failed attempts
 
 

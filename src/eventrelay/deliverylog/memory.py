@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from eventrelay.core.outcome import Category
+from eventrelay.core.outcome import NOT_FAILURES, Category
 from eventrelay.core.records import AttemptRecord, error_text, finished_at
 from eventrelay.deliverylog.base import DeliveryRow, Stats
 from eventrelay.deliverylog.stats import compute_stats
@@ -26,7 +26,7 @@ class MemoryDeliveryLog:
         for a in attempts:
             delivered = a.category is Category.DELIVERED
             # As the SQLite store: the event body is kept for failed attempts only (samples).
-            self.records.append(replace(a, event=b"") if delivered else a)
+            self.records.append(replace(a, event=b"") if a.category in NOT_FAILURES else a)
             key = (a.message_id, a.destination)
             before = self.rows.get(key)
             end = finished_at(a)
@@ -44,6 +44,8 @@ class MemoryDeliveryLog:
                 updated_at=end,
                 next_attempt_at=a.next_attempt_at,
                 delivered_at=end if delivered else None,
+                filter=a.filter,
+                replay=a.replay,
             )
 
     async def deliveries(
@@ -79,9 +81,7 @@ class MemoryDeliveryLog:
         failed = [
             a
             for a in self.records
-            if a.destination == destination
-            and a.category is not Category.DELIVERED
-            and category in (None, str(a.category))
+            if a.destination == destination and a.category not in NOT_FAILURES and category in (None, str(a.category))
         ]
         failed.sort(key=finished_at, reverse=True)
         out: list[AttemptRecord] = []

@@ -48,7 +48,8 @@ def describe(token: Token) -> str:
 def tokenize(text: str) -> list[Token]:
     """The tokens of ``text``, ending with an ``end`` token. Raises ``ExpressionError``."""
     if len(text) > MAX_EXPRESSION_LENGTH:
-        raise ExpressionError(MAX_EXPRESSION_LENGTH + 1, f"at most {MAX_EXPRESSION_LENGTH} characters", f"{len(text)} characters")
+        expected = f"at most {MAX_EXPRESSION_LENGTH} characters"
+        raise ExpressionError(MAX_EXPRESSION_LENGTH + 1, expected, f"{len(text)} characters")
     tokens: list[Token] = []
     i = 0
     while i < len(text):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from eventrelay.config.model import Config
 from eventrelay.config.model import Destination as DestinationConfig
 from eventrelay.core.asgi import ASGIApp, Receive, Scope, Send
-from eventrelay.delivery.engine import DeliveryEngine
+from eventrelay.delivery.engine import DeliveryEngine, Target
 from eventrelay.delivery.intake import QueueSink
 from eventrelay.delivery.routing import route
 from eventrelay.deliverylog.base import DeliveryLog
@@ -129,9 +129,9 @@ class Runtime:
     def _apply_sources(self, config: Config) -> None:
         self._sources_by_key = {s.write_key.get_secret_value(): s.name for s in config.sources}
 
-    def _engine_targets(self) -> dict[str, tuple[Destination, Any]]:
+    def _engine_targets(self) -> dict[str, Target]:
         return {
-            d.name: (self.destinations[d.name], d.delivery)
+            d.name: Target(self.destinations[d.name], d.delivery, d.compiled_filters())
             for d in self.config.destinations
             if d.enabled and d.name in self.destinations
         }

@@ -7,14 +7,14 @@ from typing import Any
 
 import orjson
 
-from eventrelay.core.outcome import Category
+from eventrelay.core.outcome import NOT_FAILURES, Category
 from eventrelay.core.records import AttemptRecord, error_text, finished_at
 from eventrelay.deliverylog.base import DeliveryRow
 
 
 def attempt_row(a: AttemptRecord) -> tuple[Any, ...]:
     """The ``attempts`` row of ``a`` (``INSERT_ATTEMPT``): the event body only on a failure."""
-    delivered = a.category is Category.DELIVERED
+    kept = a.category not in NOT_FAILURES and a.event
     return (
         a.message_id,
         a.destination,
@@ -37,8 +37,10 @@ def attempt_row(a: AttemptRecord) -> tuple[Any, ...]:
         a.executed_version,
         orjson.dumps(a.request).decode() if a.request else None,
         a.response_body,
-        None if delivered or not a.event else a.event,
+        a.event if kept else None,
         a.next_attempt_at,
+        a.filter,
+        a.replay,
     )
 
 
@@ -58,6 +60,8 @@ def delivery_row(a: AttemptRecord) -> tuple[Any, ...]:
         end,
         end if a.category is Category.DELIVERED else None,
         a.next_attempt_at,
+        a.filter,
+        a.replay,
     )
 
 
@@ -86,6 +90,8 @@ def to_attempt(r: Sequence[Any]) -> AttemptRecord:
         response_body=r[20],
         event=bytes(r[21]) if r[21] is not None else b"",
         next_attempt_at=r[22],
+        filter=r[23],
+        replay=r[24],
     )
 
 
@@ -105,4 +111,6 @@ def to_delivery(r: Sequence[Any]) -> DeliveryRow:
         updated_at=r[10],
         next_attempt_at=r[11],
         delivered_at=r[12],
+        filter=r[13],
+        replay=r[14],
     )
