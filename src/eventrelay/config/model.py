@@ -20,6 +20,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from eventrelay.config.archive import Archive
 from eventrelay.config.filters import Filter, Fql, build_filters
 from eventrelay.core.duration import Duration
 from eventrelay.core.external_id import external_id
@@ -169,6 +170,9 @@ class DeliveryPolicy(Strict):
     """First retry within this delay (full jitter, doubling). Default 2s."""
     backoff_cap: Duration = Field(default=300.0, gt=0)
     """Longest delay between attempts. Default 5m."""
+    replay_share: float = Field(default=0.5, gt=0, le=1)
+    """Share of ``concurrency`` a replay into this destination may use, so live traffic keeps
+    flowing. Default 0.5 (half)."""
 
 
 class Destination(Strict):
@@ -256,6 +260,7 @@ class Config(Strict):
     sources: list[Source] = Field(default_factory=list)
     destinations: list[Destination] = Field(default_factory=list)
     localaws: LocalAws | None = None
+    archive: Archive = Field(default_factory=Archive)
 
     @field_validator("storage", mode="wrap")
     @classmethod
