@@ -126,6 +126,10 @@ async def test_an_attempt_of_a_replay_carries_the_replay_id(log: DeliveryLog) ->
     assert (row.replay, row.to_json()["replay"]) == ("rp_1", "rp_1")
     first, second = await log.attempts("m1")
     assert (first.replay, second.replay) == (None, "rp_1")
+    await log.record([attempt("m2", Category.FILTERED, at=T + 6, replay="rp_1"), attempt("m3", at=T + 7)])
+    counts = await log.replay_counts("rp_1")
+    assert (counts["delivered"], counts["filtered"], counts["failed"]) == (1, 1, 0)
+    assert sum((await log.replay_counts("rp_other")).values()) == 0
 
 
 async def test_latency_percentiles_are_nearest_rank_over_delivered_events(log: DeliveryLog) -> None:

@@ -95,7 +95,7 @@ async def test_a_replay_enqueues_archived_events_as_marked_jobs_and_moves_its_cu
     assert [(j.message_id, j.replay) for j in jobs] == [("m0", "rp_1"), ("m1", "rp_1")]
     record = await queue.replay("rp_1")
     assert record is not None and (record.cursor, record.enqueued, record.skipped) == (seqs[-1], 2, 1)
-    assert await queue.replay_waiting("rp_1") == (2, 0)
+    assert (await queue.replay_waiting("rp_1"), await queue.replay_dead("rp_1")) == (2, 0)
     assert [j.replay for j in await queue.claim("old-dest", 10, 30.0)] == [None] * 5  # live jobs unmarked
 
 

@@ -6,6 +6,7 @@
     ├── IngestError                 a Tracking API request is refused (HTTP 4xx; names field/limit)
     │   ├── AuthError               unknown or missing write key (401)
     │   └── PayloadError            malformed body, limit exceeded, missing field (400)
+    ├── ReplayError                 a replay cannot be made, found or changed (status: 404 or 409)
     ├── StorageError                the queue or delivery log failed
     │   ├── QueueFull               the store is over its bound (429 + Retry-After)
     │   └── DiskFull                the disk refused a write (503)
@@ -78,6 +79,15 @@ class AuthError(IngestError):
 class PayloadError(IngestError):
     status = 400
     code = "invalid_payload"
+
+
+class ReplayError(EventRelayError):
+    """A replay cannot be made (no such destination, the archive is off), found or changed.
+    ``status`` is the HTTP status the admin API answers with."""
+
+    def __init__(self, message: str, *, status: int = 409) -> None:
+        self.status = status
+        super().__init__(message)
 
 
 class StorageError(EventRelayError):

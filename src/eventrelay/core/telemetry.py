@@ -43,6 +43,8 @@ FILTERED = Counter(
 RETRIES = Counter(
     "eventrelay_delivery_retries_total", "Attempts scheduled for retry", ["destination"], registry=REGISTRY
 )
+ARCHIVE_BYTES = Gauge("eventrelay_archive_bytes", "Bytes of accepted events kept for replay", registry=REGISTRY)
+ARCHIVE_EVENTS = Gauge("eventrelay_archive_events", "Accepted events kept for replay", registry=REGISTRY)
 QUEUE_DEPTH = Gauge("eventrelay_queue_depth", "Jobs waiting per destination", ["destination"], registry=REGISTRY)
 ATTEMPT_SECONDS = Histogram(
     "eventrelay_attempt_duration_seconds",
@@ -79,6 +81,11 @@ def duplicate(source: str, count: int = 1) -> None:
 
 def rejected(reason: str, count: int = 1) -> None:
     _child(REJECTED, reason).inc(count)
+
+
+def archive_size(events: int, size: int) -> None:
+    ARCHIVE_EVENTS.set(events)
+    ARCHIVE_BYTES.set(size)
 
 
 def queue_depth(destination: str, depth: int) -> None:

@@ -128,6 +128,11 @@ class DeliveryLog(Protocol):
         without a category, up to ``limit`` of each failure category."""
         ...
 
+    async def replay_counts(self, replay_id: str) -> dict[str, int]:
+        """The events of a replay by their state (every status of ``STATUSES``), from the
+        latest attempt of each (event, destination) that was the replay's."""
+        ...
+
     async def redriven(self, destination: str, message_ids: Sequence[str] | None, at: float) -> int:
         """Mark failed/discarded events of ``destination`` (all, or those ids) as retrying again
         after a redrive. Returns how many rows changed."""

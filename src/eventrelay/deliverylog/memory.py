@@ -8,7 +8,7 @@ from dataclasses import replace
 from eventrelay.core.outcome import NOT_FAILURES, Category
 from eventrelay.core.records import AttemptRecord, error_text, finished_at
 from eventrelay.deliverylog.base import DeliveryRow, Stats
-from eventrelay.deliverylog.stats import compute_stats
+from eventrelay.deliverylog.stats import STATUSES, compute_stats
 
 
 class MemoryDeliveryLog:
@@ -91,6 +91,13 @@ class MemoryDeliveryLog:
                 taken[a.category] = taken.get(a.category, 0) + 1
                 out.append(a)
         return out
+
+    async def replay_counts(self, replay_id: str) -> dict[str, int]:
+        counts = dict.fromkeys(STATUSES, 0)
+        for row in self.rows.values():
+            if row.replay == replay_id:
+                counts[row.status] += 1
+        return counts
 
     async def redriven(self, destination: str, message_ids: Sequence[str] | None, at: float) -> int:
         wanted = set(message_ids) if message_ids is not None else None

@@ -128,8 +128,12 @@ class ArchiveQueue(Queue, Protocol):
         False (nothing done) when the replay is not running at ``cursor`` any more."""
         ...
 
-    async def replay_waiting(self, replay_id: str) -> tuple[int, int]:
-        """The replay's jobs (waiting or in flight, dead-lettered)."""
+    async def replay_waiting(self, replay_id: str) -> int:
+        """The replay's jobs waiting or in flight (a read of at most its ``limit`` index entries)."""
+        ...
+
+    async def replay_dead(self, replay_id: str) -> int:
+        """The replay's dead-lettered jobs."""
         ...
 
     async def end_replay(self, replay_id: str, state: ReplayState) -> int:

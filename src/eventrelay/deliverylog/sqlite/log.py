@@ -27,6 +27,7 @@ from eventrelay.deliverylog.sqlite.writes import (
     mark_retrying,
     prune,
 )
+from eventrelay.deliverylog.stats import STATUSES
 from eventrelay.storage.sqlite import translate
 from eventrelay.storage.sqlite_writer import GroupCommitWriter
 
@@ -155,6 +156,11 @@ class SQLiteDeliveryLog:
         found = [to_attempt(r) for r in await self._read(query)]
         found.sort(key=finished_at, reverse=True)
         return found
+
+    async def replay_counts(self, replay_id: str) -> dict[str, int]:
+        sql = "SELECT status, COUNT(*) FROM deliveries WHERE replay = ? GROUP BY status"
+        rows = await self._read(lambda conn: conn.execute(sql, (replay_id,)).fetchall())
+        return {**dict.fromkeys(STATUSES, 0), **dict(rows)}
 
     async def stats(self, destination: str, since: float, until: float) -> Stats:
         return await self._read(lambda conn: stats(conn, destination, since, until))

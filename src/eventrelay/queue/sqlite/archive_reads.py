@@ -95,10 +95,11 @@ class ArchiveReader:
         row = await self._read(lambda conn: conn.execute(sql, (replay_id,)).fetchone())
         return None if row is None else _replay(row)
 
-    async def waiting(self, replay_id: str) -> tuple[int, int]:
-        sql = "SELECT state, COUNT(*) FROM jobs WHERE replay = ? GROUP BY state"
-        counts = dict(await self._read(lambda conn: conn.execute(sql, (replay_id,)).fetchall()))
-        return counts.get("ready", 0), counts.get("dead", 0)
+    async def jobs(self, replay_id: str, state: str) -> int:
+        """The replay's jobs in ``state`` (ready: waiting or in flight; dead)."""
+        sql = "SELECT COUNT(*) FROM jobs WHERE replay = ? AND state = ?"
+        count: int = (await self._read(lambda conn: conn.execute(sql, (replay_id, state)).fetchone()))[0]
+        return count
 
     # -- the reader thread ----------------------------------------------------------------------
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:

@@ -170,8 +170,11 @@ class SQLiteQueue:
         done: bool = await self._submit(EnqueueReplay(replay_id, cursor, new_cursor, seqs, skipped))
         return done
 
-    async def replay_waiting(self, replay_id: str) -> tuple[int, int]:
-        return await self._archive.waiting(replay_id)
+    async def replay_waiting(self, replay_id: str) -> int:
+        return await self._archive.jobs(replay_id, "ready")
+
+    async def replay_dead(self, replay_id: str) -> int:
+        return await self._archive.jobs(replay_id, "dead")
 
     async def end_replay(self, replay_id: str, state: ReplayState) -> int:
         removed: int = await self._submit(EndReplay(replay_id, state))
