@@ -23,6 +23,7 @@ from tests.support.inprocess import serving
 from tests.support.recording import ROLE, WORKSPACE, received, recording_functions
 
 WRITE_KEY = "wk_replay_e2e_0123456789abcdef"
+IOS_KEY = "wk_replay_e2e_ios_0123456789abcdef"
 TOKEN = "adm_replay_e2e_0123456789abcdef"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 DEADLINE = 240.0  # seconds for 10,000 events through the local runtime on a loaded 2-core machine
@@ -36,10 +37,10 @@ class Stack:
     http: ClientSession
     seen: Path
 
-    async def send(self, events: list[dict[str, Any]]) -> None:
+    async def send(self, events: list[dict[str, Any]], key: str = WRITE_KEY) -> None:
         for i in range(0, len(events), BATCH):
             async with self.http.post(
-                f"{self.url}/v1/batch", json={"batch": events[i : i + BATCH]}, auth=BasicAuth(WRITE_KEY, "")
+                f"{self.url}/v1/batch", json={"batch": events[i : i + BATCH]}, auth=BasicAuth(key, "")
             ) as r:
                 assert r.status == 200, await r.text()
 
@@ -64,7 +65,7 @@ def config(data: Path, **archive: Any) -> Config:
             "workspace": {"id": WORKSPACE},
             "storage": {"backend": "sqlite", "path": str(data)},
             "admin": {"token": TOKEN},
-            "sources": [{"name": "web", "write_key": WRITE_KEY}, {"name": "ios", "write_key": WRITE_KEY[::-1]}],
+            "sources": [{"name": "web", "write_key": WRITE_KEY}, {"name": "ios", "write_key": IOS_KEY}],
             "archive": archive,
         }
     )
@@ -179,3 +180,56 @@ async def test_a_replay_can_be_cancelled_and_refusals_name_the_field(
     assert "at character 4: expected a field path or a value" in bad_where["error"]["errors"][0]["message"]
     assert no_since["error"]["errors"][0]["field"] == "since"
     assert unknown["error"]["code"] == "not_found"
+
+
+LIVE_RATE = 100.0  # live events per second offered to another destination during the replay
+LIVE_SECONDS = 4.0
+
+
+async def _live_phase(s: Stack, prefix: str) -> float:
+    """Offer ``LIVE_RATE`` events/s to the ``live`` destination for ``LIVE_SECONDS``; the delivered
+    rate: events over the time from the first receipt to the last delivery."""
+    count = int(LIVE_RATE * LIVE_SECONDS)
+    start = time.monotonic()
+    for i in range(count):
+        await s.send([{"type": "identify", "userId": "live", "messageId": f"{prefix}-{i}"}], key=IOS_KEY)
+        await asyncio.sleep(max(0.0, start + (i + 1) / LIVE_RATE - time.monotonic()))
+    deadline = time.monotonic() + 60
+    while True:
+        rows = [r for r in await s.runtime.log.deliveries(destination="live", limit=100_000)
+                if r.message_id.startswith(prefix) and r.status == "delivered"]  # fmt: skip
+        if len(rows) == count or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    assert len(rows) == count, f"{len(rows)} of {count} live events delivered"
+    first = min(r.received_at for r in rows)
+    last = max(r.delivered_at or 0.0 for r in rows)
+    return count / (last - first)
+
+
+@pytest.mark.timeout(600)
+async def test_live_traffic_to_another_destination_keeps_its_rate_during_a_replay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = tmp_path / "seen.jsonl"
+    async with recording_functions(tmp_path, monkeypatch, seen, "late-fn", "live-fn"):
+        runtime = Runtime(config(tmp_path / "data"))
+        await runtime.start()
+        try:
+            async with serving(runtime) as url, ClientSession() as http:
+                s = Stack(runtime, url, http, seen)
+                await s.send(events(10_000))
+                live = destination("live", "live-fn") | {"sources": ["ios"]}  # the replay's events are web's
+                await s.api("POST", "/api/v1/config/destinations", live, status=201)
+                await s.api("POST", "/api/v1/config/destinations", destination("late", "late-fn"), status=201)
+                baseline = await _live_phase(s, "before")
+                started = await s.api("POST", "/api/v1/destinations/late/replays", {"since": "1h"}, status=202)
+                during = await _live_phase(s, "during")
+                still = await s.api("GET", f"/api/v1/destinations/late/replays/{started['replay']['id']}")
+                done = await s.replayed("late", started["replay"]["id"])
+        finally:
+            await runtime.stop()
+    assert still["state"] == "running", "the replay ended before the live traffic did: nothing was measured"
+    assert done["counts"]["delivered"] >= 10_000
+    print(f"live rate {baseline:.1f}/s before the replay, {during:.1f}/s during it")
+    assert during >= 0.8 * baseline, f"live rate {during:.0f}/s during the replay vs {baseline:.0f}/s before"
