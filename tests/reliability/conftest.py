@@ -88,7 +88,17 @@ class Server:
         return "\n".join(p.read_text(errors="replace") for p in self.logs if p.exists())
 
 
-def write_config(workdir: Path, port: int, aws_port: int, *, timeout: str = "5s", extra_dest: str = "") -> Path:
+def write_config(
+    workdir: Path,
+    port: int,
+    aws_port: int,
+    *,
+    timeout: str = "5s",
+    extra_dest: str = "",
+    destinations: str | None = None,
+) -> Path:
+    """The configuration file: the ``sink`` destination (and ``extra_dest``), or ``destinations``
+    (a YAML ``destinations:`` block) instead of both."""
     functions = workdir / "functions"
     functions.mkdir(parents=True, exist_ok=True)
     (functions / "sink.py").write_text(SINK_HANDLER)
@@ -99,16 +109,7 @@ storage: {{backend: sqlite, path: {workdir / "data"}}}
 admin: {{token: {ADMIN_TOKEN}}}
 sources:
   - {{name: app, write_key: {WRITE_KEY}}}
-destinations:
-  - name: sink
-    settings:
-      lambda: sink
-      region: us-west-2
-      role_address: arn:aws:iam::123456789012:role/eventrelay-invoke
-      endpoint_url: http://127.0.0.1:{aws_port}
-      log_type: Tail
-    delivery: {{timeout: {timeout}, backoff_base: 200ms, backoff_cap: 1s, concurrency: 8}}
-{extra_dest}
+{destinations if destinations is not None else _sink_destination(aws_port, timeout, extra_dest)}
 localaws:
   port: {aws_port}
   functions_dir: {functions}
@@ -118,6 +119,19 @@ localaws:
     eventrelay-invoke: {{}}
 """)
     return config
+
+
+def _sink_destination(aws_port: int, timeout: str, extra_dest: str) -> str:
+    return f"""destinations:
+  - name: sink
+    settings:
+      lambda: sink
+      region: us-west-2
+      role_address: arn:aws:iam::123456789012:role/eventrelay-invoke
+      endpoint_url: http://127.0.0.1:{aws_port}
+      log_type: Tail
+    delivery: {{timeout: {timeout}, backoff_base: 200ms, backoff_cap: 1s, concurrency: 8}}
+{extra_dest}"""
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.reliability.client import Sender
-from tests.reliability.conftest import ADMIN_TOKEN, SINK_HANDLER, WORKSPACE, WRITE_KEY, Server, wait_until
+from tests.reliability.conftest import ADMIN_TOKEN, WRITE_KEY, Server, wait_until, write_config
 from tests.support.process import free_port
 from tests.support.serve import EVENTRELAY, serve_env
 
@@ -30,29 +30,6 @@ destinations:
                endpoint_url: "http://127.0.0.1:{aws_port}"}}
     delivery: {{concurrency: {concurrency}, backoff_base: 200ms, backoff_cap: 1s}}
 """
-
-
-def write_config(workdir: Path, aws_port: int, destinations: str) -> Path:
-    functions = workdir / "functions"
-    functions.mkdir(parents=True, exist_ok=True)
-    (functions / "sink.py").write_text(SINK_HANDLER)
-    config = workdir / "eventrelay.yaml"
-    config.write_text(f"""
-workspace: {{id: {WORKSPACE}}}
-storage: {{backend: sqlite, path: {workdir / "data"}}}
-admin: {{token: {ADMIN_TOKEN}}}
-sources:
-  - {{name: app, write_key: {WRITE_KEY}}}
-{destinations}
-localaws:
-  port: {aws_port}
-  functions_dir: {functions}
-  functions:
-    sink: {{handler: sink.handler, timeout: 30s, concurrency: 2}}
-  roles:
-    eventrelay-invoke: {{}}
-""")
-    return config
 
 
 def replay_cli(server: Server, *args: str) -> dict[str, Any]:
@@ -78,16 +55,16 @@ def replay_state(server: Server, replay_id: str) -> dict[str, Any]:
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_kill_9_during_a_replay_then_restart_skips_nothing_and_enqueues_nothing_twice(tmp_path: Path) -> None:
-    aws_port = free_port()
-    config = write_config(tmp_path, aws_port, "destinations: []")
-    server = Server(tmp_path, config, free_port(), tmp_path / "functions" / "sink.txt", serve_env(log_level="info"))
+    port, aws_port = free_port(), free_port()
+    config = write_config(tmp_path, port, aws_port, destinations="destinations: []")
+    server = Server(tmp_path, config, port, tmp_path / "functions" / "sink.txt", serve_env(log_level="info"))
     try:
         server.start()
         sender = Sender(server.url, WRITE_KEY)
         while len(sender.acked) < EVENTS:
             sender.send_batch(100)
         server.kill(signal.SIGTERM)
-        write_config(tmp_path, aws_port, LATE.format(aws_port=aws_port, concurrency=CONCURRENCY))
+        write_config(tmp_path, port, aws_port, destinations=LATE.format(aws_port=aws_port, concurrency=CONCURRENCY))
         server.start()  # the destination exists from now on; the events arrived before it
 
         plan = replay_cli(server, "--dry-run")

@@ -4,16 +4,14 @@ next page) never holds up ingest or delivery."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from eventrelay.core.errors import StorageError
 from eventrelay.queue.archive import ArchivedEvent, ArchiveInfo, ArchiveLimits, ReplayRecord, Span, Window
 from eventrelay.storage import sqlite
+from eventrelay.storage.sqlite_reader import SqliteReader
 
 T = TypeVar("T")
 
@@ -32,17 +30,13 @@ class ArchiveReader:
     def __init__(self, path: Path, limits: ArchiveLimits | None) -> None:
         self.path = path
         self.limits = limits
-        self._pool: ThreadPoolExecutor | None = None
-        self._conn: sqlite3.Connection | None = None
+        self._reader = SqliteReader(self._connect, f"the archive of {path}", "eventrelay-archive-reader")
 
     def start(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eventrelay-archive-reader")
+        self._reader.start()
 
     async def close(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await asyncio.get_running_loop().run_in_executor(pool, self._close)
-            pool.shutdown(wait=True)
+        await self._reader.close()
 
     async def info(self) -> ArchiveInfo:
         def query(conn: sqlite3.Connection) -> ArchiveInfo:
@@ -103,25 +97,12 @@ class ArchiveReader:
 
     # -- the reader thread ----------------------------------------------------------------------
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self._pool is None:
-            raise StorageError(f"the archive of {self.path} is not open")
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self._run, fn)
+        return await self._reader.read(fn)
 
-    def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        try:
-            if self._conn is None:
-                self._conn = sqlite.connect(
-                    self.path, synchronous="NORMAL", busy_timeout_ms=READ_BUSY_TIMEOUT_MS, cache_kib=READ_CACHE_KIB
-                )
-                self._conn.execute("PRAGMA query_only = 1")
-            return fn(self._conn)
-        except sqlite3.Error as exc:
-            raise sqlite.translate(exc, f"reading the archive of {self.path}") from exc
-
-    def _close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite.connect(
+            self.path, synchronous="NORMAL", busy_timeout_ms=READ_BUSY_TIMEOUT_MS, cache_kib=READ_CACHE_KIB
+        )
 
 
 def _window(window: Window) -> tuple[str, list[Any]]:
