@@ -366,3 +366,31 @@ async def test_a_redriven_job_gets_a_fresh_window_and_attempt_count(queue: Queue
     [third] = await claim_within(queue, "lambda")
     assert third.attempts == 0
     assert third.redriven_at is not None and back.redriven_at < third.redriven_at <= time.time()
+
+
+async def test_redrive_makes_a_job_waiting_for_a_retry_due_now_with_a_fresh_window(queue: Queue) -> None:
+    waiting, other, fresh = event(), event(), event()
+    await queue.append([waiting, other])
+    for job in await queue.claim("lambda", 10, LEASE):
+        await queue.retry(job, time.time() + 3600)  # the backoff would wait an hour
+    await queue.append([fresh])  # never attempted: due anyway, not re-driven
+    assert [j.message_id for j in await claim_within(queue, "lambda")] == [fresh.message_id]
+
+    before = time.time()
+    assert await queue.redrive("lambda", [waiting.message_id, "unknown-id"]) == 1
+    [back] = await claim_within(queue, "lambda")
+
+    assert back.message_id == waiting.message_id and back.body == waiting.body
+    assert (back.attempts, back.first_attempt_at, back.received_at) == (0, None, waiting.received_at)
+    assert back.redriven_at is not None and before - 0.001 <= back.redriven_at <= time.time()
+    await queue.ack(back)
+    assert await queue.redrive("lambda", [waiting.message_id]) == 0  # delivered: nothing waits
+    assert await queue.depth("lambda") == 2  # the other one still waits, the fresh one is claimed
+
+    assert await queue.redrive("lambda") == 1  # everything: the other one
+    [last] = await claim_within(queue, "lambda")
+    assert (last.message_id, last.attempts) == (other.message_id, 0)
+    await queue.ack(last)
+    await asyncio.sleep(LEASE + 0.1)  # the fresh job's lease lapses: it is due, never attempted
+    assert [j.message_id for j in await claim_within(queue, "lambda")] == [fresh.message_id]
+    assert await queue.redrive("lambda") == 0  # a lapsed lease is not an attempt; nothing waits

@@ -18,6 +18,7 @@ _FILTER = {
         "allow_properties": {"type": "array", "items": {"type": "string"}, "minItems": 1},
     },
 }
+_CONFIG_FILE = {"type": "string", "description": "read-only: the file that defines it (managed_by file)"}
 
 
 def openapi_paths() -> dict[str, Any]:
@@ -30,6 +31,7 @@ def openapi_paths() -> dict[str, Any]:
         "properties": {
             "name": {"type": "string"},
             "managed_by": {"type": "string", "enum": ["file", "api"]},
+            "config_file": _CONFIG_FILE,
             "write_key": {"type": "string", "description": "only in the answer that creates or rotates it"},
         },
     }
@@ -47,6 +49,7 @@ def openapi_paths() -> dict[str, Any]:
             "filters": {"type": "array", "items": _FILTER, "description": "destination filters, in order"},
             "external_id": {"type": ["string", "null"], "description": "read-only: the workspace id"},
             "managed_by": {"type": "string", "enum": ["file", "api"]},
+            "config_file": _CONFIG_FILE,
         },
     }
     check = {

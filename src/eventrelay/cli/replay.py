@@ -7,9 +7,11 @@
 
 ``--dry-run`` says how many events match and the time range they cover (and why the window is
 shorter than asked, when the archive no longer holds its start), without sending. Otherwise the
-replay starts and its progress is shown until it ends (``--detach`` only prints its id). With
-``--url`` the running server replays; with ``--config`` (the server stopped: the SQLite queue
-belongs to one process) the replay is stored and runs when ``eventrelay serve`` starts.
+replay starts and its progress is shown until it ends (``--detach`` only prints its id). The
+server asked is found as ``redrive`` finds it (``cli/discover.py``: ``--url``, else a server
+running on the configuration's data directory); when none runs, the store is opened directly (the
+SQLite queue belongs to one process): a dry run reads the archive, a replay is stored and runs
+when ``eventrelay serve`` starts.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from typing import Any
 
 import orjson
 
-from eventrelay.cli.deliveries import add_source_options, call_api, parse_flag_time
+from eventrelay.cli import discover
+from eventrelay.cli.admin_client import add_source_options, call_api
+from eventrelay.cli.deliveries import parse_flag_time
 from eventrelay.cli.redrive import ProgressBar
-from eventrelay.config import load_config
 from eventrelay.config.model import Config
 from eventrelay.config.model import Destination as DestinationConfig
 from eventrelay.core.errors import ConfigError, ExpressionError
@@ -70,12 +73,10 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--where", exc.message) from None
     window = Window(since, now if until is None else until, args.source, args.type)
     request = ReplayRequest(args.destination, window, Selection(args.event, args.where), args.share)
-    if args.url:
-        return _remote(args, request)
-    if args.config:
-        return asyncio.run(_direct(args, load_config(args.config), request))
-    print("replay needs --config FILE (or --url of a running server)", file=sys.stderr)
-    return 2
+    config = None if args.url else discover.load(args.config)
+    if config is not None and not discover.running_server(args, config):
+        return asyncio.run(_direct(args, config, request))
+    return _remote(args, request)
 
 
 def _remote(args: argparse.Namespace, request: ReplayRequest) -> int:
@@ -96,12 +97,12 @@ def _remote(args: argparse.Namespace, request: ReplayRequest) -> int:
     replay = answer["replay"]
     if args.detach:
         return _show_replay(args, replay)
-    bar = ProgressBar(sys.stderr)
-    while replay["state"] == "running":
-        bar(replay["considered"] - replay["waiting"], max(replay["events_in_window"], 1))
-        time.sleep(POLL_SECONDS)
-        replay = call_api(args, "GET", f"{path}/{replay['id']}")
-    bar(replay["events_in_window"], replay["events_in_window"])
+    with ProgressBar(sys.stderr) as bar:
+        while replay["state"] == "running":
+            bar(replay["considered"] - replay["waiting"], max(replay["events_in_window"], 1))
+            time.sleep(POLL_SECONDS)
+            replay = call_api(args, "GET", f"{path}/{replay['id']}")
+        bar(replay["events_in_window"], replay["events_in_window"])
     return _show_replay(args, replay)
 
 

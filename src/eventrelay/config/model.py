@@ -270,8 +270,10 @@ class LocalAws(Strict):
     key may call STS unverified, as LocalStack does; set it to produce Invalid Credentials locally."""
     allow_base_credentials_invoke: bool = False
     """Let base (non-session) credentials call Invoke. Default false: Invoke needs an assumed role."""
-    echo_logs: bool = False
-    """Copy what handlers print to this process's stdout. Default false (the demo turns it on)."""
+    echo_logs: bool | None = None
+    """Copy what handlers print to this process's stdout, prefixed with the function name. Default
+    (unset): on under ``eventrelay serve`` and ``eventrelay localaws``, off in other commands (their
+    stdout is their answer); false: never; true: always."""
 
 
 class Config(Strict):

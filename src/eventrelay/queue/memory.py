@@ -84,6 +84,11 @@ class MemoryQueue:
                 fresh = replace(job, attempts=0, first_attempt_at=None, redriven_at=now)
                 self._jobs[handle] = (fresh, now, 0.0)
                 moved += 1
+        for handle, (job, _due, lease) in list(self._jobs.items()):
+            retrying = job.attempts > 0 and lease <= now
+            if retrying and job.destination == destination and (wanted is None or job.message_id in wanted):
+                self._jobs[handle] = (replace(job, attempts=0, first_attempt_at=None, redriven_at=now), now, 0.0)
+                moved += 1
         return moved
 
     async def depth(self, destination: str | None = None) -> int:

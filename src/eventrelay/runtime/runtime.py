@@ -37,9 +37,10 @@ log = logging.getLogger("eventrelay")
 class Runtime:
     """Everything one eventrelay process runs, built from one ``Config``."""
 
-    def __init__(self, config: Config, *, role: Role = "all") -> None:
+    def __init__(self, config: Config, *, role: Role = "all", config_file: str | None = None) -> None:
         self.config = config
         self.role = role
+        self.config_file = config_file  # the file ``config`` was read from, if any (the page names it)
         token = config.admin.token.get_secret_value() if config.admin.token else None
         self.generated_admin_token = token is None
         self.admin_token: str = token or secrets.token_urlsafe(32)

@@ -12,9 +12,11 @@ from eventrelay.core.records import AttemptRecord, error_text, finished_at
 from eventrelay.deliverylog.base import DeliveryRow
 
 
-def attempt_row(a: AttemptRecord) -> tuple[Any, ...]:
-    """The ``attempts`` row of ``a`` (``INSERT_ATTEMPT``): the event body only on a failure."""
-    kept = a.category not in NOT_FAILURES and a.event
+def attempt_row(a: AttemptRecord, keep_delivered_event: bool = False) -> tuple[Any, ...]:
+    """The ``attempts`` row of ``a`` (``INSERT_ATTEMPT``): the event body on a failure, and on a
+    delivery when ``keep_delivered_event`` (a sample); never for a filtered event (not sent)."""
+    delivered = a.category is Category.DELIVERED
+    kept = bool(a.event) and (keep_delivered_event if delivered else a.category not in NOT_FAILURES)
     return (
         a.message_id,
         a.destination,

@@ -36,8 +36,10 @@ CREATE TABLE IF NOT EXISTS deliveries (
     filter TEXT, replay TEXT,
     PRIMARY KEY (message_id, destination)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS deliveries_latency
-    ON deliveries(destination, status, updated_at, received_at, delivered_at);
+-- covering the latency query (attempts: first-attempt latency); replaces deliveries_latency
+DROP INDEX IF EXISTS deliveries_latency;
+CREATE INDEX IF NOT EXISTS deliveries_latency_attempts
+    ON deliveries(destination, status, updated_at, received_at, delivered_at, attempts);
 CREATE INDEX IF NOT EXISTS deliveries_dest_time ON deliveries(destination, updated_at);
 CREATE INDEX IF NOT EXISTS deliveries_time ON deliveries(updated_at);
 """

@@ -80,10 +80,11 @@ def insert(conn: sqlite3.Connection, rows: Rows) -> None:
 
 
 def mark_retrying(conn: sqlite3.Connection, destination: str, ids: list[str] | None, at: float) -> int:
-    """Failed or discarded deliveries of ``destination`` (all, or ``ids``) are retrying again at ``at``."""
+    """Failed, discarded or retrying deliveries of ``destination`` (all, or ``ids``) are retrying
+    again, their next attempt at ``at`` (a redrive makes retrying events due at once too)."""
     base = (
         "UPDATE deliveries SET status = 'retrying', updated_at = ?, next_attempt_at = ? "
-        "WHERE destination = ? AND status IN ('failed', 'discarded')"
+        "WHERE destination = ? AND status IN ('failed', 'discarded', 'retrying')"
     )
     if ids is None:
         return int(conn.execute(base, (at, at, destination)).rowcount)

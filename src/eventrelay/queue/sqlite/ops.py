@@ -273,15 +273,23 @@ class DeadLetter:
 
 # A fresh attempt count and retry window from now (due_at and redriven_at are both the
 # transaction's time); received_at is left alone. Retry and DeadLetter keep redriven_at.
-_REDRIVE = (
-    "UPDATE jobs SET state = 'ready', due_at = ?, leased = 0, attempts = 0, first_attempt_at = NULL,"
-    " redriven_at = ?, dead_status = NULL, reason = NULL WHERE destination = ? AND state = 'dead'"
+_FRESH = "due_at = ?, leased = 0, attempts = 0, first_attempt_at = NULL, redriven_at = ?"
+_REDRIVE_DEAD = (
+    f"UPDATE jobs SET state = 'ready', {_FRESH}, dead_status = NULL, reason = NULL"
+    " WHERE destination = ? AND state = 'dead'"
 )
+# Jobs waiting for a retry: attempted before (attempts > 0) and not claimed (leased = 0). Never
+# attempted jobs are due anyway; a claimed one is being attempted right now.
+_REDRIVE_RETRYING = (
+    f"UPDATE jobs SET {_FRESH} WHERE destination = ? AND state = 'ready' AND leased = 0 AND attempts > 0"
+)
+_BY_ID = " AND message_id IN (SELECT value FROM json_each(?))"
 
 
 @dataclass(frozen=True, slots=True)
 class Redrive:
-    """Dead jobs back to ready. Not bounded by max_events: it is an operator's deliberate act."""
+    """Dead jobs back to ready, and retrying jobs due now. Not bounded by max_events: it is an
+    operator's deliberate act."""
 
     destination: str
     message_ids: Sequence[str] | None
@@ -291,14 +299,13 @@ class Redrive:
     rows = 1
 
     def run(self, tx: Tx, store: Store) -> int:
-        if self.message_ids is None:
-            moved = tx.conn.execute(_REDRIVE, (tx.now, tx.now, self.destination)).rowcount
-        else:
-            ids = json_list(list(dict.fromkeys(self.message_ids)))
-            sql = f"{_REDRIVE} AND message_id IN (SELECT value FROM json_each(?))"
-            moved = tx.conn.execute(sql, (tx.now, tx.now, self.destination, ids)).rowcount
-        tx.count(self.destination, moved)
-        return moved
+        args: tuple[object, ...] = (tx.now, tx.now, self.destination)
+        by_id = ""
+        if self.message_ids is not None:
+            args, by_id = (*args, json_list(list(dict.fromkeys(self.message_ids)))), _BY_ID
+        revived = tx.conn.execute(_REDRIVE_DEAD + by_id, args).rowcount
+        tx.count(self.destination, revived)  # dead jobs join the waiting ones; retrying ones were counted
+        return int(revived + tx.conn.execute(_REDRIVE_RETRYING + by_id, args).rowcount)
 
 
 @dataclass(frozen=True, slots=True)
