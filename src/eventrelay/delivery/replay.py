@@ -90,12 +90,12 @@ class Replays:
     async def dry_run(self, request: ReplayRequest, now: float | None = None) -> Plan:
         config, destination = self._target(request.destination)
         matcher = Matcher(request.selection, config, destination)
-        return await plan(self._archive(), request.destination, request.window, matcher, now)
+        return await plan(await self._kept(), request.destination, request.window, matcher, now)
 
     async def start(self, request: ReplayRequest, now: float | None = None) -> ReplayRecord:
         config, destination = self._target(request.destination)
         Matcher(request.selection, config, destination)  # refuses a bad condition before anything is stored
-        queue = self._archive()
+        queue = await self._kept()
         at = time.time() if now is None else now
         window, _ = effective_window(request.window, await queue.archive_info(), at)
         span = await queue.archive_span(window)
@@ -242,6 +242,13 @@ class Replays:
         if not isinstance(self._queue, ArchiveQueue):
             raise ReplayError("this storage backend keeps no archive to replay from (replay needs storage: sqlite)")
         return self._queue
+
+    async def _kept(self) -> ArchiveQueue:
+        """The archive, refusing when it keeps nothing (``archive: {enabled: false}``)."""
+        queue = self._archive()
+        if not (await queue.archive_info()).enabled:
+            raise ReplayError("the archive is off (archive: {enabled: false}): there are no events to replay")
+        return queue
 
     def _find(self, name: str) -> tuple[DestinationConfig, Destination] | None:
         config = self._targets.destination_config(name)
