@@ -66,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     until = parse_flag_time("--until", args.until, now)
     if since is None:
         raise ConfigError("--since", "is required: where the window starts")
+    if args.share is not None and not 0 < args.share <= 1:
+        raise ConfigError("--share", "must be above 0 and at most 1 (of the destination's concurrency)")
     if args.where:
         try:
             parse(args.where)
