@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from dataclasses import replace
 
 import pytest
 
@@ -184,6 +185,26 @@ async def test_retry_is_due_at_its_time_with_one_more_attempt(queue: Queue) -> N
     assert again.attempts == 1
     assert again.first_attempt_at is not None
     assert time.monotonic() - retried_at >= delay * 0.9
+
+
+async def test_a_retry_keeps_the_jobs_batch_key_until_a_retry_without_one_or_a_redrive(queue: Queue) -> None:
+    await queue.append([event()])
+    [job] = await queue.claim("lambda", 10, LEASE)
+    assert job.batch is None
+    await queue.retry(replace(job, batch="b1/3/1"), time.time())  # retried as part of a whole batch
+
+    [keyed] = await claim_within(queue, "lambda")
+    assert (keyed.batch, keyed.attempts) == ("b1/3/1", 1)
+    await queue.retry(replace(keyed, batch=None), time.time())  # then on its own
+    [alone] = await claim_within(queue, "lambda")
+    assert (alone.batch, alone.attempts) == (None, 2)
+
+    await queue.retry(replace(alone, batch="b2/2/0"), time.time())
+    [again] = await claim_within(queue, "lambda")
+    await queue.dead_letter(again, "failed", "gave up")
+    assert await queue.redrive("lambda") == 1
+    [fresh] = await claim_within(queue, "lambda")
+    assert (fresh.batch, fresh.attempts) == (None, 0)
 
 
 async def test_retry_keeps_the_first_attempt_time(queue: Queue) -> None:

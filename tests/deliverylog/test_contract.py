@@ -88,6 +88,26 @@ async def test_attempts_keep_what_the_function_said_and_the_event_of_failures(lo
     assert await log.attempts("m1", destination="other") == []
 
 
+async def test_an_attempt_in_a_batch_keeps_the_batch_and_the_warning(log: DeliveryLog) -> None:
+    failed = attempt("m1", Category.EXECUTION_ERROR, n=1, at=T)
+    failed.batch_id, failed.batch_size, failed.batch_bytes = "b7", 100, 65_536
+    failed.warning = "batchItemFailures named 1 itemIdentifier(s) not in this batch, ignored: 'x'"
+    alone = attempt("m2", Category.EXECUTION_ERROR, n=1, at=T + 1)
+    await log.record([failed, alone])
+
+    [kept] = await log.attempts("m1")
+    assert (kept.batch_id, kept.batch_size, kept.batch_bytes, kept.warning) == (
+        "b7",
+        100,
+        65_536,
+        failed.warning,
+    )
+    [single] = await log.attempts("m2")
+    assert (single.batch_id, single.batch_size, single.batch_bytes, single.warning) == (None, None, None, None)
+    samples = {s.message_id: s for s in await log.samples("lambda-prod", "execution_error")}
+    assert samples["m1"].batch_id == "b7" and samples["m2"].batch_id is None
+
+
 async def test_stats_count_events_by_state_in_the_range(log: DeliveryLog) -> None:
     await log.record(
         [
@@ -101,7 +121,37 @@ async def test_stats_count_events_by_state_in_the_range(log: DeliveryLog) -> Non
         ]
     )
     stats = await log.stats("lambda-prod", T, T + 600)
-    assert stats.counts == {"delivered": 2, "failed": 1, "retrying": 1, "discarded": 1}
+    assert stats.counts == {"delivered": 2, "failed": 1, "retrying": 1, "discarded": 1, "filtered": 0}
+
+
+async def test_a_filtered_event_is_counted_as_filtered_never_as_an_error(log: DeliveryLog) -> None:
+    by = 'filters[0]: drop if event = "Order Completed"'
+    await log.record([attempt("f1", Category.FILTERED, at=T + 1, filter=by), attempt("d1", at=T + 2)])
+
+    (row,) = await log.deliveries(status="filtered")
+    assert (row.message_id, row.category, row.error, row.filter) == ("f1", Category.FILTERED, None, by)
+    assert row.to_json()["filter"] == by
+    stats = await log.stats("lambda-prod", T, T + 600)
+    assert (stats.counts["filtered"], stats.counts["delivered"], stats.counts["failed"]) == (1, 1, 0)
+    assert stats.errors == []
+    assert sum(b.filtered for b in stats.buckets) == 1 and all(not b.errors for b in stats.buckets)
+    assert await log.samples("lambda-prod") == []
+    (recorded,) = await log.attempts("f1")
+    assert recorded.filter == by
+
+
+async def test_an_attempt_of_a_replay_carries_the_replay_id(log: DeliveryLog) -> None:
+    await log.record([attempt("m1", at=T + 1)])
+    await log.record([attempt("m1", n=2, at=T + 5, replay="rp_1")])
+
+    (row,) = await log.deliveries()
+    assert (row.replay, row.to_json()["replay"]) == ("rp_1", "rp_1")
+    first, second = await log.attempts("m1")
+    assert (first.replay, second.replay) == (None, "rp_1")
+    await log.record([attempt("m2", Category.FILTERED, at=T + 6, replay="rp_1"), attempt("m3", at=T + 7)])
+    counts = await log.replay_counts("rp_1")
+    assert (counts["delivered"], counts["filtered"], counts["failed"]) == (1, 1, 0)
+    assert sum((await log.replay_counts("rp_other")).values()) == 0
 
 
 async def test_latency_percentiles_are_nearest_rank_over_delivered_events(log: DeliveryLog) -> None:

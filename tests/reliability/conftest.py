@@ -9,7 +9,9 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,10 +114,26 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def write_config(workdir: Path, port: int, aws_port: int, *, timeout: str = "5s", extra_dest: str = "") -> Path:
+def write_config(
+    workdir: Path,
+    port: int,
+    aws_port: int,
+    *,
+    timeout: str = "5s",
+    extra_dest: str = "",
+    handler: str = SINK_HANDLER,
+    batch: str | None = None,
+    concurrency: int = 8,
+    function_concurrency: int = 2,
+    destinations: str | None = None,
+) -> Path:
+    """The config of the ``sink`` destination (and ``extra_dest``) and its local function
+    (``handler``'s source), or ``destinations`` (a YAML ``destinations:`` block) instead of both;
+    ``batch`` is the sink's batch setting as YAML (None: one event per invoke)."""
     functions = workdir / "functions"
     functions.mkdir(parents=True, exist_ok=True)
-    (functions / "sink.py").write_text(SINK_HANDLER)
+    (functions / "sink.py").write_text(handler)
+    batch_line = "" if batch is None else f"\n      batch: {batch}"
     config = workdir / "eventrelay.yaml"
     config.write_text(f"""
 workspace: {{id: {WORKSPACE}}}
@@ -123,37 +141,50 @@ storage: {{backend: sqlite, path: {workdir / "data"}}}
 admin: {{token: {ADMIN_TOKEN}}}
 sources:
   - {{name: app, write_key: {WRITE_KEY}}}
-destinations:
-  - name: sink
-    settings:
-      lambda: sink
-      region: us-west-2
-      role_address: arn:aws:iam::123456789012:role/eventrelay-invoke
-      endpoint_url: http://127.0.0.1:{aws_port}
-      log_type: Tail
-    delivery: {{timeout: {timeout}, backoff_base: 200ms, backoff_cap: 1s, concurrency: 8}}
-{extra_dest}
+{destinations or _sink_destination(aws_port, timeout, extra_dest, batch_line, concurrency)}
 localaws:
   port: {aws_port}
   functions_dir: {functions}
   functions:
-    sink: {{handler: sink.handler, timeout: 30s, concurrency: 2}}
+    sink: {{handler: sink.handler, timeout: 30s, concurrency: {function_concurrency}}}
   roles:
     eventrelay-invoke: {{}}
 """)
     return config
 
 
+@contextmanager
+def sink_server(tmp_path: Path, **config: Any) -> Iterator[Server]:
+    """A ``Server`` (not started) of ``write_config(**config)``; killed at the end if running."""
+    port, aws_port = free_port(), free_port()
+    path = write_config(tmp_path, port, aws_port, **config)
+    srv = Server(tmp_path, path, port, tmp_path / "functions" / "sink.txt", serve_env(log_level="info"))
+    try:
+        yield srv
+    finally:
+        if srv.proc is not None:
+            srv.kill()
+
+
+def _sink_destination(aws_port: int, timeout: str, extra_dest: str, batch_line: str, concurrency: int) -> str:
+    return f"""destinations:
+  - name: sink
+    settings:
+      lambda: sink
+      region: us-west-2
+      role_address: arn:aws:iam::123456789012:role/eventrelay-invoke
+      endpoint_url: http://127.0.0.1:{aws_port}
+      log_type: Tail{batch_line}
+    delivery: {{timeout: {timeout}, backoff_base: 200ms, backoff_cap: 1s, concurrency: {concurrency}}}
+{extra_dest}"""
+
+
 @pytest.fixture
 def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Server]:
     """A deployment of one process, or of ``request.param`` workers (indirect parametrize)."""
-    port, aws_port = free_port(), free_port()
-    config = write_config(tmp_path, port, aws_port)
-    srv = Server(tmp_path, config, port, tmp_path / "functions" / "sink.txt", serve_env(log_level="info"))
-    srv.workers = getattr(request, "param", 1)
-    yield srv
-    if srv.proc is not None:
-        srv.kill()
+    with sink_server(tmp_path) as srv:
+        srv.workers = getattr(request, "param", 1)
+        yield srv
 
 
 def wait_until(predicate: Any, timeout: float, interval: float = 0.2) -> bool:
@@ -163,3 +194,14 @@ def wait_until(predicate: Any, timeout: float, interval: float = 0.2) -> bool:
             return True
         time.sleep(interval)
     return bool(predicate())
+
+
+def repeats_once_every_acked_event_arrived(server: Server, acked: set[str], *, least: int) -> int:
+    """Fail unless ``acked`` (the events that got a 200, at least ``least`` of them) all reach the
+    function within two minutes; then return how many deliveries were repeats."""
+    assert len(acked) > least, f"too little load to mean anything ({len(acked)} acked)"
+    assert wait_until(lambda: acked <= set(server.delivered_ids()), timeout=120), (
+        f"{len(acked - set(server.delivered_ids()))} acknowledged events never reached the function"
+    )
+    counts = Counter(server.delivered_ids())
+    return sum(c - 1 for c in counts.values() if c > 1)

@@ -15,7 +15,7 @@ from typing import Any
 
 from eventrelay.config.model import Destination as DestinationConfig
 from eventrelay.core.outcome import HUMAN_NAMES, Outcome
-from eventrelay.destinations.base import Destination, SendRequest
+from eventrelay.destinations.base import BatchDestination, Destination, SendRequest
 from eventrelay.ingest.normalise import iso, normalise
 from eventrelay.ingest.validate import validate
 
@@ -70,7 +70,12 @@ async def send_test_event(
         message = f"{dest.name} does not take this event ({dest.kind.declined}); nothing sent"
         return {"sent": False, "message": message, "you_sent": event, "request": None, "response": None}
     request = SendRequest(json.dumps(event).encode(), event, source or "", str(event["messageId"]))
-    outcome = await instance.send(request, timeout)  # source "": none (no External ID without a workspace)
+    # source "": none (no External ID without a workspace); a batching destination gets a batch of
+    # one, as delivery would send it
+    if isinstance(instance, BatchDestination):
+        outcome = (await instance.send_batch([request], timeout)).events[0]
+    else:
+        outcome = await instance.send(request, timeout)
     return {
         "sent": True,
         "message": None,

@@ -150,6 +150,11 @@ def print_attempts(attempts: list[dict[str, Any]]) -> None:
         target = " ".join(f"{k}: {request[k]}" for k in ("function", "qualifier") if request.get(k) is not None)
         if target:
             print(f"  {target}")
+        if a.get("batch"):
+            batch = a["batch"]
+            print(f"  batch: {batch['id']} ({batch['size']} events, {batch['bytes']} bytes)")
+        if a.get("warning"):
+            print(f"  warning: {a['warning']}")
         if resp["log_tail"]:
             print("  log tail:")
             for line in str(resp["log_tail"]).splitlines():

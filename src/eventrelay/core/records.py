@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from eventrelay.core.outcome import Category
+from eventrelay.core.outcome import NOT_FAILURES, Category
 
 DeadStatus = Literal["failed", "discarded"]
 
 
-DeliveryStatus = Literal["delivered", "retrying", "failed", "discarded"]
+DeliveryStatus = Literal["delivered", "retrying", "failed", "discarded", "filtered"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +53,12 @@ class Job:
     attempts: int = 0
     first_attempt_at: float | None = None
     meta: dict[str, str] = field(default_factory=dict, compare=False)
-    redriven_at: float | None = None  # last, after ``meta``: positional construction is unchanged
+    redriven_at: float | None = None  # after ``meta``: positional construction is unchanged
+    # The whole batch this job is retried with (``delivery/batcher.BatchKey``, written by the
+    # queue's ``retry`` and read back by its claim): jobs of one key are sent together again, so
+    # a failing batch can be split in halves. None: the job batches with whatever is due.
+    batch: str | None = None
+    replay: str | None = None  # the replay that made this job (None: live traffic); see delivery/replay.py
 
 
 @dataclass(slots=True)
@@ -82,6 +87,14 @@ class AttemptRecord:
     response_body: str | None = None
     event: bytes = b""  # "You sent"
     next_attempt_at: float | None = None
+    # The batch the event travelled in (a destination with ``batch`` set; None: one event per
+    # invoke): its id (the same id when a whole batch is tried again), events and payload bytes.
+    batch_id: str | None = None
+    batch_size: int | None = None
+    batch_bytes: int | None = None
+    warning: str | None = None  # e.g. an unknown batchItemFailures itemIdentifier, ignored
+    filter: str | None = None  # filtered: the destination filter that matched (``filters[2]: drop if ...``)
+    replay: str | None = None  # the replay this attempt belongs to (None: live traffic)
 
 
 def finished_at(a: AttemptRecord) -> float:
@@ -90,8 +103,8 @@ def finished_at(a: AttemptRecord) -> float:
 
 
 def error_text(a: AttemptRecord) -> str | None:
-    """The one-line error a delivery row shows: ``ErrorType: message`` (None when delivered)."""
-    if a.category is Category.DELIVERED:
+    """The one-line error a delivery row shows: ``ErrorType: message`` (None when delivered or filtered)."""
+    if a.category in NOT_FAILURES:
         return None
     parts = [p for p in (a.error_type, a.error_message) if p]
     return ": ".join(parts) if parts else str(a.category)

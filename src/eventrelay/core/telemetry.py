@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -41,9 +42,17 @@ FAILED = Counter(
     ["destination", "category"],
     registry=REGISTRY,
 )
+FILTERED = Counter(
+    "eventrelay_events_filtered_total",
+    "Events a destination filter kept from the destination (not sent; not a failure)",
+    ["destination"],
+    registry=REGISTRY,
+)
 RETRIES = Counter(
     "eventrelay_delivery_retries_total", "Attempts scheduled for retry", ["destination"], registry=REGISTRY
 )
+ARCHIVE_BYTES = Gauge("eventrelay_archive_bytes", "Bytes of accepted events kept for replay", registry=REGISTRY)
+ARCHIVE_EVENTS = Gauge("eventrelay_archive_events", "Accepted events kept for replay", registry=REGISTRY)
 # Every worker reads the one shared count, so the deployment's value is any live worker's: the max.
 QUEUE_DEPTH = Gauge(
     "eventrelay_queue_depth",
@@ -67,6 +76,20 @@ END_TO_END_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400),
 )
 
+BATCH_EVENTS = Histogram(
+    "eventrelay_batch_events",
+    "Events per batch invoke (destinations with batch set)",
+    ["destination"],
+    registry=REGISTRY,
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000),
+)
+BATCH_BYTES = Histogram(
+    "eventrelay_batch_bytes",
+    "Payload bytes per batch invoke (destinations with batch set)",
+    ["destination"],
+    registry=REGISTRY,
+    buckets=(1024, 4096, 16384, 65536, 262144, 524288, 1048576, 2097152, 4194304, 6291456),
+)
 
 # labels() takes a lock and builds a key (~25 us): each labelled child is looked up once, then
 # cached (label values are source, destination, category and reason names: a small, bounded set).
@@ -100,6 +123,11 @@ def rejected(reason: str, count: int = 1) -> None:
     _child(REJECTED, reason).inc(count)
 
 
+def archive_size(events: int, size: int) -> None:
+    ARCHIVE_EVENTS.set(events)
+    ARCHIVE_BYTES.set(size)
+
+
 def queue_depth(destination: str, depth: int) -> None:
     _child(QUEUE_DEPTH, destination).set(depth)
 
@@ -114,15 +142,13 @@ class DestinationMeter:
         self._delivered = DELIVERED.labels(destination)
         self._end_to_end = END_TO_END_SECONDS.labels(destination)
         self._retried = RETRIES.labels(destination)
+        self._filtered = FILTERED.labels(destination)
         self._attempts: dict[str, Any] = {}
         self._failed: dict[str, Any] = {}
 
     def attempt(self, category: str, seconds: float) -> None:
         """One attempt ended in ``category`` after ``seconds``."""
-        counter = self._attempts.get(category)
-        if counter is None:
-            counter = self._attempts[category] = ATTEMPTS.labels(self._name, category)
-        counter.inc()
+        self._attempts_of(category).inc()
         self._attempt_seconds.observe(seconds)
 
     def delivered(self, end_to_end_seconds: float) -> None:
@@ -130,8 +156,30 @@ class DestinationMeter:
         self._delivered.inc()
         self._end_to_end.observe(end_to_end_seconds)
 
+    def attempts(self, categories: Mapping[str, int], seconds: float) -> None:
+        """One invoke of a batch: its events' attempts by category, and its latency (observed
+        once: the invoke is the attempt that took ``seconds``)."""
+        for category, count in categories.items():
+            self._attempts_of(category).inc(count)
+        self._attempt_seconds.observe(seconds)
+
+    def _attempts_of(self, category: str) -> Any:
+        counter = self._attempts.get(category)
+        if counter is None:
+            counter = self._attempts[category] = ATTEMPTS.labels(self._name, category)
+        return counter
+
+    def batch(self, events: int, payload_bytes: int) -> None:
+        """One batch invoke of ``events`` events in ``payload_bytes`` bytes."""
+        _child(BATCH_EVENTS, self._name).observe(events)
+        _child(BATCH_BYTES, self._name).observe(payload_bytes)
+
     def retried(self) -> None:
         self._retried.inc()
+
+    def filtered(self) -> None:
+        """A destination filter kept an event from the destination."""
+        self._filtered.inc()
 
     def failed(self, category: str) -> None:
         """An event ended failed or discarded."""

@@ -6,11 +6,14 @@ backoff), so a slow or failing destination never slows another.
     loop: paused? sleep until the pause ends
           free slots? claim up to that many due jobs (lease = timeout + margin), start one task each
           nothing due? wait for notify() or an idle timeout that grows 10 ms -> 500 ms
-    task: parse the body, send (the destination bounds the attempt by the timeout, measures it
-          and classifies it: destinations/base.py), decide, hand the settlement to the settler
+    task: parse the body, apply the destination's filters (delivery/filtering.py: a filtered
+          event is not sent), send (the destination bounds the attempt by the timeout, measures
+          it and classifies it: destinations/base.py), decide, hand the settlement to the settler
           (which records it, batched, then makes the queue call), freeing the slot at once
 
 An attempt cancelled by shutdown is neither recorded nor settled: its lease returns it.
+A destination configured to batch gets a ``BatchWorker`` (``batch_worker.py``), this loop with
+batches in its slots.
 """
 
 from __future__ import annotations
@@ -29,9 +32,11 @@ from eventrelay.core import telemetry
 from eventrelay.core.outcome import Category, Outcome, Verdict
 from eventrelay.core.records import Job, finished_at
 from eventrelay.delivery.decide import Settlement, decide
+from eventrelay.delivery.filtering import NO_FILTERS, screen
 from eventrelay.delivery.pauses import NO_SHARING, PauseBoard
 from eventrelay.delivery.settler import Settler
-from eventrelay.destinations.base import Destination, SendRequest
+from eventrelay.destinations.base import Destination
+from eventrelay.filters.rules import Filters
 from eventrelay.queue.base import Queue
 
 CLAIM_BATCH_MAX = 256  # jobs per claim: one storage round trip feeds many attempts
@@ -64,11 +69,13 @@ class DestinationWorker:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         pauses: PauseBoard = NO_SHARING,
+        filters: Filters = NO_FILTERS,
     ) -> None:
         self.name = name
         self._pauses = pauses  # the deployment's destination-wide pauses (delivery/pauses.py)
         self.destination = destination
         self.policy = policy
+        self.filters = filters
         self._queue = queue
         self._settler = settler
         self._clock = clock
@@ -77,6 +84,7 @@ class DestinationWorker:
         self._unsettled = 0  # attempts handed to the settler, not yet settled (<= UNSETTLED_MAX)
         self._reserved = 0  # slots promised to appends in progress (delivery/handoff.py)
         self.lease_seconds = policy.timeout + LEASE_MARGIN
+        self._claim_max = CLAIM_BATCH_MAX  # jobs per claim at most
         self._all_settled: asyncio.Future[None] | None = None  # drain waits for _unsettled == 0
         self._kick = asyncio.Event()
         self._stopped = asyncio.Event()
@@ -176,7 +184,7 @@ class DestinationWorker:
                 self._waiting_for_slot = True
                 await self._wait_kick(None)
                 continue
-            limit = min(free, CLAIM_BATCH_MAX)
+            limit = min(free, self._claim_max)
             self._kick.clear()
             try:
                 jobs = await self._queue.claim(self.name, limit, lease)
@@ -223,13 +231,10 @@ class DestinationWorker:
     async def _attempt(self, job: Job) -> None:
         started = self._clock()
         outcome = await self._send(job)
-        self._meter.attempt(str(outcome.category), outcome.latency_ms / 1000.0)
+        if outcome.verdict is not Verdict.FILTERED:  # a filtered event made no attempt
+            self._meter.attempt(str(outcome.category), outcome.latency_ms / 1000.0)
         now = self._clock()
-        if outcome.verdict is Verdict.BACKOFF_DESTINATION:
-            self._pause(now, outcome)
-        elif outcome.verdict is Verdict.SUCCESS:
-            self._pause_level = 0
-        not_before = self.paused_until if self.paused_until > now else None
+        not_before = self._pace(outcome, now)
         settlement = decide(
             job, outcome, self.policy, started_at=started, now=now, not_before=not_before, rng=self._rng
         )
@@ -245,6 +250,8 @@ class DestinationWorker:
             record = settlement.record
             if settlement.action == "ack":
                 self._meter.delivered(finished_at(record) - record.received_at)
+            elif settlement.action == "filter":
+                self._meter.filtered()
             elif settlement.action == "retry":
                 self._meter.retried()
             else:
@@ -271,7 +278,9 @@ class DestinationWorker:
                 error_type="InvalidEvent",
                 error_message="the stored event is not a JSON object",
             )
-        request = SendRequest(job.body, event, job.source, job.message_id)
+        request = screen(self.filters, job, event)
+        if isinstance(request, Outcome):
+            return request
         try:
             return await self.destination.send(request, self.policy.timeout)
         except Exception as exc:  # the contract says never; if one does, retry rather than lose the event
@@ -280,6 +289,16 @@ class DestinationWorker:
             return Outcome(
                 Category.AWS_ERROR, Verdict.RETRY, error_type=type(exc).__name__, error_message=str(exc)[:500]
             )
+
+    def _pace(self, outcome: Outcome, now: float) -> float | None:
+        """Destination-wide pacing after an attempt (one invoke, of one event or a batch): pause
+        on AccessDenied / Invalid Credentials, reset on success. Returns the end of a pause in
+        force (no retry is due before it), else None."""
+        if outcome.verdict is Verdict.BACKOFF_DESTINATION:
+            self._pause(now, outcome)
+        elif outcome.verdict is Verdict.SUCCESS:
+            self._pause_level = 0
+        return self.paused_until if self.paused_until > now else None
 
     def _pause(self, now: float, outcome: Outcome) -> None:
         if self.paused_until > now:

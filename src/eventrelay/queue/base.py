@@ -49,7 +49,8 @@ class Queue(Protocol):
         """The job is settled (delivered); remove it."""
 
     async def retry(self, job: Job, due_at: float) -> None:
-        """The attempt failed but may succeed later: due again at ``due_at``; attempts + 1."""
+        """The attempt failed but may succeed later: due again at ``due_at``; attempts + 1.
+        ``job.batch`` is kept with it (None clears it): the next claim returns it."""
 
     async def dead_letter(self, job: Job, status: DeadStatus, reason: str) -> None:
         """Keep the job out of delivery, for inspection and ``redrive``; never dropped."""

@@ -156,6 +156,7 @@ function renderDestinations(list) {
       cell(d.name), cell(d.function || ""),
       cell(d.counts.delivered, "num delivered"), cell(d.counts.failed, "num failed"),
       cell(d.counts.retrying, "num retrying"), cell(d.counts.discarded, "num discarded"),
+      cell(d.counts.filtered, "num filtered"),
       cell(fmtMs(d.latency_ms.p50), "num"), cell(fmtMs(d.latency_ms.p95), "num"), cell(fmtMs(d.latency_ms.p99), "num"),
       cell(d.queue_depth, "num"));
     if (d.name === state.selected && !state.creating) row.className = "selected";
@@ -221,6 +222,12 @@ function renderSamples(samples) {
       "Message: " + (r.error_message || "–"),
     ];
     if (r.executed_version) response.push("Executed version: " + r.executed_version);
+    if (s.batch) {
+      // the event travelled in a batch: which one, and what the function answered for it
+      response.push("Batch: " + s.batch.id + " (" + s.batch.size + " events, " + s.batch.bytes + " bytes)");
+      if (r.body) response.push("Body: " + r.body);
+    }
+    if (s.warning) response.push("Warning: " + s.warning);
     const ok = s.category === "delivered";
     box.append(el("article", { class: "sample" + (ok ? " ok" : " bad"), "data-category": s.category },
       el("h4", {}, s.category_name + " · " + s.message_id + " · attempt " + s.attempt + " · " + fmtTime(s.at)),

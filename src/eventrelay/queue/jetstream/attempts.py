@@ -58,19 +58,25 @@ class AttemptStore:
         """``job`` (delivered ``delivered`` times) with the attempts and first attempt time kept for it."""
         if delivered <= 1:
             return job
-        attempts, first = 0, None
+        attempts, first, batch = 0, None, None
         try:
             entry = await self._get(_key(job)) or await self._get(_legacy_key(job))
             if entry is not None:
-                attempts, first = int(entry["attempts"]), float(entry["first"])
+                attempts, first, batch = int(entry["attempts"]), float(entry["first"]), entry.get("batch")
         except (TimeoutError, NatsError, ValueError, KeyError, TypeError) as exc:
             log.warning("jetstream: attempt count of %s unreadable (%s); counting deliveries", job.message_id, exc)
             attempts = delivered - 1
-        return replace(job, attempts=attempts, first_attempt_at=first)
+        return replace(job, attempts=attempts, first_attempt_at=first, batch=batch if isinstance(batch, str) else None)
 
     async def retried(self, job: Job, now: float) -> None:
         """``job``'s attempt failed and it waits for a retry: count the attempt, keep the reply subject."""
-        state = {"attempts": job.attempts + 1, "first": job.first_attempt_at or now, "reply": job.handle}
+        state: dict[str, object] = {
+            "attempts": job.attempts + 1,
+            "first": job.first_attempt_at or now,
+            "reply": job.handle,
+        }
+        if job.batch is not None:
+            state["batch"] = job.batch  # the whole batch it is retried with, read back when redelivered
         try:
             await self.kv.put(_key(job), json.dumps(state).encode())
         except (TimeoutError, NatsError) as exc:

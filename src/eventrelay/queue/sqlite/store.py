@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from eventrelay.core.errors import QueueFull
+from eventrelay.queue.archive import ArchiveLimits
+from eventrelay.queue.sqlite.archive_store import Pruner
 from eventrelay.queue.sqlite.ops import Append, Op
 from eventrelay.queue.sqlite.schema import connect
 from eventrelay.queue.sqlite.tx import Tx
@@ -42,10 +44,20 @@ class Store:
     releases leases nor recounts (the process that opened the file unshared did both, before
     any worker started)."""
 
-    def __init__(self, path: Path, *, max_events: int, dedup_window: float, shared: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_events: int,
+        dedup_window: float,
+        archive: ArchiveLimits | None = None,
+        shared: bool = False,
+    ) -> None:
         self.path = path
         self.max_events = max_events
         self.dedup_window = dedup_window
+        self.archive = archive  # None: accepted events are not archived
+        self._pruner = Pruner(archive) if archive is not None else None
         self.shared = shared
         self.seen: Counter[str] = Counter()  # ready jobs per destination as this process last saw them
         self.last_sweep = 0.0
@@ -98,6 +110,8 @@ class Store:
         changed = [(destination, n) for destination, n in tx.delta.items() if n]
         if changed:
             conn.executemany(_ADD_COUNT, changed)
+        if self._pruner is not None:
+            self._pruner.step(tx, archived=any(isinstance(op, Append) for op in ops))
         others.update(tx.delta)
         return outcomes, others
 
