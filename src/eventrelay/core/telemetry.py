@@ -51,8 +51,16 @@ FILTERED = Counter(
 RETRIES = Counter(
     "eventrelay_delivery_retries_total", "Attempts scheduled for retry", ["destination"], registry=REGISTRY
 )
-ARCHIVE_BYTES = Gauge("eventrelay_archive_bytes", "Bytes of accepted events kept for replay", registry=REGISTRY)
-ARCHIVE_EVENTS = Gauge("eventrelay_archive_events", "Accepted events kept for replay", registry=REGISTRY)
+# Read from the one archive every worker shares (its meta row): the deployment's value is any live worker's.
+ARCHIVE_BYTES = Gauge(
+    "eventrelay_archive_bytes",
+    "Bytes of accepted events kept for replay",
+    registry=REGISTRY,
+    multiprocess_mode="livemax",
+)
+ARCHIVE_EVENTS = Gauge(
+    "eventrelay_archive_events", "Accepted events kept for replay", registry=REGISTRY, multiprocess_mode="livemax"
+)
 # Every worker reads the one shared count, so the deployment's value is any live worker's: the max.
 QUEUE_DEPTH = Gauge(
     "eventrelay_queue_depth",
