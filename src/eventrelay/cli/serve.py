@@ -12,13 +12,13 @@ import contextlib
 import gc
 import logging
 import os
-import signal
 import sys
 from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
 
+from eventrelay.cli.stopping import StopSignals
 from eventrelay.config import load_config
 from eventrelay.config.model import Config
 from eventrelay.config.store import merge_api_entities
@@ -64,6 +64,16 @@ def run(args: argparse.Namespace) -> int:
 async def serve(args: argparse.Namespace) -> int:
     from eventrelay.runtime import Runtime
 
+    stopping = StopSignals()  # from before delivery starts until the runtime stopped (cli/stopping.py)
+    stopping.install()
+    try:
+        await _serve(args, Runtime, stopping)
+    finally:
+        stopping.remove()
+    return 0
+
+
+async def _serve(args: argparse.Namespace, runtime_class: Any, stopping: StopSignals) -> None:
     localaws = None
     if args.config:
         config = merge_api_entities(load_config(args.config))
@@ -73,33 +83,33 @@ async def serve(args: argparse.Namespace) -> int:
         from eventrelay.demo import demo_config
 
         config, localaws = await demo_config(args.data_dir or "./eventrelay-data", port=args.port)
-    runtime = Runtime(config, role=args.role)
+    runtime = runtime_class(config, role=args.role)
     await runtime.start()
     gc.freeze()  # start-up objects are permanent: full collections need not walk them on every request
     _announce(runtime, config, args, demo=not args.config)
     server = _GracefulServer(runtime.server_config(host=args.host, port=args.port))
+    stopping.on_stop(runtime.stop_claiming)
+    stopping.on_stop(server.request_exit)
     try:
         await server.serve()
     finally:
         await runtime.stop()
         if localaws is not None:
             await localaws.stop()
-    return 0
 
 
 class _GracefulServer(uvicorn.Server):
-    """uvicorn re-raises SIGTERM/SIGINT once ``serve()`` returns, which would end the process
-    before in-flight deliveries settle. Here the signal only stops the server; ``serve`` then
-    stops the runtime (in-flight attempts finish and are recorded) and exits normally."""
+    """uvicorn handles SIGTERM/SIGINT itself only while ``serve()`` runs, then re-raises them,
+    which would end the process before in-flight deliveries settle. Here ``StopSignals`` owns
+    the signals for the whole run; the first one only stops the server (``request_exit``);
+    ``serve`` then stops the runtime (in-flight attempts finish and are recorded) and exits."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
-        originals = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in originals.items():
-                signal.signal(sig, handler)
+        yield
+
+    def request_exit(self) -> None:
+        self.should_exit = True
 
 
 async def _start_localaws(config: Config) -> Any:

@@ -59,6 +59,12 @@ class Runtime:
             await self.engine.start()
             self.sink = QueueSink(self.queue, self.engine)
 
+    def stop_claiming(self) -> None:
+        """A stop was asked for: deliver nothing new while the server finishes its requests
+        (``stop`` then lets the attempts in flight finish and records them)."""
+        if self.engine is not None:
+            self.engine.stop_claiming()
+
     async def stop(self) -> None:
         if self.engine is not None:
             await self.engine.stop()
