@@ -35,9 +35,9 @@ ALLOWED: dict[str, set[str]] = {
     "awsiam": {"core", "config", "destinations", "deliverylog"},
     "admin": {"core", "config", "destinations", "deliverylog", "delivery", "awsiam", "queue"},
     "demo": {"core", "config", "destinations", "localaws"},
-    "runtime": {"core", "config", "queue", "deliverylog", "destinations", "ingest", "delivery", "admin"},
+    "runtime": {"core", "storage", "config", "queue", "deliverylog", "destinations", "ingest", "delivery", "admin"},
     "cli": {
-        "core", "config", "queue", "deliverylog", "destinations", "ingest", "delivery", "localaws",
+        "core", "storage", "config", "queue", "deliverylog", "destinations", "ingest", "delivery", "localaws",
         "awsiam", "admin", "demo", "runtime",
     },
 }  # fmt: skip

@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -22,8 +23,10 @@ from eventrelay.cli.stopping import StopSignals
 from eventrelay.config import load_config
 from eventrelay.config.model import Config
 from eventrelay.config.store import merge_api_entities
+from eventrelay.storage.dirlock import lock_data_dir
 
 DEFAULT_PORT = 8088
+DEMO_DATA_DIR = "./eventrelay-data"
 
 
 def add_parser(sub: Any) -> None:
@@ -37,7 +40,7 @@ def add_parser(sub: Any) -> None:
         default="all",
         help="ingest only, deliver only, or both (default all)",
     )
-    p.add_argument("--data-dir", default=None, help="demo data directory (default ./eventrelay-data)")
+    p.add_argument("--data-dir", default=None, help=f"demo data directory (default {DEMO_DATA_DIR})")
     p.add_argument("--log-level", default=os.environ.get("EVENTRELAY_LOG_LEVEL", "info"))
     p.set_defaults(func=run)
 
@@ -62,28 +65,31 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def serve(args: argparse.Namespace) -> int:
-    from eventrelay.runtime import Runtime
-
+    config = merge_api_entities(load_config(args.config)) if args.config else None
+    # One deployment per data directory (storage/dirlock.py): refused here, before anything opens.
+    lock = lock_data_dir(Path(config.storage.path if config else args.data_dir or DEMO_DATA_DIR))
     stopping = StopSignals()  # from before delivery starts until the runtime stopped (cli/stopping.py)
     stopping.install()
     try:
-        await _serve(args, Runtime, stopping)
+        await _serve(args, config, stopping)
     finally:
         stopping.remove()
+        lock.release()
     return 0
 
 
-async def _serve(args: argparse.Namespace, runtime_class: Any, stopping: StopSignals) -> None:
+async def _serve(args: argparse.Namespace, config: Config | None, stopping: StopSignals) -> None:
+    from eventrelay.runtime import Runtime
+
     localaws = None
-    if args.config:
-        config = merge_api_entities(load_config(args.config))
+    if config is not None:
         if config.localaws is not None:
             localaws = await _start_localaws(config)
     else:
         from eventrelay.demo import demo_config
 
-        config, localaws = await demo_config(args.data_dir or "./eventrelay-data", port=args.port)
-    runtime = runtime_class(config, role=args.role)
+        config, localaws = await demo_config(args.data_dir or DEMO_DATA_DIR, port=args.port)
+    runtime = Runtime(config, role=args.role)
     await runtime.start()
     gc.freeze()  # start-up objects are permanent: full collections need not walk them on every request
     _announce(runtime, config, args, demo=not args.config)
