@@ -8,7 +8,7 @@ import sys
 
 from eventrelay.core.errors import ConfigError, EventRelayError
 
-COMMANDS = ("serve", "validate", "localaws", "deliveries", "redrive", "aws", "check", "send")
+COMMANDS = ("serve", "validate", "localaws", "deliveries", "redrive", "recover", "aws", "check", "send")
 
 
 def build_parser() -> argparse.ArgumentParser:

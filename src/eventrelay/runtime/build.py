@@ -5,6 +5,7 @@ The composition root's factories: the lower packages know nothing of the configu
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from eventrelay.config.model import Config, JetStreamStorage
@@ -13,6 +14,36 @@ from eventrelay.deliverylog.base import DeliveryLog
 from eventrelay.destinations.base import Destination
 from eventrelay.destinations.kind import BuildSpec
 from eventrelay.queue.base import Queue
+
+QUEUE_FILE = "queue.db"
+LOG_FILE = "deliverylog.db"
+
+
+@dataclass(frozen=True, slots=True)
+class DataLayout:
+    """The store files of the configured backend in ``storage.path`` (name -> schema version),
+    checked at start and recorded in the data directory's marker (``storage/datadir.py``)."""
+
+    directory: Path
+    backend: str
+    files: dict[str, int] = field(default_factory=dict)
+    integrity_check: bool = True
+
+    def paths(self) -> list[Path]:
+        return [self.directory / name for name in self.files]
+
+
+def data_layout(config: Config) -> DataLayout:
+    """JetStream keeps its data in the stream (the local delivery-log index is rebuilt from
+    it): no file of its directory is one to lose."""
+    storage = config.storage
+    directory = Path(storage.path)
+    if isinstance(storage, JetStreamStorage):
+        return DataLayout(directory, storage.backend)
+    from eventrelay.queue.sqlite.schema import SCHEMA_VERSION
+
+    files = {QUEUE_FILE: SCHEMA_VERSION, LOG_FILE: 0}
+    return DataLayout(directory, storage.backend, files, storage.integrity_check)
 
 
 def open_queue(config: Config) -> Queue:
@@ -31,7 +62,7 @@ def open_queue(config: Config) -> Queue:
     from eventrelay.queue.sqlite import SQLiteQueue
 
     return SQLiteQueue(
-        Path(storage.path) / "queue.db", max_events=storage.max_events, dedup_window=config.ingest.dedup_window
+        Path(storage.path) / QUEUE_FILE, max_events=storage.max_events, dedup_window=config.ingest.dedup_window
     )
 
 
@@ -47,7 +78,7 @@ def open_log(config: Config) -> DeliveryLog:
         )
     from eventrelay.deliverylog.sqlite import SQLiteDeliveryLog
 
-    return SQLiteDeliveryLog(Path(storage.path) / "deliverylog.db")
+    return SQLiteDeliveryLog(Path(storage.path) / LOG_FILE)
 
 
 def build_destination(dest: DestinationConfig, config: Config) -> Destination:

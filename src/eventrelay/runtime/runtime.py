@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import secrets
@@ -21,7 +22,8 @@ from eventrelay.deliverylog.base import DeliveryLog
 from eventrelay.destinations.base import Destination
 from eventrelay.ingest.sink import EventSink
 from eventrelay.queue.base import Queue
-from eventrelay.runtime.build import build_destination, open_log, open_queue
+from eventrelay.runtime.build import build_destination, data_layout, open_log, open_queue
+from eventrelay.storage import datadir, integrity
 
 if TYPE_CHECKING:
     import uvicorn
@@ -41,6 +43,7 @@ class Runtime:
         token = config.admin.token.get_secret_value() if config.admin.token else None
         self.generated_admin_token = token is None
         self.admin_token: str = token or secrets.token_urlsafe(32)
+        self.layout = data_layout(config)
         self.queue: Queue = open_queue(config)
         self.log: DeliveryLog = open_log(config)
         self.destinations: dict[str, Destination] = {}
@@ -51,8 +54,13 @@ class Runtime:
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
+        """Check the data directory (a missing, emptied or damaged store file is refused:
+        ``storage/datadir.py``), open the stores, record the layout, start delivery."""
+        layout = self.layout
+        await asyncio.to_thread(datadir.check, layout.directory, layout.files, check_integrity=layout.integrity_check)
         await self.queue.start()
         await self.log.start()
+        await asyncio.to_thread(datadir.write_marker, layout.directory, layout.files, layout.backend)
         self.destinations = {d.name: build_destination(d, self.config) for d in self.config.destinations}
         if self.role in ("deliver", "all"):
             self.engine = DeliveryEngine(self.queue, self.log, self._engine_targets())
@@ -86,6 +94,14 @@ class Runtime:
             log.debug("closed destination %s after reconfigure", name)
 
     # -- what ingest and the admin API ask ----------------------------------------------------
+    def health(self) -> dict[str, object]:
+        """``/healthz``: ``ok``, or ``unhealthy`` with the store files SQLite reported damaged
+        while running and what to do (``storage/integrity.py``)."""
+        damaged = integrity.damaged(self.layout.paths())
+        if not damaged:
+            return {"status": "ok"}
+        return {"status": "unhealthy", "damaged": damaged, "what_to_do": integrity.RECOVER_HINT}
+
     def source_for_key(self, write_key: str) -> str | None:
         """The source name of ``write_key`` (constant-time compare), or None."""
         found = None

@@ -17,8 +17,9 @@ transaction. The event loop never runs SQLite.
   future each.
 - A transaction that fails (disk full, I/O error) is rolled back and its operations are re-run
   one transaction each, so one failing append does not fail the acks that shared its commit.
-  sqlite3/OS errors reach callers translated (``DiskFull`` / ``StorageError``); after a full
-  disk the WAL is checkpointed as soon as space allows, so the file does not stay stuck.
+  sqlite3/OS errors reach callers translated (``DiskFull`` / ``StorageDamaged`` /
+  ``StorageError``); after a full disk the WAL is checkpointed as soon as space allows, so the
+  file does not stay stuck.
 - What the operations mean is the ``Store``'s: the writer only batches, commits and answers.
 """
 
@@ -30,10 +31,12 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from queue import SimpleQueue
 from typing import Any, Generic, Protocol, TypeVar
 
 from eventrelay.core.errors import StorageError
+from eventrelay.storage import integrity
 from eventrelay.storage.sqlite import checkpoint_and_close, is_disk_full, rollback, translate
 
 log = logging.getLogger(__name__)
@@ -83,7 +86,8 @@ class _Result(Generic[ChangeT]):
 class GroupCommitWriter(Generic[OpT, ChangeT]):
     """The writer thread of one SQLite file and its hand-over from the event loop.
 
-    ``what`` names the file in errors (``the queue database /data/queue.db``); ``max_rows``
+    ``what`` names the file in errors (``the queue database /data/queue.db``), ``path`` is that
+    file (a corruption error reports it to ``storage/integrity.py``); ``max_rows``
     bounds a transaction (the rows of its ops; at least one op); ``on_commit`` runs on the event
     loop with each committed change, before the callers' futures resolve. ``commits`` counts
     committed transactions and ``operations`` the calls they carried (the group commit ratio).
@@ -97,8 +101,10 @@ class GroupCommitWriter(Generic[OpT, ChangeT]):
         thread_name: str,
         max_rows: int,
         on_commit: Callable[[ChangeT], None] | None = None,
+        path: Path | None = None,
     ) -> None:
         self.what = what
+        self.path = path  # the file, when errors should report it damaged (storage/integrity.py)
         self.commits = 0
         self.operations = 0
         self._store = store
@@ -129,7 +135,7 @@ class GroupCommitWriter(Generic[OpT, ChangeT]):
             initial = await opened
         except Exception as exc:
             self._thread = self._loop = None
-            raise translate(exc, self.what) from exc
+            raise translate(exc, self.what, self.path) from exc
         if self._on_commit is not None:
             self._on_commit(initial)
 
@@ -142,7 +148,7 @@ class GroupCommitWriter(Generic[OpT, ChangeT]):
         self._inbox.put(None)
         error = await self._stopped
         if error is not None:
-            raise translate(error, self.what) from error
+            raise translate(error, self.what, self.path) from error
 
     def submit(self, op: OpT) -> asyncio.Future[Any]:
         """Queue ``op`` for the writer; the returned future settles once its transaction did."""
@@ -278,7 +284,7 @@ class GroupCommitWriter(Generic[OpT, ChangeT]):
     def _translate(self, exc: Exception) -> BaseException:
         if not isinstance(exc, sqlite3.Error | OSError):
             return exc  # a bug, not the database: surface it as is
-        error = translate(exc, self.what)
+        error = translate(exc, self.what, self.path)
         error.__cause__ = exc
         self._disk_was_full = self._disk_was_full or is_disk_full(exc)
         return error
@@ -302,6 +308,9 @@ class GroupCommitWriter(Generic[OpT, ChangeT]):
             self._store.tidy(conn)
         except sqlite3.Error as exc:  # e.g. busy or a full disk: the next batch's housekeeping tries again
             rollback(conn)
+            if integrity.is_corrupt(exc) and self.path is not None:
+                integrity.report(self.path, exc)  # logged once there, not at every batch
+                return
             log.warning("%s: housekeeping failed (tried again later): %s", self.what, exc)
         except Exception:  # a bug in the store: the writer carries on with the callers' writes
             rollback(conn)

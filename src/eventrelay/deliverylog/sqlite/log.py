@@ -55,6 +55,7 @@ class SQLiteDeliveryLog:
             what=f"the delivery log {self.path}",
             thread_name="eventrelay-deliverylog-writer",
             max_rows=MAX_WRITE_BATCH,
+            path=self.path,
         )
         self._reader: ThreadPoolExecutor | None = None
         self._read_conn: sqlite3.Connection | None = None
@@ -103,7 +104,7 @@ class SQLiteDeliveryLog:
                 self._read_conn.execute("PRAGMA query_only = 1")
             return fn(self._read_conn)
         except sqlite3.Error as exc:
-            raise translate(exc, f"reading the delivery log {self.path}") from exc
+            raise translate(exc, f"reading the delivery log {self.path}", self.path) from exc
 
     def _close_reader(self) -> None:
         if self._read_conn is not None:

@@ -46,6 +46,7 @@ class SQLiteQueue:
             thread_name="eventrelay-sqlite",
             max_rows=MAX_BATCH_ROWS,
             on_commit=self._ready.update,
+            path=self.path,
         )
         self._submit = self._writer.submit
 
