@@ -22,6 +22,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from eventrelay.core.duration import Duration
 from eventrelay.core.external_id import external_id
+from eventrelay.core.size import ByteSize
 from eventrelay.destinations import registry
 from eventrelay.destinations.kind import DestinationType
 
@@ -40,6 +41,10 @@ class Workspace(Strict):
 
 DEFAULT_DATA_PATH = "./eventrelay-data"
 DEFAULT_MAX_EVENTS = 2_000_000  # waiting jobs: ~2.4 GB of SQLite queue at ~1.2 KB per job
+# Room kept under new events (storage/space.py): the queue's WAL at its usual bound (16 MB) and
+# the copy a checkpoint makes of it, the delivery log's WAL (4 MB), the space reserve (8 MB) and
+# margin for the records of the attempts that drain the backlog meanwhile.
+DEFAULT_MIN_FREE_SPACE = 64 * 1024 * 1024
 
 
 class _StorageBase(Strict):
@@ -54,6 +59,10 @@ class SqliteStorage(_StorageBase):
     """``storage: {backend: sqlite, path, max_events}``: the embedded default, one directory."""
 
     backend: Literal["sqlite"] = "sqlite"
+    min_free_space: ByteSize = DEFAULT_MIN_FREE_SPACE
+    """New events are refused (503 disk_full, Retry-After) while less than this is free on the
+    data directory's disk (the queue's own free pages count): delivery, which needs a little
+    room for every ack and attempt record, goes on and drains the backlog. Default 64MB."""
     integrity_check: bool = True
     """Run SQLite's quick_check on queue.db and deliverylog.db at start (about a second per GB,
     stopped after 60 s) and refuse to start on a damaged file. Turn off for very large stores.

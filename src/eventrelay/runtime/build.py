@@ -14,6 +14,7 @@ from eventrelay.deliverylog.base import DeliveryLog
 from eventrelay.destinations.base import Destination
 from eventrelay.destinations.kind import BuildSpec
 from eventrelay.queue.base import Queue
+from eventrelay.storage.space import Space
 
 QUEUE_FILE = "queue.db"
 LOG_FILE = "deliverylog.db"
@@ -46,7 +47,16 @@ def data_layout(config: Config) -> DataLayout:
     return DataLayout(directory, storage.backend, files, storage.integrity_check)
 
 
-def open_queue(config: Config) -> Queue:
+def open_space(config: Config) -> Space | None:
+    """The free-space rules of the SQLite data directory (``storage/space.py``); JetStream's
+    data is in its stream."""
+    storage = config.storage
+    if isinstance(storage, JetStreamStorage):
+        return None
+    return Space(Path(storage.path), floor=storage.min_free_space)
+
+
+def open_queue(config: Config, space: Space | None = None) -> Queue:
     """The queue backend named by ``storage.backend``."""
     storage = config.storage
     if isinstance(storage, JetStreamStorage):
@@ -62,11 +72,14 @@ def open_queue(config: Config) -> Queue:
     from eventrelay.queue.sqlite import SQLiteQueue
 
     return SQLiteQueue(
-        Path(storage.path) / QUEUE_FILE, max_events=storage.max_events, dedup_window=config.ingest.dedup_window
+        Path(storage.path) / QUEUE_FILE,
+        max_events=storage.max_events,
+        dedup_window=config.ingest.dedup_window,
+        space=space,
     )
 
 
-def open_log(config: Config) -> DeliveryLog:
+def open_log(config: Config, space: Space | None = None) -> DeliveryLog:
     """The delivery log store of the configured backend (JetStream: the stream, with this
     node's query index under ``storage.path``)."""
     storage = config.storage
@@ -78,7 +91,7 @@ def open_log(config: Config) -> DeliveryLog:
         )
     from eventrelay.deliverylog.sqlite import SQLiteDeliveryLog
 
-    return SQLiteDeliveryLog(Path(storage.path) / LOG_FILE)
+    return SQLiteDeliveryLog(Path(storage.path) / LOG_FILE, space=space)
 
 
 def build_destination(dest: DestinationConfig, config: Config) -> Destination:

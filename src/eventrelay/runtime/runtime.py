@@ -22,7 +22,7 @@ from eventrelay.deliverylog.base import DeliveryLog
 from eventrelay.destinations.base import Destination
 from eventrelay.ingest.sink import EventSink
 from eventrelay.queue.base import Queue
-from eventrelay.runtime.build import build_destination, data_layout, open_log, open_queue
+from eventrelay.runtime.build import build_destination, data_layout, open_log, open_queue, open_space
 from eventrelay.storage import datadir, integrity
 
 if TYPE_CHECKING:
@@ -44,8 +44,9 @@ class Runtime:
         self.generated_admin_token = token is None
         self.admin_token: str = token or secrets.token_urlsafe(32)
         self.layout = data_layout(config)
-        self.queue: Queue = open_queue(config)
-        self.log: DeliveryLog = open_log(config)
+        self.space = open_space(config)  # free-space floor, bounded WAL, reserve (storage/space.py)
+        self.queue: Queue = open_queue(config, self.space)
+        self.log: DeliveryLog = open_log(config, self.space)
         self.destinations: dict[str, Destination] = {}
         self.engine: DeliveryEngine | None = None
         self.sink: EventSink = QueueSink(self.queue)  # the Tracking API's hand-off (ingest.sink.EventSink)
@@ -55,12 +56,17 @@ class Runtime:
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         """Check the data directory (a missing, emptied or damaged store file is refused:
-        ``storage/datadir.py``), open the stores, record the layout, start delivery."""
+        ``storage/datadir.py``), open the stores (on a nearly full disk too: the space reserve
+        gives way), record the layout, hold the reserve, start delivery."""
         layout = self.layout
         await asyncio.to_thread(datadir.check, layout.directory, layout.files, check_integrity=layout.integrity_check)
+        if self.space is not None:  # a nearly full disk: the reserve's room lets the files open
+            await asyncio.to_thread(self.space.before_start)
         await self.queue.start()
         await self.log.start()
         await asyncio.to_thread(datadir.write_marker, layout.directory, layout.files, layout.backend)
+        if self.space is not None:
+            await asyncio.to_thread(self.space.hold_reserve)
         self.destinations = {d.name: build_destination(d, self.config) for d in self.config.destinations}
         if self.role in ("deliver", "all"):
             self.engine = DeliveryEngine(self.queue, self.log, self._engine_targets())

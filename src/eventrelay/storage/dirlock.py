@@ -115,5 +115,8 @@ def _holder(fd: int) -> str:
 
 
 def _write_holder(fd: int) -> None:
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+    """Write this pid into the lock file. Best effort: on a full disk the lock still holds, a
+    refused second process then names the holder "unknown"."""
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)

@@ -46,11 +46,12 @@ _damaged: dict[Path, str] = {}  # file -> the first corruption error seen at run
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    """A ``quick_check`` result: the problems found (none: intact) and whether it read the
-    whole file before ``QUICK_CHECK_SECONDS``."""
+    """A ``quick_check`` result: the problems found (none: intact), and why it stopped short
+    if it did (over ``QUICK_CHECK_SECONDS``, or SQLite could not run it: no room for its
+    shared-memory file on a full disk, a lock)."""
 
     problems: tuple[str, ...]
-    complete: bool = True
+    unchecked: str = ""  # why the check did not read the whole file ("": it did)
 
 
 def is_corrupt(exc: BaseException) -> bool:
@@ -70,7 +71,7 @@ def quick_check(path: Path, seconds: float = QUICK_CHECK_SECONDS) -> Check:
     try:
         conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=rw", uri=True, isolation_level=None)
     except sqlite3.Error as exc:
-        return Check((f"cannot be opened: {exc}",))
+        return Check((f"cannot be opened: {exc}",)) if is_corrupt(exc) else Check((), f"cannot be opened: {exc}")
     deadline = time.monotonic() + seconds
     stopped = False
 
@@ -84,8 +85,8 @@ def quick_check(path: Path, seconds: float = QUICK_CHECK_SECONDS) -> Check:
         rows = conn.execute(f"PRAGMA quick_check({QUICK_CHECK_PROBLEMS})").fetchall()
     except sqlite3.Error as exc:
         if stopped:
-            return Check((), complete=False)
-        return Check((str(exc),))
+            return Check((), f"stopped after {seconds:.0f} s")
+        return Check((str(exc),)) if is_corrupt(exc) else Check((), str(exc))
     finally:
         with contextlib.suppress(sqlite3.Error):
             conn.close()

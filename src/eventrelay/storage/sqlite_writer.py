@@ -37,9 +37,12 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from eventrelay.core.errors import StorageError
 from eventrelay.storage import integrity
+from eventrelay.storage.space import Space, keep_wal_small
 from eventrelay.storage.sqlite import checkpoint_and_close, is_disk_full, rollback, translate
 
 log = logging.getLogger(__name__)
+
+DEFAULT_WAL_BYTES = 1000 * 4096  # SQLite's default autocheckpoint: 1,000 pages of 4 KB
 
 
 class WriteOp(Protocol):
@@ -87,7 +90,9 @@ class GroupCommitWriter(Generic[OpT, ChangeT]):
     """The writer thread of one SQLite file and its hand-over from the event loop.
 
     ``what`` names the file in errors (``the queue database /data/queue.db``), ``path`` is that
-    file (a corruption error reports it to ``storage/integrity.py``); ``max_rows``
+    file (a corruption error reports it to ``storage/integrity.py``); with ``space`` the WAL
+    is kept small when the disk is nearly full and a full disk releases the space reserve
+    (``storage/space.py``; ``wal_bytes``: the WAL's usual bound); ``max_rows``
     bounds a transaction (the rows of its ops; at least one op); ``on_commit`` runs on the event
     loop with each committed change, before the callers' futures resolve. ``commits`` counts
     committed transactions and ``operations`` the calls they carried (the group commit ratio).
@@ -102,9 +107,13 @@ class GroupCommitWriter(Generic[OpT, ChangeT]):
         max_rows: int,
         on_commit: Callable[[ChangeT], None] | None = None,
         path: Path | None = None,
+        space: Space | None = None,
+        wal_bytes: int = DEFAULT_WAL_BYTES,
     ) -> None:
         self.what = what
         self.path = path  # the file, when errors should report it damaged (storage/integrity.py)
+        self.space = space  # the data directory's free space (storage/space.py), with ``path``
+        self.wal_bytes = wal_bytes  # the WAL's usual bound (its autocheckpoint size)
         self.commits = 0
         self.operations = 0
         self._store = store
@@ -208,6 +217,7 @@ class GroupCommitWriter(Generic[OpT, ChangeT]):
                 result = _Result([StorageError(f"{self.what}: the writer failed: {exc!r}")] * len(ops))
             _call(loop, self._settle, batch, result)
             self._tidy(conn)
+            self._mind_space(conn)
         error: BaseException | None = None
         try:
             checkpoint_and_close(conn, self.what)
@@ -250,8 +260,15 @@ class GroupCommitWriter(Generic[OpT, ChangeT]):
             outcomes, change = self._transaction(ops)
             return _Result(outcomes, [change])
         except Exception as exc:
-            if len(ops) == 1:
-                return _Result([self._translate(exc)])
+            error = exc
+        if self._make_room(error):  # the reserve's room: the same batch once more
+            try:
+                outcomes, change = self._transaction(ops)
+                return _Result(outcomes, [change])
+            except Exception as exc:
+                error = exc
+        if len(ops) == 1:
+            return _Result([self._translate(error)])
         result: _Result[ChangeT] = _Result([])
         for op in ops:
             try:
@@ -302,6 +319,33 @@ class GroupCommitWriter(Generic[OpT, ChangeT]):
         except sqlite3.Error:
             return  # still no room: the next batch tries again
         self._disk_was_full = busy != 0
+
+    def _make_room(self, exc: Exception) -> bool:
+        """The disk is full: release the space reserve and move the WAL into the database with
+        its room. True if there is room now to try again."""
+        if self.space is None or not is_disk_full(exc):
+            return False
+        if not self.space.release_reserve(f"{self.what}: the disk is full"):
+            return False
+        self._reclaim_wal()
+        return True
+
+    def _mind_space(self, conn: sqlite3.Connection) -> None:
+        """After a batch: keep the WAL within what the free space allows, and hold the reserve
+        again once there is room (``storage/space.py``)."""
+        if self.space is None or self.path is None:
+            return
+        try:
+            keep_wal_small(conn, self.path, self.space, self.wal_bytes)
+        except sqlite3.Error as exc:
+            if is_disk_full(exc):
+                self._disk_was_full = True
+                self.space.release_reserve(f"{self.what}: no room to checkpoint")
+            else:
+                log.debug("%s: checkpoint after a batch failed: %s", self.what, exc)
+            return
+        if not self._disk_was_full:
+            self.space.hold_reserve()
 
     def _tidy(self, conn: sqlite3.Connection) -> None:
         try:

@@ -21,7 +21,9 @@ from eventrelay.queue.sqlite.ops import (
     Retry,
     SetMaxPages,
 )
+from eventrelay.queue.sqlite.schema import WAL_BYTES
 from eventrelay.queue.sqlite.store import Store
+from eventrelay.storage.space import Space
 from eventrelay.storage.sqlite_writer import GroupCommitWriter
 
 # Rows (events appended, jobs claimed, other calls) per transaction at most. A transaction of
@@ -35,18 +37,29 @@ class SQLiteQueue:
     """``Queue`` (also ``GroupCommitQueue`` and ``HandoffQueue``) on a SQLite file. ``commits``
     counts committed transactions (group commit ratio: compare with ``operations``)."""
 
-    def __init__(self, path: Path, *, max_events: int = 1_000_000, dedup_window: float = 86400.0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_events: int = 1_000_000,
+        dedup_window: float = 86400.0,
+        space: Space | None = None,
+    ) -> None:
+        """``space``: the data directory's free space (``storage/space.py``): new events are
+        refused under its floor and the WAL is kept small on a nearly full disk."""
         self.path = Path(path)
         self.max_events = max_events
         self.dedup_window = dedup_window
         self._ready: Counter[str] = Counter()  # waiting (not dead) jobs per destination, committed
         self._writer: GroupCommitWriter[Op, Counter[str]] = GroupCommitWriter(
-            Store(self.path, max_events=max_events, dedup_window=dedup_window),
+            Store(self.path, max_events=max_events, dedup_window=dedup_window, space=space),
             what=f"the queue database {self.path}",
             thread_name="eventrelay-sqlite",
             max_rows=MAX_BATCH_ROWS,
             on_commit=self._ready.update,
             path=self.path,
+            space=space,
+            wal_bytes=WAL_BYTES,
         )
         self._submit = self._writer.submit
 

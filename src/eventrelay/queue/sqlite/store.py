@@ -11,16 +11,21 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from eventrelay.core.errors import QueueFull
+from eventrelay.core.errors import DiskFull, QueueFull
 from eventrelay.queue.sqlite.ops import Append, Op
 from eventrelay.queue.sqlite.schema import connect
 from eventrelay.queue.sqlite.tx import Tx
+from eventrelay.storage.space import Space
 
 # Dedup expiry: keys examined per pass (a slice of the key space, walked round and round), so
 # a pass never stalls the writer; 20,000 per second outpaces any ingest rate of one process.
 DEDUP_SWEEP_ROWS = 20_000
 # Seconds between dedup expiry passes (a pass runs inside a write batch, when there is one).
 DEDUP_SWEEP_INTERVAL = 1.0
+PAGE_SIZE = 4096  # SQLite's default page size, which the queue's files use
+# Retry-After under the free-space floor: delivery frees room at thousands of events a second,
+# an operator frees disk space in minutes; clients retrying every 10 s cost nothing meanwhile.
+DISK_FULL_RETRY_AFTER = 10.0
 
 
 class Store:
@@ -28,8 +33,9 @@ class Store:
     writer's transaction, keeps what the ops need between batches (the limits, the waiting
     jobs committed, the dedup sweep's position). Writer thread only."""
 
-    def __init__(self, path: Path, *, max_events: int, dedup_window: float) -> None:
+    def __init__(self, path: Path, *, max_events: int, dedup_window: float, space: Space | None = None) -> None:
         self.path = path
+        self.space = space  # with it, new events are refused under the free-space floor
         self.max_events = max_events
         self.dedup_window = dedup_window
         self.committed_ready = 0  # waiting (ready) jobs committed
@@ -67,9 +73,14 @@ class Store:
         ready jobs per destination."""
         tx = Tx(conn, time.time(), self.committed_ready)
         self._sweep_dedup(tx)
-        tx.load_dedup([item.message_id for op in ops if isinstance(op, Append) for item in op.items])
+        no_room = any(isinstance(op, Append) for op in ops) and not self._room_for_events(conn)
+        if not no_room:
+            tx.load_dedup([item.message_id for op in ops if isinstance(op, Append) for item in op.items])
         outcomes: list[object] = []
         for op in ops:
+            if no_room and isinstance(op, Append):  # refused before it wrote anything
+                outcomes.append(self._disk_full())
+                continue
             if not op.staged:
                 tx.flush()
             try:
@@ -78,6 +89,21 @@ class Store:
                 outcomes.append(refused)
         tx.flush()
         return outcomes, tx.delta
+
+    def _room_for_events(self, conn: sqlite3.Connection) -> bool:
+        """Free space plus this file's free pages (new rows take them first) is over the floor."""
+        if self.space is None:
+            return True
+        free_pages = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        return self.space.room_for_events(int(free_pages) * PAGE_SIZE)
+
+    def _disk_full(self) -> DiskFull:
+        assert self.space is not None
+        return DiskFull(
+            f"the queue database {self.path} refuses new events: less than storage.min_free_space "
+            f"({self.space.floor / 1048576:.1f} MB) is free; delivery goes on and frees room",
+            retry_after=DISK_FULL_RETRY_AFTER,
+        )
 
     def committed(self, change: Counter[str]) -> None:
         self.committed_ready += sum(change.values())
