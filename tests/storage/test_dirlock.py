@@ -80,6 +80,10 @@ storage: {{backend: sqlite, path: {tmp_path / "data"}}}
 admin: {{token: adm_lock_test_0123456789abcdef}}
 sources:
   - {{name: app, write_key: wk_lock_test_0123456789abcdef}}
+destinations:
+  - name: fn
+    settings: {{lambda: fn, region: us-west-2, role_address: "arn:aws:iam::123456789012:role/r",
+               endpoint_url: "http://127.0.0.1:9"}}
 """)
     port = free_port()
     args = ["serve", "--config", str(config), "--port", str(port)]
@@ -109,3 +113,19 @@ def test_a_second_serve_on_the_same_data_directory_is_refused_at_once(
     assert str(tmp_path / "data" / LOCK_FILE) in second.stderr
     assert f"pid {first.pid}" in second.stderr
     assert first.poll() is None  # the first one is untouched
+
+
+def test_a_direct_redrive_is_refused_while_serve_holds_the_data_directory(
+    tmp_path: Path, first_serve: tuple[Path, subprocess.Popen[bytes]]
+) -> None:
+    config, first = first_serve
+    redrive = subprocess.run(
+        [*EVENTRELAY, "redrive", "--config", str(config), "fn"],
+        cwd=tmp_path,
+        env=serve_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert redrive.returncode == 1  # opening the queue would release the running server's leases
+    assert f"pid {first.pid}" in redrive.stderr and LOCK_FILE in redrive.stderr

@@ -5,7 +5,8 @@
     eventrelay redrive --url http://127.0.0.1:8088 lambda-prod --message-id ID --message-id ID
 
 With ``--config`` it opens the queue and the delivery log directly: use it while the server is
-stopped (the SQLite queue belongs to one process at a time). While the server runs, use
+stopped (the SQLite queue belongs to one process at a time: refused while a server holds the
+data directory's lock). While the server runs, use
 ``--url`` so the running server re-queues (and its engine starts right away).
 """
 
@@ -15,6 +16,7 @@ import argparse
 import asyncio
 import sys
 import time
+from pathlib import Path
 from typing import Any, TextIO
 
 from eventrelay.cli.deliveries import add_source_options, call_api, parse_flag_time
@@ -23,6 +25,7 @@ from eventrelay.config.model import Config
 from eventrelay.core.errors import ConfigError
 from eventrelay.core.outcome import Category
 from eventrelay.delivery.redrive import RedriveFilter, redrive
+from eventrelay.storage.dirlock import lock_data_dir
 
 BAR_WIDTH = 30  # characters of the progress bar
 
@@ -79,16 +82,22 @@ async def _direct(config: Config, destination: str, wanted: RedriveFilter, now: 
     names = [d.name for d in _all_destinations(config)]
     if destination not in names:
         raise ConfigError("destination", f"no destination named {destination!r} ({', '.join(names) or 'none'})")
-    queue, log = open_queue(config), open_log(config)
-    await queue.start()
+    # the SQLite queue belongs to one process: refused (naming the server's pid) while one runs
+    lock = lock_data_dir(Path(config.storage.path)) if config.storage.backend == "sqlite" else None
     try:
-        await log.start()
+        queue, log = open_queue(config), open_log(config)
+        await queue.start()
         try:
-            return await redrive(queue, log, destination, wanted, now=now, progress=ProgressBar(sys.stderr))
+            await log.start()
+            try:
+                return await redrive(queue, log, destination, wanted, now=now, progress=ProgressBar(sys.stderr))
+            finally:
+                await log.close()
         finally:
-            await log.close()
+            await queue.close()
     finally:
-        await queue.close()
+        if lock is not None:
+            lock.release()
 
 
 def _all_destinations(config: Config) -> list[Any]:

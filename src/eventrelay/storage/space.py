@@ -10,9 +10,10 @@ recovered, not even after a restart. The rules here keep room to drain:
   is under it. Claims, acks, retries and the delivery log's records go on, so delivery drains
   the backlog, and its freed pages take the next events as soon as room is back;
 - **bounded WAL**: a write-ahead log holds a second copy of the pages it carries until a
-  checkpoint moves them into the database, and that move needs as much room again. After each
-  batch the writer checkpoints and truncates the WAL when it is over ``wal_limit()``: its usual
-  bound, or a share (``WAL_SHARE_OF_FREE``) of what is free, whichever is smaller;
+  checkpoint moves them into the database, and that move needs as much room again. SQLite's
+  checkpoints and ``journal_size_limit`` keep it at its usual bound; when the free space is
+  short, the writer also checkpoints and truncates it after each batch that takes it over a
+  share (``WAL_SHARE_OF_FREE``) of what is free (``wal_limit()``);
 - **reserve** (``RESERVE_FILE``, ``RESERVE_BYTES``): a file of zeros held while there is room.
   When the disk is full all the same (another program filled it), a write fails, the reserve is
   deleted and that room lets the checkpoint, the acks and the deletes go on; it is made again
@@ -85,9 +86,12 @@ class Space:
         """Under the floor: the delivery log makes room for its records by pruning first."""
         return self.free() < self.floor
 
-    def wal_limit(self, usual: int) -> int:
-        """The largest WAL to keep after a batch: ``usual``, or a share of the free space."""
-        return min(usual, self.free() // WAL_SHARE_OF_FREE)
+    def wal_limit(self, usual: int) -> int | None:
+        """The largest WAL to keep after a batch when the free space is short of
+        ``WAL_SHARE_OF_FREE`` times ``usual`` (its share of it); None when there is room enough
+        for SQLite's own checkpoints and ``journal_size_limit`` to bound it."""
+        share = self.free() // WAL_SHARE_OF_FREE
+        return share if share < usual else None
 
     # -- the reserve --------------------------------------------------------------------------
     def hold_reserve(self) -> bool:
@@ -164,11 +168,14 @@ def keep_wal_small(conn: sqlite3.Connection, database: Path, space: Space, usual
     """After a batch: checkpoint the WAL of ``database`` into it and truncate the WAL when it is
     over ``space.wal_limit(usual)``. Returns whether it did; raises ``sqlite3.Error`` (a full
     disk: the caller releases the reserve)."""
+    limit = space.wal_limit(usual)
+    if limit is None:
+        return False
     try:
         size = wal_path(database).stat().st_size
     except FileNotFoundError:
         return False
-    if size <= space.wal_limit(usual):
+    if size <= limit:
         return False
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
     return True
