@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from eventrelay.cli.running import RECORD_FILE
 from eventrelay.core.errors import DataDirInUse
 from eventrelay.storage.dirlock import LOCK_FD_ENV, LOCK_FILE, lock_data_dir
 from tests.support.process import free_port, stop_process
@@ -21,6 +22,7 @@ REFUSAL_SECONDS = 20.0  # a refused serve exits before it opens anything: well u
 CHILD = """
 import sys
 from pathlib import Path
+from eventrelay.cli.running import RECORD_FILE
 from eventrelay.core.errors import DataDirInUse
 from eventrelay.storage.dirlock import lock_data_dir
 try:
@@ -119,6 +121,9 @@ def test_a_direct_redrive_is_refused_while_serve_holds_the_data_directory(
     tmp_path: Path, first_serve: tuple[Path, subprocess.Popen[bytes]]
 ) -> None:
     config, first = first_serve
+    # redrive asks a server it finds running (cli/running.py); one it does not find (its record
+    # gone, its /healthz unhealthy on a damaged file) must not have its queue opened under it
+    (tmp_path / "data" / RECORD_FILE).unlink()
     redrive = subprocess.run(
         [*EVENTRELAY, "redrive", "--config", str(config), "fn"],
         cwd=tmp_path,

@@ -1,7 +1,7 @@
 """``eventrelay recover``: salvage the readable rows of damaged store files into fresh ones.
 
     eventrelay recover --config eventrelay.yaml        # the data directory of the config
-    eventrelay recover --data-dir ./eventrelay-data     # the demo's
+    eventrelay recover                                 # the demo's (cli/discover.py)
 
 Run it while eventrelay is stopped (it takes the data directory's lock, so a running server
 refuses it). For each store file that is missing, emptied, no longer a SQLite file or fails its
@@ -23,9 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from eventrelay.cli.serve import DEMO_DATA_DIR
-from eventrelay.config import load_config
-from eventrelay.runtime.build import LOG_FILE, QUEUE_FILE, DataLayout, data_layout
+from eventrelay.cli import discover
+from eventrelay.runtime.build import LOG_FILE, QUEUE_FILE, data_layout
 from eventrelay.storage import datadir
 from eventrelay.storage.dirlock import lock_data_dir
 from eventrelay.storage.salvage import Salvaged, salvage
@@ -38,14 +37,12 @@ def add_parser(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "recover", help="salvage the readable rows of damaged store files (eventrelay stopped)"
     )
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--config", help="configuration file: recover its storage.path")
-    where.add_argument("--data-dir", help=f"a data directory (default {DEMO_DATA_DIR}, the demo's)")
+    p.add_argument("--config", help=discover.CONFIG_HELP)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    layout = _layout(args)
+    layout = data_layout(discover.load(args.config))
     if not layout.files:
         print(f"nothing to recover: the {layout.backend} backend keeps its data in its stream", file=out)
         return 0
@@ -65,14 +62,6 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     finally:
         lock.release()
     return 0
-
-
-def _layout(args: argparse.Namespace) -> DataLayout:
-    if args.config:
-        return data_layout(load_config(args.config))
-    from eventrelay.config.model import Config, SqliteStorage
-
-    return data_layout(Config(storage=SqliteStorage(path=args.data_dir or DEMO_DATA_DIR)))
 
 
 def _recover(path: Path, make_fresh: Callable[[Path], sqlite3.Connection], out: TextIO) -> None:

@@ -1,7 +1,9 @@
 """``eventrelay serve``: ingest, delivery and the admin API on one port.
 
-Without ``--config`` it runs the embedded default (demo): SQLite in ./eventrelay-data, the local
-AWS endpoint with an example handler, a write key printed on start.
+Without ``--config`` it runs the embedded default (demo, ``eventrelay/demo.py``): a configuration it
+writes into ./eventrelay-data once (SQLite there, the local AWS endpoint with an example handler),
+served like any other. What it prints (the URL, the admin token, the write key) comes once the port
+is bound; ``cli/running.py`` records where it listens for the other commands.
 """
 
 from __future__ import annotations
@@ -12,21 +14,23 @@ import contextlib
 import gc
 import logging
 import os
+import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
+from eventrelay.cli import running
 from eventrelay.cli.stopping import StopSignals
 from eventrelay.config import load_config
-from eventrelay.config.model import Config
+from eventrelay.config.model import Config, LocalAws
 from eventrelay.config.store import merge_api_entities
+from eventrelay.core.errors import ConfigError
 from eventrelay.storage.dirlock import lock_data_dir
 
 DEFAULT_PORT = 8088
-DEMO_DATA_DIR = "./eventrelay-data"
 
 
 def add_parser(sub: Any) -> None:
@@ -40,7 +44,7 @@ def add_parser(sub: Any) -> None:
         default="all",
         help="ingest only, deliver only, or both (default all)",
     )
-    p.add_argument("--data-dir", default=None, help=f"demo data directory (default {DEMO_DATA_DIR})")
+    p.add_argument("--data-dir", default=None, help="demo data directory (default ./eventrelay-data)")
     p.add_argument("--log-level", default=os.environ.get("EVENTRELAY_LOG_LEVEL", "info"))
     p.set_defaults(func=run)
 
@@ -65,40 +69,44 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def serve(args: argparse.Namespace) -> int:
-    config = merge_api_entities(load_config(args.config)) if args.config else None
+    if args.config:
+        config_file, demo = Path(args.config), False
+    else:
+        from eventrelay.demo import DEFAULT_DATA_DIR, prepare
+
+        config_file, demo = prepare(args.data_dir or DEFAULT_DATA_DIR), True
+    config = merge_api_entities(load_config(config_file))
     # One deployment per data directory (storage/dirlock.py): refused here, before anything opens.
-    lock = lock_data_dir(Path(config.storage.path if config else args.data_dir or DEMO_DATA_DIR))
+    lock = lock_data_dir(Path(config.storage.path))
     stopping = StopSignals()  # from before delivery starts until the runtime stopped (cli/stopping.py)
     stopping.install()
     try:
-        await _serve(args, config, stopping)
+        await _serve(args, config, config_file, str(config_file.resolve()), stopping, demo=demo)
     finally:
         stopping.remove()
         lock.release()
     return 0
 
 
-async def _serve(args: argparse.Namespace, config: Config | None, stopping: StopSignals) -> None:
+async def _serve(
+    args: argparse.Namespace, config: Config, config_file: Path, resolved: str, stopping: StopSignals, *, demo: bool
+) -> None:
     from eventrelay.runtime import Runtime
 
-    localaws = None
-    if config is not None:
-        if config.localaws is not None:
-            localaws = await _start_localaws(config)
-    else:
-        from eventrelay.demo import demo_config
-
-        config, localaws = await demo_config(args.data_dir or DEMO_DATA_DIR, port=args.port)
-    runtime = Runtime(config, role=args.role)
+    localaws = await _start_localaws(config) if config.localaws is not None else None
+    runtime = Runtime(config, role=args.role, config_file=resolved)
     await runtime.start()
     gc.freeze()  # start-up objects are permanent: full collections need not walk them on every request
-    _announce(runtime, config, args, demo=not args.config)
-    server = _GracefulServer(runtime.server_config(host=args.host, port=args.port))
+    server = _GracefulServer(
+        runtime.server_config(host=args.host, port=args.port),
+        on_started=lambda port: _announce(runtime, config_file, args, port, demo=demo),
+    )
     stopping.on_stop(runtime.stop_claiming)
     stopping.on_stop(server.request_exit)
     try:
         await server.serve()
     finally:
+        running.forget(config)
         await runtime.stop()
         if localaws is not None:
             await localaws.stop()
@@ -108,7 +116,17 @@ class _GracefulServer(uvicorn.Server):
     """uvicorn handles SIGTERM/SIGINT itself only while ``serve()`` runs, then re-raises them,
     which would end the process before in-flight deliveries settle. Here ``StopSignals`` owns
     the signals for the whole run; the first one only stops the server (``request_exit``);
-    ``serve`` then stops the runtime (in-flight attempts finish and are recorded) and exits."""
+    ``serve`` then stops the runtime (in-flight attempts finish and are recorded) and exits.
+    ``on_started(port)`` runs once the port is bound (a port in use ends ``startup`` before it)."""
+
+    def __init__(self, config: uvicorn.Config, *, on_started: Callable[[int], None]) -> None:
+        super().__init__(config)
+        self._on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self._on_started(int(self.servers[0].sockets[0].getsockname()[1]))
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -119,21 +137,28 @@ class _GracefulServer(uvicorn.Server):
 
 
 async def _start_localaws(config: Config) -> Any:
-    from eventrelay.localaws.server import start_from_config
+    from eventrelay.localaws.server import print_echo, start_from_config
 
-    return await start_from_config(config)
+    local = config.localaws or LocalAws()
+    echo = None if local.echo_logs is False else print_echo  # handler output on serve's own output
+    try:
+        return await start_from_config(config, echo=echo)
+    except OSError as exc:
+        raise ConfigError(
+            "localaws.port",
+            f"the local AWS endpoint cannot listen on {local.host}:{local.port}: {exc.strerror} "
+            "(does another eventrelay run with this configuration?)",
+        ) from exc
 
 
-def _announce(runtime: Any, config: Config, args: argparse.Namespace, *, demo: bool) -> None:
-    url = f"http://{args.host}:{args.port}"
+def _announce(runtime: Any, config_file: Path, args: argparse.Namespace, port: int, *, demo: bool) -> None:
+    config = runtime.config
+    url = running.remember(config, args.host, port)
     print(f"eventrelay listening on {url} (role {args.role}, storage {config.storage.backend})", flush=True)
-    if runtime.generated_admin_token:
-        print(f"admin token (generated for this run): {runtime.admin_token}", flush=True)
     if demo:
-        key = config.sources[0].write_key.get_secret_value()
-        print(f"demo write key: {key}", flush=True)
-        print(
-            "try: curl -u " + key + f": {url}/v1/track -H 'Content-Type: application/json' "
-            '-d \'{"userId":"u1","event":"Hello"}\'',
-            flush=True,
-        )
+        from eventrelay.demo import hints
+
+        for line in hints(config, config_file, url):
+            print(line, flush=True)
+    elif runtime.generated_admin_token:
+        print(f"admin token (generated for this run): {runtime.admin_token}", flush=True)

@@ -32,6 +32,7 @@ log = logging.getLogger("eventrelay.storage")
 MARKER_FILE = "eventrelay-data.json"
 MARKER_FORMAT = 1  # the marker's own layout; bump when it changes
 MARKER_MODE = 0o600
+DIR_MODE = 0o700  # the data directory holds events and write keys: owner only
 SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 
 Files = Mapping[str, int]  # store file name (in the directory) -> its schema version (0: unversioned)
@@ -115,6 +116,7 @@ def write_marker(directory: Path, files: Files, backend: str) -> None:
     path = directory / MARKER_FILE
     if path.exists() and read_marker(directory) == marker:
         return  # unchanged: no write at every start
+    directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".marker-", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -5,7 +5,7 @@ Layout (``P`` = ``storage.stream``, default ``EVENTRELAY``)::
     stream P        subjects P.job.<destination>.<source>   one message per (event, destination): the work
                              P.unrouted.<source>            events no destination wanted (dedup + archive)
     stream P_DEAD   subjects P.dead.<destination>           dead letters, kept until redriven
-    KV P_ATTEMPTS   <seq>-<hash> -> {attempts, first}       attempt count of retried jobs
+    KV P_ATTEMPTS   <dest hash>.<seq>-<hash> -> {attempts, first, reply}   retried jobs (attempts.py)
     consumer d-<destination> on P, filter P.job.<destination>.>   durable pull consumer shared by all
                                                                    delivery processes
 

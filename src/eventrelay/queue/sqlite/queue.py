@@ -112,7 +112,7 @@ class SQLiteQueue:
         await self._submit(Ack(_job_id(job)))
 
     async def retry(self, job: Job, due_at: float) -> None:
-        await self._submit(Retry(_job_id(job), due_at))
+        await self._submit(Retry(_job_id(job), due_at, job.batch))
 
     async def dead_letter(self, job: Job, status: DeadStatus, reason: str) -> None:
         await self._submit(DeadLetter(_job_id(job), status, reason))
@@ -123,7 +123,7 @@ class SQLiteQueue:
         return self._submit(Ack(_job_id(job)))
 
     def retry_nowait(self, job: Job, due_at: float) -> asyncio.Future[None]:
-        return self._submit(Retry(_job_id(job), due_at))
+        return self._submit(Retry(_job_id(job), due_at, job.batch))
 
     def dead_letter_nowait(self, job: Job, status: DeadStatus, reason: str) -> asyncio.Future[None]:
         return self._submit(DeadLetter(_job_id(job), status, reason))

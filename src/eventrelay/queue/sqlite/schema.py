@@ -16,7 +16,8 @@ index range scan and dedup a key lookup):
   window runs from it. It is a column of its own rather than a reuse of ``first_attempt_at``
   (the first attempt's time, NULL until one fails) or ``received_at`` (the event's receipt,
   which the delivery log and latency figures must keep): each keeps one meaning. NULL costs
-  one byte per row, and only a redrive writes it.
+  one byte per row, and only a redrive writes it. ``batch`` is the key of the whole batch a job
+  is retried with (``Job.batch``; NULL, one byte, for every job not retried as part of a batch).
 - ``dedup``: messageIds seen within the dedup window, ``WITHOUT ROWID`` so the key is the table
   (one b-tree, not a table plus an index). Expiry walks the key space in bounded slices.
 """
@@ -56,6 +57,7 @@ SCHEMA = (
         attempts INTEGER NOT NULL DEFAULT 0,
         first_attempt_at REAL,
         redriven_at REAL,
+        batch TEXT,
         message_id TEXT NOT NULL,
         source TEXT NOT NULL,
         call_type TEXT NOT NULL,
@@ -69,9 +71,10 @@ SCHEMA = (
 )
 
 # PRAGMA user_version of files with the tables above. 0 with tables present: the first layout
-# (events + jobs + dedup); 2: jobs without ``redriven_at``. No migration before the first
-# release: such a file is refused clearly.
-SCHEMA_VERSION = 3
+# (events + jobs + dedup); 2: jobs without ``redriven_at``: refused clearly (no migration before
+# the first release). 3: jobs without ``batch``: migrated in place (``MIGRATIONS``).
+SCHEMA_VERSION = 4
+MIGRATIONS = {3: "ALTER TABLE jobs ADD COLUMN batch TEXT"}  # from layout -> to the next (instant)
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -85,9 +88,10 @@ def connect(path: Path) -> sqlite3.Connection:
         cached_statements=CACHED_STATEMENTS,
     )
     try:
-        if _check_version(conn) != SCHEMA_VERSION:  # a new file; an existing one is not written (a full disk)
-            for statement in SCHEMA:
-                conn.execute(statement)
+        version = _check_version(conn)
+        for statement in SCHEMA:  # no write when the table or index exists
+            conn.execute(statement)
+        if version != SCHEMA_VERSION:  # a new file: an existing one is not written (it may be on a full disk)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except BaseException:
         conn.close()
@@ -99,6 +103,10 @@ def _check_version(conn: sqlite3.Connection) -> int:
     """The file's layout version (0: a new file); refuses one of another layout."""
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     tables = conn.execute("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table'").fetchone()[0]
+    while tables and version in MIGRATIONS:
+        conn.execute(MIGRATIONS[version])
+        version += 1
+        conn.execute(f"PRAGMA user_version = {version}")
     if tables and version != SCHEMA_VERSION:
         raise sqlite3.DatabaseError(
             f"the file has queue layout {version}, this eventrelay uses {SCHEMA_VERSION};"
