@@ -153,5 +153,5 @@ async def test_a_queue_file_without_the_redrive_column_is_refused_clearly(tmp_pa
         conn.execute("PRAGMA user_version = 2")
     queue = SQLiteQueue(tmp_path / "queue.db", max_events=10, dedup_window=60.0)
 
-    with pytest.raises(StorageError, match=r"queue\.db.*layout 2, this eventrelay uses 4.*move the file away"):
+    with pytest.raises(StorageError, match=r"queue\.db.*layout 2, this eventrelay uses 5.*move the file away"):
         await queue.start()

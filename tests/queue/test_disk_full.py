@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from eventrelay.core.errors import DiskFull
+from eventrelay.queue.archive import ArchiveLimits
 from eventrelay.queue.sqlite import SQLiteQueue
 from eventrelay.storage.space import Space
 from tests.queue.conftest import OpenQueue, event
@@ -141,3 +142,23 @@ async def test_the_free_space_floor_refuses_events_first_and_freed_pages_take_th
     finally:
         await reopened.close()
     assert {m.message_id for m in after} <= remaining and len(remaining) == len(stored) - len(jobs) // 2 + BATCH
+
+
+async def test_under_the_floor_the_archive_gives_way_to_new_events(small_disk: Path) -> None:
+    floor = 1024 * 1024
+    archive = ArchiveLimits(retention=7 * 86400.0, max_bytes=1 << 40)  # no bound of its own here
+    queue = SQLiteQueue(small_disk / "queue.db", space=Space(small_disk, floor=floor), archive=archive)
+    await queue.start()
+    try:
+        stored, _ = await fill(queue)
+        jobs = await queue.claim("lambda", 5_000, 60.0)
+        await asyncio.gather(*(queue.ack(job) for job in jobs))  # delivered: only the archive holds them now
+
+        again, refused = await fill(queue)  # the freed job pages, then the archive's oldest events
+        assert "storage.min_free_space" in str(refused)
+    finally:
+        await queue.close()
+    assert len(jobs) == len(stored)
+    # an event takes a job row and an archive row: without the archive giving way only the job
+    # rows' pages would be free again, about half the room
+    assert len(again) > 0.75 * len(stored), (len(again), len(stored))

@@ -220,4 +220,4 @@ async def test_a_file_of_layout_3_gets_the_batch_column_and_keeps_its_jobs(tmp_p
     finally:
         await queue.close()
     with sqlite3.connect(tmp_path / "queue.db") as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5

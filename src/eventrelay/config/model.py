@@ -20,11 +20,14 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from eventrelay.config.archive import Archive
+from eventrelay.config.filters import Filter, Fql, build_filters
 from eventrelay.core.duration import Duration
 from eventrelay.core.external_id import external_id
-from eventrelay.core.size import ByteSize
+from eventrelay.core.size import Size
 from eventrelay.destinations import registry
 from eventrelay.destinations.kind import DestinationType
+from eventrelay.filters.rules import Filters
 
 MIN_SECRET_LENGTH = 16  # write keys and admin tokens: shorter ones are guessable
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # source/destination names appear in URLs and metrics
@@ -59,10 +62,11 @@ class SqliteStorage(_StorageBase):
     """``storage: {backend: sqlite, path, max_events}``: the embedded default, one directory."""
 
     backend: Literal["sqlite"] = "sqlite"
-    min_free_space: ByteSize = DEFAULT_MIN_FREE_SPACE
+    min_free_space: Size = DEFAULT_MIN_FREE_SPACE
     """New events are refused (503 disk_full, Retry-After) while less than this is free on the
     data directory's disk (the queue's own free pages count): delivery, which needs a little
-    room for every ack and attempt record, goes on and drains the backlog. Default 64MB."""
+    room for every ack and attempt record, goes on and drains the backlog; the archive's oldest
+    events give way first. Default 64MiB."""
     integrity_check: bool = True
     """Run SQLite's quick_check on queue.db and deliverylog.db at start (about a second per GB,
     stopped after 60 s) and refuse to start on a damaged file. Turn off for very large stores.
@@ -202,6 +206,9 @@ class DeliveryPolicy(Strict):
     """First retry within this delay (full jitter, doubling). Default 2s."""
     backoff_cap: Duration = Field(default=300.0, gt=0)
     """Longest delay between attempts. Default 5m."""
+    replay_share: float = Field(default=0.5, gt=0, le=1)
+    """Share of ``concurrency`` a replay into this destination may use, so live traffic keeps
+    flowing. Default 0.5 (half)."""
 
 
 class Destination(Strict):
@@ -214,6 +221,11 @@ class Destination(Strict):
     settings: SerializeAsAny[BaseModel]
     """Validated with the settings model of ``type`` (for aws_lambda: DESIGN.md section 4)."""
     delivery: DeliveryPolicy = Field(default_factory=DeliveryPolicy)
+    only: Fql | None = None
+    """Send only the events that match this FQL condition (``config/filters.py``). Default: every event."""
+    filters: list[Filter] = Field(default_factory=list)
+    """Destination filters, applied in order after ``only``: drop, sample, drop_properties,
+    allow_properties (``config/filters.py``). Default none."""
 
     @field_validator("type")
     @classmethod
@@ -234,6 +246,10 @@ class Destination(Strict):
     def kind(self) -> DestinationType[Any]:
         """This destination's registered type."""
         return registry.get(self.type)
+
+    def compiled_filters(self) -> Filters:
+        """``only`` and ``filters`` compiled for delivery."""
+        return build_filters(self.only, self.filters)
 
 
 class LocalAwsFunction(Strict):
@@ -282,6 +298,7 @@ class Config(Strict):
     sources: list[Source] = Field(default_factory=list)
     destinations: list[Destination] = Field(default_factory=list)
     localaws: LocalAws | None = None
+    archive: Archive = Field(default_factory=Archive)
 
     @field_validator("storage", mode="wrap")
     @classmethod

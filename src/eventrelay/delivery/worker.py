@@ -6,8 +6,9 @@ backoff), so a slow or failing destination never slows another.
     loop: paused? sleep until the pause ends
           free slots? claim up to that many due jobs (lease = timeout + margin), start one task each
           nothing due? wait for notify() or an idle timeout that grows 10 ms -> 500 ms
-    task: parse the body, send (the destination bounds the attempt by the timeout, measures it
-          and classifies it: destinations/base.py), decide, hand the settlement to the settler
+    task: parse the body, apply the destination's filters (delivery/filtering.py: a filtered
+          event is not sent), send (the destination bounds the attempt by the timeout, measures
+          it and classifies it: destinations/base.py), decide, hand the settlement to the settler
           (which records it, batched, then makes the queue call), freeing the slot at once
 
 An attempt cancelled by shutdown is neither recorded nor settled: its lease returns it.
@@ -32,8 +33,10 @@ from eventrelay.core.errors import StorageDamaged
 from eventrelay.core.outcome import Category, Outcome, Verdict
 from eventrelay.core.records import Job, finished_at
 from eventrelay.delivery.decide import Settlement, decide
+from eventrelay.delivery.filtering import NO_FILTERS, screen
 from eventrelay.delivery.settler import Settler
-from eventrelay.destinations.base import Destination, SendRequest
+from eventrelay.destinations.base import Destination
+from eventrelay.filters.rules import Filters
 from eventrelay.queue.base import Queue
 
 CLAIM_BATCH_MAX = 256  # jobs per claim: one storage round trip feeds many attempts
@@ -65,10 +68,12 @@ class DestinationWorker:
         *,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        filters: Filters = NO_FILTERS,
     ) -> None:
         self.name = name
         self.destination = destination
         self.policy = policy
+        self.filters = filters
         self._queue = queue
         self._settler = settler
         self._clock = clock
@@ -227,7 +232,8 @@ class DestinationWorker:
     async def _attempt(self, job: Job) -> None:
         started = self._clock()
         outcome = await self._send(job)
-        self._meter.attempt(str(outcome.category), outcome.latency_ms / 1000.0)
+        if outcome.verdict is not Verdict.FILTERED:  # a filtered event made no attempt
+            self._meter.attempt(str(outcome.category), outcome.latency_ms / 1000.0)
         now = self._clock()
         not_before = self._pace(outcome, now)
         settlement = decide(
@@ -245,6 +251,8 @@ class DestinationWorker:
             record = settlement.record
             if settlement.action == "ack":
                 self._meter.delivered(finished_at(record) - record.received_at)
+            elif settlement.action == "filter":
+                self._meter.filtered()
             elif settlement.action == "retry":
                 self._meter.retried()
             else:
@@ -271,7 +279,9 @@ class DestinationWorker:
                 error_type="InvalidEvent",
                 error_message="the stored event is not a JSON object",
             )
-        request = SendRequest(job.body, event, job.source, job.message_id)
+        request = screen(self.filters, job, event)
+        if isinstance(request, Outcome):
+            return request
         try:
             return await self.destination.send(request, self.policy.timeout)
         except Exception as exc:  # the contract says never; if one does, retry rather than lose the event

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from eventrelay.core.errors import DiskFull, QueueFull
+from eventrelay.queue.archive import ArchiveLimits
+from eventrelay.queue.sqlite.archive_store import Pruner
 from eventrelay.queue.sqlite.ops import Append, Op
 from eventrelay.queue.sqlite.schema import connect
 from eventrelay.queue.sqlite.tx import Tx
@@ -33,11 +35,21 @@ class Store:
     writer's transaction, keeps what the ops need between batches (the limits, the waiting
     jobs committed, the dedup sweep's position). Writer thread only."""
 
-    def __init__(self, path: Path, *, max_events: int, dedup_window: float, space: Space | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_events: int,
+        dedup_window: float,
+        archive: ArchiveLimits | None = None,
+        space: Space | None = None,
+    ) -> None:
         self.path = path
         self.space = space  # with it, new events are refused under the free-space floor
         self.max_events = max_events
         self.dedup_window = dedup_window
+        self.archive = archive  # None: accepted events are not archived
+        self._pruner = Pruner(archive) if archive is not None else None
         self.committed_ready = 0  # waiting (ready) jobs committed
         self.last_sweep = 0.0
         self.sweep_from = ""  # the dedup sweep's position in the key space ("" = the start)
@@ -73,7 +85,11 @@ class Store:
         ready jobs per destination."""
         tx = Tx(conn, time.time(), self.committed_ready)
         self._sweep_dedup(tx)
-        no_room = any(isinstance(op, Append) for op in ops) and not self._room_for_events(conn)
+        appends = [op for op in ops if isinstance(op, Append)]
+        no_room = bool(appends) and not self._room_for_events(conn)
+        if no_room and self._pruner is not None:  # the archive gives way to waiting events first
+            self._pruner.give_way(tx, 2 * sum(len(item.body) for op in appends for item in op.items))
+            no_room = not self._room_for_events(conn)
         if not no_room:
             tx.load_dedup([item.message_id for op in ops if isinstance(op, Append) for item in op.items])
         outcomes: list[object] = []
@@ -88,6 +104,8 @@ class Store:
             except QueueFull as refused:  # raised before the op wrote anything
                 outcomes.append(refused)
         tx.flush()
+        if self._pruner is not None:
+            self._pruner.step(tx, archived=any(isinstance(op, Append) for op in ops))
         return outcomes, tx.delta
 
     def _room_for_events(self, conn: sqlite3.Connection) -> bool:
