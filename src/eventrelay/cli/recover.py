@@ -54,7 +54,8 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             path = layout.directory / name
             problem = datadir.file_problem(path, expected=name in listed, check_integrity=True)
             if problem is None:
-                print(f"{path}: intact, left as it is", file=out)
+                state = "intact, left as it is" if path.exists() else "not made yet (the next start makes it)"
+                print(f"{path}: {state}", file=out)
                 continue
             print(f"{path} {problem}: salvaging its readable rows into a fresh file", file=out)
             _recover(path, FRESH_FILES[name], out)
@@ -112,10 +113,9 @@ def _fresh_queue(path: Path) -> sqlite3.Connection:
 
 
 def _fresh_log(path: Path) -> sqlite3.Connection:
-    from eventrelay.deliverylog.sqlite.schema import SCHEMA, connect
+    from eventrelay.deliverylog.sqlite.writes import LogStore, Retention
 
-    conn = connect(path)
-    conn.executescript(SCHEMA)
+    conn, _ = LogStore(path, Retention()).open()  # the file as the log makes it
     return conn
 
 
