@@ -7,11 +7,10 @@ import asyncio
 import contextlib
 import random
 import sqlite3
-import subprocess
 from pathlib import Path
 
 from tests.deliverylog.records import attempt
-from tests.support.serve import EVENTRELAY, serve_env
+from tests.support.serve import run_eventrelay
 
 from eventrelay.core.outcome import Category
 from eventrelay.deliverylog.sqlite import SQLiteDeliveryLog
@@ -45,14 +44,7 @@ def test_recover_saves_the_readable_attempts_of_a_damaged_delivery_log(tmp_path:
     config = tmp_path / "eventrelay.yaml"
     config.write_text(f"storage: {{backend: sqlite, path: {data}}}\n")
 
-    done = subprocess.run(
-        [*EVENTRELAY, "recover", "--config", str(config)],
-        cwd=tmp_path,
-        env=serve_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_eventrelay(["recover", "--config", str(config)], cwd=tmp_path)
 
     assert done.returncode == 0, done.stderr
     assert f"{data / 'queue.db'}: not made yet" in done.stdout

@@ -23,7 +23,7 @@ from tests.reliability.conftest import Server, wait_until
 from tests.reliability.direct import send, write_config
 from tests.reliability.invoke_double import SlowFunction, slow_function
 from tests.support.process import free_port, stop_process
-from tests.support.serve import EVENTRELAY, serve_env, spawn_eventrelay, wait_healthy
+from tests.support.serve import run_eventrelay, serve_env, spawn_eventrelay, wait_healthy
 
 EVENTS = 2_000
 REFUSAL_SECONDS = 60.0  # a refused start exits after its checks: seconds, even on a loaded machine
@@ -61,14 +61,7 @@ def _damage_a_page(db: Path, table: str = "jobs") -> None:
 
 
 def _eventrelay(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*EVENTRELAY, *args],
-        cwd=server.workdir,
-        env=server.env,
-        capture_output=True,
-        text=True,
-        timeout=REFUSAL_SECONDS,
-    )
+    return run_eventrelay(list(args), cwd=server.workdir, env=server.env, timeout=REFUSAL_SECONDS)
 
 
 def _refused_start(server: Server) -> str:

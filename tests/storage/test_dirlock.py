@@ -16,7 +16,7 @@ from eventrelay.cli.running import RECORD_FILE
 from eventrelay.core.errors import DataDirInUse
 from eventrelay.storage.dirlock import LOCK_FD_ENV, LOCK_FILE, lock_data_dir
 from tests.support.process import free_port, stop_process
-from tests.support.serve import EVENTRELAY, serve_env, spawn_eventrelay, wait_healthy
+from tests.support.serve import run_eventrelay, serve_env, spawn_eventrelay, wait_healthy
 
 REFUSAL_SECONDS = 20.0  # a refused serve exits before it opens anything: well under this on a loaded machine
 CHILD = """
@@ -102,14 +102,7 @@ def test_a_second_serve_on_the_same_data_directory_is_refused_at_once(
 ) -> None:
     config, first = first_serve
     started = time.monotonic()
-    second = subprocess.run(
-        [*EVENTRELAY, "serve", "--config", str(config), "--port", str(free_port())],
-        cwd=tmp_path,
-        env=serve_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    second = run_eventrelay(["serve", "--config", str(config), "--port", str(free_port())], cwd=tmp_path)
     assert second.returncode == 1, second.stderr
     assert time.monotonic() - started < REFUSAL_SECONDS
     assert str(tmp_path / "data" / LOCK_FILE) in second.stderr
@@ -124,13 +117,6 @@ def test_a_direct_redrive_is_refused_while_serve_holds_the_data_directory(
     # redrive asks a server it finds running (cli/running.py); one it does not find (its record
     # gone, its /healthz unhealthy on a damaged file) must not have its queue opened under it
     (tmp_path / "data" / RECORD_FILE).unlink()
-    redrive = subprocess.run(
-        [*EVENTRELAY, "redrive", "--config", str(config), "fn"],
-        cwd=tmp_path,
-        env=serve_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    redrive = run_eventrelay(["redrive", "--config", str(config), "fn"], cwd=tmp_path)
     assert redrive.returncode == 1  # opening the queue would release the running server's leases
     assert f"pid {first.pid}" in redrive.stderr and LOCK_FILE in redrive.stderr
