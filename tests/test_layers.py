@@ -38,9 +38,11 @@ ALLOWED: dict[str, set[str]] = {
     "awsiam": {"core", "config", "destinations", "deliverylog"},
     "admin": {"core", "config", "destinations", "deliverylog", "delivery", "awsiam", "queue", "ingest", "filters"},
     "demo": {"core", "config", "destinations", "localaws"},
-    "runtime": {"core", "config", "queue", "deliverylog", "destinations", "ingest", "delivery", "admin", "filters"},
+    "runtime": {
+        "core", "storage", "config", "queue", "deliverylog", "destinations", "ingest", "delivery", "admin", "filters",
+    },
     "cli": {
-        "core", "config", "queue", "deliverylog", "destinations", "ingest", "delivery", "localaws",
+        "core", "storage", "config", "queue", "deliverylog", "destinations", "ingest", "delivery", "localaws",
         "awsiam", "admin", "demo", "runtime", "filters",
     },
 }  # fmt: skip

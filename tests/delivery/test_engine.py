@@ -303,6 +303,20 @@ async def test_graceful_stop_finishes_and_settles_attempts_in_flight(harness: Ha
     assert len(dest.sent) == 4
 
 
+async def test_stop_claiming_lets_attempts_in_flight_finish_and_claims_nothing_new(harness: Harness) -> None:
+    dest = FakeDestination("d-sigterm", delay=0.3)
+    engine = await harness.engine({"d-sigterm": (dest, policy(concurrency=4))})
+    await append(harness.queue, ("d-sigterm",), *[f"m{i}" for i in range(6)])
+    await eventually(lambda: dest.in_flight == 4)
+    engine.stop_claiming()  # SIGTERM: the server still finishes its requests before engine.stop()
+    await engine.set_targets({"d-sigterm": (FakeDestination("d-sigterm"), policy())})  # a late reconfigure
+    await eventually(lambda: harness.statuses("d-sigterm") == dict.fromkeys((f"m{i}" for i in range(4)), "delivered"))
+    await asyncio.sleep(0.1)
+    assert len(dest.sent) == 4 and await harness.queue.depth("d-sigterm") == 2
+    await engine.stop()
+    assert len(dest.sent) == 4
+
+
 async def test_stop_cancels_attempts_past_the_wait_and_leaves_them_queued(harness: Harness) -> None:
     dest = FakeDestination("d-hang", delay=100.0)
     engine = await harness.engine({"d-hang": (dest, policy(timeout=60, concurrency=2))})

@@ -94,6 +94,21 @@ async def test_retention_keeps_at_most_max_attempts_rows_newest_first(tmp_path: 
         assert await log.attempts("m069") == []
 
 
+async def test_retention_bounds_the_bytes_in_use_oldest_first(tmp_path: Path) -> None:
+    limit = 512 * 1024
+    async with opened(tmp_path / "log.db", max_bytes=limit) as log:
+        for batch in range(20):  # ~2,000 attempts of ~1 KB: about four times the bound
+            await log.record(
+                [attempt(f"m{batch}-{i}", Category.DELIVERED, at=T + batch, log_tail="x" * 600) for i in range(100)]
+            )
+        await prune_all(log, now=T + 100)
+        kept = {row.message_id for row in await log.deliveries(limit=10_000)}
+    with sqlite3.connect(tmp_path / "log.db") as conn:
+        pages, free = (conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_count", "freelist_count"))
+    assert (pages - free) * 4096 <= limit
+    assert "m19-99" in kept and "m0-0" not in kept  # the newest stay
+
+
 async def test_event_bodies_are_kept_on_the_newest_failures_only(tmp_path: Path) -> None:
     async with opened(tmp_path / "log.db", max_bodies=5) as log:
         await log.record([attempt(f"e{i}", Category.EXECUTION_ERROR, at=T + i) for i in range(12)])

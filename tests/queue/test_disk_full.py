@@ -2,7 +2,8 @@
 
 Two ways to fill it: a real 2 MB tmpfs (needs mount rights: root in the CI container) and
 SQLite's own page cap (``PRAGMA max_page_count`` via ``limit_pages``), which returns the same
-SQLITE_FULL on any machine.
+SQLITE_FULL on any machine. With the data directory's free-space floor (``storage/space.py``)
+new events are refused before the disk is full, and the room delivery frees takes them again.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from eventrelay.core.errors import DiskFull
+from eventrelay.queue.archive import ArchiveLimits
 from eventrelay.queue.sqlite import SQLiteQueue
+from eventrelay.storage.space import Space
 from tests.queue.conftest import OpenQueue, event
 
 BATCH = 20
@@ -114,3 +117,48 @@ async def test_a_refused_append_does_not_fail_the_acks_sharing_its_commit(
     assert outcomes[1:] == [None] * 5
     assert queue.commits - commits == 5  # the shared transaction failed; each ack was then committed alone
     assert await queue.depth() == 5
+
+
+async def test_the_free_space_floor_refuses_events_first_and_freed_pages_take_them_again(small_disk: Path) -> None:
+    floor = 1024 * 1024  # half of the 2 MB tmpfs
+    queue = SQLiteQueue(small_disk / "queue.db", space=Space(small_disk, floor=floor))
+    await queue.start()
+    try:
+        stored, refused = await fill(queue)
+        assert "storage.min_free_space" in str(refused)  # the floor refused, not the disk
+        wal = small_disk / "queue.db-wal"
+        assert wal.stat().st_size <= Space(small_disk, floor=floor).free()  # the WAL never outgrew the room
+        jobs = await queue.claim("lambda", 5_000, 60.0)  # delivery goes on under the floor
+        await asyncio.gather(*(queue.ack(job) for job in jobs[: len(jobs) // 2]))
+
+        after = [event() for _ in range(BATCH)]  # no new disk space: the freed pages take them
+        assert await queue.append(after) == [True] * BATCH
+    finally:
+        await queue.close()
+    reopened = SQLiteQueue(small_disk / "queue.db")
+    await reopened.start()
+    try:
+        remaining = await all_ids(reopened)
+    finally:
+        await reopened.close()
+    assert {m.message_id for m in after} <= remaining and len(remaining) == len(stored) - len(jobs) // 2 + BATCH
+
+
+async def test_under_the_floor_the_archive_gives_way_to_new_events(small_disk: Path) -> None:
+    floor = 1024 * 1024
+    archive = ArchiveLimits(retention=7 * 86400.0, max_bytes=1 << 40)  # no bound of its own here
+    queue = SQLiteQueue(small_disk / "queue.db", space=Space(small_disk, floor=floor), archive=archive)
+    await queue.start()
+    try:
+        stored, _ = await fill(queue)
+        jobs = await queue.claim("lambda", 5_000, 60.0)
+        await asyncio.gather(*(queue.ack(job) for job in jobs))  # delivered: only the archive holds them now
+
+        again, refused = await fill(queue)  # the freed job pages, then the archive's oldest events
+        assert "storage.min_free_space" in str(refused)
+    finally:
+        await queue.close()
+    assert len(jobs) == len(stored)
+    # an event takes a job row and an archive row: without the archive giving way only the job
+    # rows' pages would be free again, about half the room
+    assert len(again) > 0.75 * len(stored), (len(again), len(stored))

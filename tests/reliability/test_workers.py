@@ -38,6 +38,7 @@ RESTART_TIMEOUT = 60.0  # seconds for a killed worker to be replaced and serving
 # The disk: room for the four write-ahead logs (two files, two workers) to grow a little after it
 # fills and the ballast is deleted (a checkpoint needs a moment without readers on a busy file).
 DISK_MB, BALLAST_MB = 8, 2
+FLOOR = "1MB"  # storage.min_free_space on that disk
 AUTH = "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
 
 
@@ -162,6 +163,10 @@ def small_disk(workers: Server) -> Iterator[Path]:
 def test_a_full_disk_answers_503_and_the_workers_recover(workers: Server, small_disk: Path) -> None:
     ballast = small_disk / "other-program.dat"
     ballast.write_bytes(b"\0" * BALLAST_MB * 1024 * 1024)  # another program's file; deleting it frees space
+    config = workers.config_path.read_text()  # a floor this small volume can hold (default 64 MB)
+    workers.config_path.write_text(
+        config.replace("storage: {backend: sqlite,", f"storage: {{min_free_space: {FLOOR}, backend: sqlite,")
+    )
     workers.start()
     sender = Sender(workers.url, WRITE_KEY)
     refused: tuple[int, dict[str, str]] | None = None

@@ -38,6 +38,16 @@ def spawn_eventrelay(args: list[str], *, cwd: Path, env: dict[str, str], log: Pa
         return subprocess.Popen([*EVENTRELAY, *args], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
+def run_eventrelay(
+    args: list[str], *, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120.0
+) -> subprocess.CompletedProcess[str]:
+    """``eventrelay ARGS`` run to its end in ``cwd`` (environment: ``serve_env()`` unless given):
+    its exit code and what it printed."""
+    return subprocess.run(
+        [*EVENTRELAY, *args], cwd=cwd, env=env or serve_env(), capture_output=True, text=True, timeout=timeout
+    )
+
+
 def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
     """Poll ``url`` until it answers 200; RuntimeError (with the log) if the process exits first or
     ``timeout`` seconds pass."""

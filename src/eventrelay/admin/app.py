@@ -17,11 +17,12 @@ ROUTE_MODULES = (api, config_api, tester_api, replay_api, page, metrics, openapi
 
 
 def build_admin_app(runtime: Any) -> ASGIApp:
-    routes: list[BaseRoute] = [Route("/healthz", _health, methods=["GET"])]
+    async def health(request: Request) -> JSONResponse:
+        """200 ``{"status": "ok"}``; 503 ``unhealthy`` naming the damaged store files and what to do."""
+        answer = runtime.health()
+        return JSONResponse(answer, status_code=200 if answer["status"] == "ok" else 503)
+
+    routes: list[BaseRoute] = [Route("/healthz", health, methods=["GET"])]
     for module in ROUTE_MODULES:
         routes.extend(module.routes(runtime))
     return Starlette(routes=routes)
-
-
-async def _health(request: Request) -> JSONResponse:
-    return JSONResponse({"status": "ok"})

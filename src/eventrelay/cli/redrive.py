@@ -8,7 +8,8 @@ retrying ones due now with a fresh retry window.
 Without ``--url`` it reads the configuration (``--config``, else the demo's in this folder:
 ``cli/discover.py``); when a server runs on its data directory it asks that server (the SQLite queue
 belongs to one process at a time, and the running engine starts right away), else it opens the
-queue and the delivery log directly.
+queue and the delivery log directly, holding the data directory's lock (``storage/dirlock.py``):
+a server that runs but was not found (its record gone, its ``/healthz`` unhealthy) refuses it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import asyncio
 import sys
 import time
+from pathlib import Path
 from typing import Any, TextIO
 
 from eventrelay.cli import discover
@@ -26,6 +28,7 @@ from eventrelay.config.model import Config
 from eventrelay.core.errors import ConfigError
 from eventrelay.core.outcome import NOT_FAILURES, Category
 from eventrelay.delivery.redrive import REDRIVABLE, RedriveFilter, redrive, redrive_summary
+from eventrelay.storage.dirlock import lock_data_dir
 
 BAR_WIDTH = 30  # characters of the progress bar
 
@@ -91,17 +94,23 @@ async def _direct(config: Config, destination: str, wanted: RedriveFilter, now: 
     names = [d.name for d in _all_destinations(config)]
     if destination not in names:
         raise ConfigError("destination", f"no destination named {destination!r} ({', '.join(names) or 'none'})")
-    queue, log = open_queue(config), open_log(config)
-    await queue.start()
+    # the SQLite queue belongs to one process: refused (naming the server's pid) while one runs
+    lock = lock_data_dir(Path(config.storage.path)) if config.storage.backend == "sqlite" else None
     try:
-        await log.start()
+        queue, log = open_queue(config), open_log(config)
+        await queue.start()
         try:
-            with ProgressBar(sys.stderr) as bar:
-                return await redrive(queue, log, destination, wanted, now=now, progress=bar)
+            await log.start()
+            try:
+                with ProgressBar(sys.stderr) as bar:
+                    return await redrive(queue, log, destination, wanted, now=now, progress=bar)
+            finally:
+                await log.close()
         finally:
-            await log.close()
+            await queue.close()
     finally:
-        await queue.close()
+        if lock is not None:
+            lock.release()
 
 
 def _all_destinations(config: Config) -> list[Any]:

@@ -14,7 +14,6 @@ import contextlib
 import gc
 import logging
 import os
-import signal
 import socket
 import sys
 from collections.abc import Callable, Iterator
@@ -24,10 +23,12 @@ from typing import Any
 import uvicorn
 
 from eventrelay.cli import running, workers
+from eventrelay.cli.stopping import StopSignals
 from eventrelay.config import load_config
 from eventrelay.config.model import Config, LocalAws
 from eventrelay.config.store import merge_api_entities
 from eventrelay.core.errors import ConfigError
+from eventrelay.storage.dirlock import lock_data_dir
 
 DEFAULT_PORT = 8088
 
@@ -72,16 +73,33 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def serve(args: argparse.Namespace) -> int:
-    from eventrelay.runtime import Runtime
-
     file, demo = config_file(args), not args.config
     worker = workers.is_worker(args)  # one of --workers: the parent runs localaws and announces
     config = merge_api_entities(load_config(file))
     if worker:
         config = workers.worker_config(config)
+    # One deployment per data directory (storage/dirlock.py): refused here, before anything opens;
+    # a worker of --workers adopts the lock its parent holds.
+    lock = lock_data_dir(Path(config.storage.path))
+    stopping = StopSignals()  # from before delivery starts until the runtime stopped (cli/stopping.py)
+    stopping.install()
+    try:
+        await _serve(args, config, file, stopping, demo=demo, worker=worker)
+    finally:
+        stopping.remove()
+        lock.release()
+    return 0
+
+
+async def _serve(
+    args: argparse.Namespace, config: Config, file: Path, stopping: StopSignals, *, demo: bool, worker: bool
+) -> None:
+    from eventrelay.runtime import Runtime
+
     localaws = await start_localaws(config) if config.localaws is not None and not worker else None
     share = workers.worker_count(args.workers) if worker else 1
-    runtime = Runtime(config, role=args.role, config_file=str(file.resolve()), workers=share)
+    resolved = await asyncio.to_thread(file.resolve)
+    runtime = Runtime(config, role=args.role, config_file=str(resolved), workers=share)
     await runtime.start()
     gc.freeze()  # start-up objects are permanent: full collections need not walk them on every request
     token = runtime.admin_token if runtime.generated_admin_token else None
@@ -89,6 +107,8 @@ async def serve(args: argparse.Namespace) -> int:
         runtime.server_config(host=args.host, port=args.port),
         on_started=(lambda port: None) if worker else lambda port: announce(config, file, args, port, demo, token),
     )
+    stopping.on_stop(runtime.stop_claiming)
+    stopping.on_stop(server.request_exit)
     following = asyncio.ensure_future(workers.follow_config_changes(runtime, str(file))) if worker else None
     try:
         await server.serve(sockets=[workers.worker_socket(args)] if worker else None)
@@ -100,13 +120,13 @@ async def serve(args: argparse.Namespace) -> int:
         await runtime.stop()
         if localaws is not None:
             await localaws.stop()
-    return 0
 
 
 class _GracefulServer(uvicorn.Server):
-    """uvicorn re-raises SIGTERM/SIGINT once ``serve()`` returns, which would end the process
-    before in-flight deliveries settle. Here the signal only stops the server; ``serve`` then
-    stops the runtime (in-flight attempts finish and are recorded) and exits normally.
+    """uvicorn handles SIGTERM/SIGINT itself only while ``serve()`` runs, then re-raises them,
+    which would end the process before in-flight deliveries settle. Here ``StopSignals`` owns
+    the signals for the whole run; the first one only stops the server (``request_exit``);
+    ``serve`` then stops the runtime (in-flight attempts finish and are recorded) and exits.
     ``on_started(port)`` runs once the port is bound (a port in use ends ``startup`` before it)."""
 
     def __init__(self, config: uvicorn.Config, *, on_started: Callable[[int], None]) -> None:
@@ -120,12 +140,10 @@ class _GracefulServer(uvicorn.Server):
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
-        originals = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in originals.items():
-                signal.signal(sig, handler)
+        yield
+
+    def request_exit(self) -> None:
+        self.should_exit = True
 
 
 async def start_localaws(config: Config) -> Any:

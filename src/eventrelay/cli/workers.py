@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING
 from eventrelay.config.model import Config, SqliteStorage
 from eventrelay.core.errors import ConfigError, EventRelayError
 from eventrelay.core.telemetry import MULTIPROCESS_DIR_ENV
+from eventrelay.storage.dirlock import lock_data_dir
 
 if TYPE_CHECKING:
     from eventrelay.runtime import Runtime
@@ -155,7 +156,11 @@ def supervise(args: argparse.Namespace, count: int, config_file: Path) -> int:
     from eventrelay.config.store import merge_api_entities
 
     config = merge_api_entities(load_config(config_file))
-    env: dict[str, str] = {}  # for the workers, over this process's environment when each starts
+    # The deployment's lock on its data directory (storage/dirlock.py), held by this parent and
+    # inherited by every worker: an independent second serve is refused, the workers are not.
+    lock = lock_data_dir(Path(config.storage.path))
+    lock_env, lock_fds = lock.for_children()
+    env: dict[str, str] = dict(lock_env)  # for the workers, over this process's environment when each starts
     token = None
     if config.admin.token is None:
         token = env[ADMIN_TOKEN_ENV] = secrets.token_urlsafe(32)
@@ -164,10 +169,11 @@ def supervise(args: argparse.Namespace, count: int, config_file: Path) -> int:
         asyncio.run(_recover_queue(config))
     sockets = _listening_sockets(args.host, args.port, count)
     try:
-        return asyncio.run(_Supervisor(args, config_file, config, sockets, env).run(token))
+        return asyncio.run(_Supervisor(args, config_file, config, sockets, env, lock_fds).run(token))
     finally:
         for sock in sockets:
             sock.close()
+        lock.release()
 
 
 @dataclass
@@ -177,6 +183,7 @@ class _Supervisor:
     config: Config
     sockets: list[socket.socket]
     env: dict[str, str]  # over os.environ (which localaws may give base credentials) for each worker
+    inherited: tuple[int, ...] = ()  # descriptors every worker inherits (the data directory's lock)
 
     async def run(self, token: str | None) -> int:
         stopping = asyncio.Event()
@@ -209,7 +216,9 @@ class _Supervisor:
         sock = self.sockets[index]
         while not stopping.is_set():
             env = {**os.environ, **self.env}
-            proc = await asyncio.create_subprocess_exec(*self._command(sock), env=env, pass_fds=(sock.fileno(),))
+            proc = await asyncio.create_subprocess_exec(
+                *self._command(sock), env=env, pass_fds=(sock.fileno(), *self.inherited)
+            )
             exited = asyncio.ensure_future(proc.wait())
             stop = asyncio.ensure_future(stopping.wait())
             await asyncio.wait({exited, stop}, return_when=asyncio.FIRST_COMPLETED)

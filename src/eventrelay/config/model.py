@@ -24,6 +24,7 @@ from eventrelay.config.archive import Archive
 from eventrelay.config.filters import Filter, Fql, build_filters
 from eventrelay.core.duration import Duration
 from eventrelay.core.external_id import external_id
+from eventrelay.core.size import Size
 from eventrelay.destinations import registry
 from eventrelay.destinations.kind import DestinationType
 from eventrelay.filters.rules import Filters
@@ -43,6 +44,10 @@ class Workspace(Strict):
 
 DEFAULT_DATA_PATH = "./eventrelay-data"
 DEFAULT_MAX_EVENTS = 2_000_000  # waiting jobs: ~2.4 GB of SQLite queue at ~1.2 KB per job
+# Room kept under new events (storage/space.py): the queue's WAL at its usual bound (16 MB) and
+# the copy a checkpoint makes of it, the delivery log's WAL (4 MB), the space reserve (8 MB) and
+# margin for the records of the attempts that drain the backlog meanwhile.
+DEFAULT_MIN_FREE_SPACE = 64 * 1024 * 1024
 
 
 class _StorageBase(Strict):
@@ -57,6 +62,15 @@ class SqliteStorage(_StorageBase):
     """``storage: {backend: sqlite, path, max_events}``: the embedded default, one directory."""
 
     backend: Literal["sqlite"] = "sqlite"
+    min_free_space: Size = DEFAULT_MIN_FREE_SPACE
+    """New events are refused (503 disk_full, Retry-After) while less than this is free on the
+    data directory's disk (the queue's own free pages count): delivery, which needs a little
+    room for every ack and attempt record, goes on and drains the backlog; the archive's oldest
+    events give way first. Default 64MiB."""
+    integrity_check: bool = True
+    """Run SQLite's quick_check on queue.db and deliverylog.db at start (about a second per GB,
+    stopped after 60 s) and refuse to start on a damaged file. Turn off for very large stores.
+    Default true."""
 
 
 class JetStreamStorage(_StorageBase):

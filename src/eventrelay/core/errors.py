@@ -9,7 +9,9 @@
     ├── ReplayError                 a replay cannot be made, found or changed (status: 404 or 409)
     ├── StorageError                the queue or delivery log failed
     │   ├── QueueFull               the store is over its bound (429 + Retry-After)
-    │   └── DiskFull                the disk refused a write (503)
+    │   ├── DiskFull                the disk refused a write (503)
+    │   ├── DataDirInUse            another eventrelay deployment holds the data directory's lock
+    │   └── StorageDamaged          a store file is missing, emptied or corrupt (``eventrelay recover``)
     └── DestinationError            talking to a destination failed at the boundary
         ├── TransportError          no (complete) HTTP answer: refused, reset, TLS, malformed
         └── AwsError                a botocore/transport error, wrapped (carries the AWS error code)
@@ -108,6 +110,15 @@ class DiskFull(StorageError):
     def __init__(self, message: str, retry_after: float = 10.0) -> None:
         self.retry_after = retry_after
         super().__init__(message)
+
+
+class DataDirInUse(StorageError):
+    """Another deployment holds the data directory's lock: two would corrupt each other's state."""
+
+
+class StorageDamaged(StorageError):
+    """A store file is missing, emptied or fails its integrity check. The message says which
+    and what to do (``eventrelay recover``)."""
 
 
 class DestinationError(EventRelayError):

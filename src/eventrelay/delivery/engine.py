@@ -67,6 +67,7 @@ class DeliveryEngine:
         self._depth_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._started = False
+        self._stopping = False  # stop_claiming() was called: no worker claims again
 
     async def start(self) -> None:
         self._settler.start()
@@ -74,6 +75,13 @@ class DeliveryEngine:
             self._start_worker(name, target)
         self._depth_task = asyncio.create_task(self._report_depth(), name="eventrelay-queue-depth")
         self._started = True
+
+    def stop_claiming(self) -> None:
+        """The first step of a stop, taken as soon as it is asked for (SIGTERM): no new work is
+        claimed or handed over; attempts in flight go on. ``stop`` then waits for them."""
+        self._stopping = True
+        for worker in self._workers.values():
+            worker.stop_claiming()
 
     async def stop(self, wait_seconds: float | None = None) -> None:
         """Stop claiming; in-flight attempts finish (up to ``wait_seconds``, default each
@@ -98,7 +106,7 @@ class DeliveryEngine:
         """
         async with self._lock:
             self._targets = _targets(targets)
-            if not self._started:
+            if not self._started or self._stopping:
                 return
             draining: list[DestinationWorker] = []
             for name, worker in list(self._workers.items()):

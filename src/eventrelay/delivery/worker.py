@@ -29,6 +29,7 @@ import orjson
 
 from eventrelay.config.model import DeliveryPolicy
 from eventrelay.core import telemetry
+from eventrelay.core.errors import StorageDamaged
 from eventrelay.core.outcome import Category, Outcome, Verdict
 from eventrelay.core.records import Job, finished_at
 from eventrelay.delivery.decide import Settlement, decide
@@ -188,6 +189,10 @@ class DestinationWorker:
             self._kick.clear()
             try:
                 jobs = await self._queue.claim(self.name, limit, lease)
+            except StorageDamaged as exc:  # logged once where it was found (storage/integrity.py)
+                log.debug("destination %s: cannot claim from a damaged queue: %s", self.name, exc)
+                await self._sleep(STORAGE_RETRY_DELAY)
+                continue
             except Exception:
                 log.exception("destination %s: claiming due jobs failed; trying again", self.name)
                 await self._sleep(STORAGE_RETRY_DELAY)

@@ -6,6 +6,7 @@ The composition root's factories: the lower packages know nothing of the configu
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from eventrelay.config.model import Config, JetStreamStorage
@@ -16,12 +17,52 @@ from eventrelay.destinations.base import Destination
 from eventrelay.destinations.kind import BuildSpec
 from eventrelay.queue.archive import ArchiveLimits
 from eventrelay.queue.base import Queue
+from eventrelay.storage.space import Space
+
+QUEUE_FILE = "queue.db"
+LOG_FILE = "deliverylog.db"
 
 JETSTREAM_AGE_MARGIN = 3600.0  # seconds beyond the longest retry window before a stream message may age out
 DEFAULT_JETSTREAM_AGE = 7 * 86400.0  # without an archive: the stream's own default (queue/jetstream)
 
 
-def open_queue(config: Config, *, shared: bool = False) -> Queue:
+@dataclass(frozen=True, slots=True)
+class DataLayout:
+    """The store files of the configured backend in ``storage.path`` (name -> schema version),
+    checked at start and recorded in the data directory's marker (``storage/datadir.py``)."""
+
+    directory: Path
+    backend: str
+    files: dict[str, int] = field(default_factory=dict)
+    integrity_check: bool = True
+
+    def paths(self) -> list[Path]:
+        return [self.directory / name for name in self.files]
+
+
+def data_layout(config: Config) -> DataLayout:
+    """JetStream keeps its data in the stream (the local delivery-log index is rebuilt from
+    it): no file of its directory is one to lose."""
+    storage = config.storage
+    directory = Path(storage.path)
+    if isinstance(storage, JetStreamStorage):
+        return DataLayout(directory, storage.backend)
+    from eventrelay.queue.sqlite.schema import SCHEMA_VERSION
+
+    files = {QUEUE_FILE: SCHEMA_VERSION, LOG_FILE: 0}
+    return DataLayout(directory, storage.backend, files, storage.integrity_check)
+
+
+def open_space(config: Config) -> Space | None:
+    """The free-space rules of the SQLite data directory (``storage/space.py``); JetStream's
+    data is in its stream."""
+    storage = config.storage
+    if isinstance(storage, JetStreamStorage):
+        return None
+    return Space(Path(storage.path), floor=storage.min_free_space)
+
+
+def open_queue(config: Config, space: Space | None = None, *, shared: bool = False) -> Queue:
     """The queue backend named by ``storage.backend``. ``shared``: one of several processes of
     a deployment (``serve --workers``) on the SQLite file (JetStream is shared by design)."""
     storage = config.storage
@@ -39,11 +80,12 @@ def open_queue(config: Config, *, shared: bool = False) -> Queue:
     from eventrelay.queue.sqlite import SQLiteQueue
 
     return SQLiteQueue(
-        Path(storage.path) / "queue.db",
+        Path(storage.path) / QUEUE_FILE,
         max_events=storage.max_events,
         dedup_window=config.ingest.dedup_window,
         shared=shared,
         archive=archive_limits(config),
+        space=space,
     )
 
 
@@ -61,7 +103,7 @@ def jetstream_max_age(config: Config) -> float:
     return max(config.archive.retention if config.archive.enabled else DEFAULT_JETSTREAM_AGE, floor)
 
 
-def open_log(config: Config) -> DeliveryLog:
+def open_log(config: Config, space: Space | None = None) -> DeliveryLog:
     """The delivery log store of the configured backend (JetStream: the stream, with this
     node's query index under ``storage.path``)."""
     storage = config.storage
@@ -73,7 +115,7 @@ def open_log(config: Config) -> DeliveryLog:
         )
     from eventrelay.deliverylog.sqlite import SQLiteDeliveryLog
 
-    return SQLiteDeliveryLog(Path(storage.path) / "deliverylog.db")
+    return SQLiteDeliveryLog(Path(storage.path) / LOG_FILE, space=space)
 
 
 def build_destination(dest: DestinationConfig, config: Config) -> Destination:

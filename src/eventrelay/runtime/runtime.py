@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import secrets
@@ -23,7 +24,16 @@ from eventrelay.destinations.base import Destination
 from eventrelay.ingest.sink import EventSink
 from eventrelay.queue.archive import ArchiveQueue
 from eventrelay.queue.base import Queue
-from eventrelay.runtime.build import build_destination, open_log, open_queue, pause_board, per_worker
+from eventrelay.runtime.build import (
+    build_destination,
+    data_layout,
+    open_log,
+    open_queue,
+    open_space,
+    pause_board,
+    per_worker,
+)
+from eventrelay.storage import datadir, integrity
 
 if TYPE_CHECKING:
     import uvicorn
@@ -47,8 +57,10 @@ class Runtime:
         token = config.admin.token.get_secret_value() if config.admin.token else None
         self.generated_admin_token = token is None
         self.admin_token: str = token or secrets.token_urlsafe(32)
-        self.queue: Queue = open_queue(config, shared=workers > 1)
-        self.log: DeliveryLog = open_log(config)
+        self.layout = data_layout(config)
+        self.space = open_space(config)  # free-space floor, bounded WAL, reserve (storage/space.py)
+        self.queue: Queue = open_queue(config, self.space, shared=workers > 1)
+        self.log: DeliveryLog = open_log(config, self.space)
         self.destinations: dict[str, Destination] = {}
         self.engine: DeliveryEngine | None = None
         self.sink: EventSink = QueueSink(self.queue)  # the Tracking API's hand-off (ingest.sink.EventSink)
@@ -58,8 +70,18 @@ class Runtime:
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
+        """Check the data directory (a missing, emptied or damaged store file is refused:
+        ``storage/datadir.py``), open the stores (on a nearly full disk too: the space reserve
+        gives way), record the layout, hold the reserve, start delivery."""
+        layout = self.layout
+        await asyncio.to_thread(datadir.check, layout.directory, layout.files, check_integrity=layout.integrity_check)
+        if self.space is not None:  # a nearly full disk: the reserve's room lets the files open
+            await asyncio.to_thread(self.space.before_start)
         await self.queue.start()
         await self.log.start()
+        await asyncio.to_thread(datadir.write_marker, layout.directory, layout.files, layout.backend)
+        if self.space is not None:
+            await asyncio.to_thread(self.space.hold_reserve)
         self.destinations = self._build_destinations(self.config)
         if self.role in ("deliver", "all"):
             pauses = pause_board(self.config, self.workers)
@@ -68,6 +90,12 @@ class Runtime:
             self.sink = QueueSink(self.queue, self.engine)
             if isinstance(self.queue, ArchiveQueue):
                 await self.replays.resume()  # replays a stop interrupted go on where they were
+
+    def stop_claiming(self) -> None:
+        """A stop was asked for: deliver nothing new while the server finishes its requests
+        (``stop`` then lets the attempts in flight finish and records them)."""
+        if self.engine is not None:
+            self.engine.stop_claiming()
 
     async def stop(self) -> None:
         await self.replays.stop()
@@ -91,6 +119,14 @@ class Runtime:
             log.debug("closed destination %s after reconfigure", name)
 
     # -- what ingest and the admin API ask ----------------------------------------------------
+    def health(self) -> dict[str, object]:
+        """``/healthz``: ``ok``, or ``unhealthy`` with the store files SQLite reported damaged
+        while running and what to do (``storage/integrity.py``)."""
+        damaged = integrity.damaged(self.layout.paths())
+        if not damaged:
+            return {"status": "ok"}
+        return {"status": "unhealthy", "damaged": damaged, "what_to_do": integrity.RECOVER_HINT}
+
     def source_for_key(self, write_key: str) -> str | None:
         """The source name of ``write_key`` (constant-time compare), or None."""
         found = None

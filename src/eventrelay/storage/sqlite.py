@@ -1,5 +1,6 @@
 """SQLite plumbing shared by the SQLite queue and the SQLite delivery log: one way to open a
-file, one translation of sqlite3/OS errors into the error tree, one rollback, one checkpoint."""
+file, one translation of sqlite3/OS errors into the error tree (a damaged file is reported to
+``storage/integrity.py``), one rollback, one checkpoint."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from eventrelay.core.errors import DiskFull, StorageError
+from eventrelay.core.errors import DiskFull, StorageDamaged, StorageError
+from eventrelay.storage import integrity
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +63,17 @@ def is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
 
 
-def translate(exc: BaseException, what: str) -> StorageError:
+def translate(exc: BaseException, what: str, path: Path | None = None) -> StorageError:
     """The eventrelay error for a sqlite3/OS error of ``what`` (e.g. ``the queue database
-    /data/queue.db``): ``DiskFull`` when the disk refused, else ``StorageError``. Raise it
+    /data/queue.db``): ``DiskFull`` when the disk refused, ``StorageDamaged`` when SQLite found
+    the file ``path`` damaged (reported once to ``integrity``), else ``StorageError``. Raise it
     ``from exc``."""
     if is_disk_full(exc):
         return DiskFull(f"{what} cannot grow: the disk is full ({exc})")
+    if integrity.is_corrupt(exc):
+        if path is not None:
+            integrity.report(path, exc)
+        return StorageDamaged(f"{what} is damaged ({exc}): {integrity.RECOVER_HINT}")
     return StorageError(f"{what} failed: {exc}")
 
 

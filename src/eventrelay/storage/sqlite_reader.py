@@ -8,6 +8,7 @@ import asyncio
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TypeVar
 
 from eventrelay.core.errors import StorageError
@@ -20,9 +21,17 @@ class SqliteReader:
     """``await reader.read(fn)`` runs ``fn(connection)`` on the reader thread. ``what`` names the
     file in errors (``the delivery log /data/deliverylog.db``); ``open_connection`` opens it."""
 
-    def __init__(self, open_connection: Callable[[], sqlite3.Connection], what: str, thread_name: str) -> None:
+    def __init__(
+        self,
+        open_connection: Callable[[], sqlite3.Connection],
+        what: str,
+        thread_name: str,
+        *,
+        path: Path | None = None,
+    ) -> None:
         self._open = open_connection
         self._what = what
+        self._path = path  # the file: a corruption error reports it damaged (storage/integrity.py)
         self._thread_name = thread_name
         self._pool: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
@@ -53,7 +62,7 @@ class SqliteReader:
                 self._conn.execute("PRAGMA query_only = 1")
             return fn(self._conn)
         except sqlite3.Error as exc:
-            raise translate(exc, f"reading {self._what}") from exc
+            raise translate(exc, f"reading {self._what}", self._path) from exc
 
     def _close(self) -> None:
         if self._conn is not None:

@@ -17,8 +17,9 @@ transaction. The event loop never runs SQLite.
   future each.
 - A transaction that fails (disk full, I/O error) is rolled back and its operations are re-run
   one transaction each, so one failing append does not fail the acks that shared its commit.
-  sqlite3/OS errors reach callers translated (``DiskFull`` / ``StorageError``); after a full
-  disk the WAL is checkpointed as soon as space allows, so the file does not stay stuck.
+  sqlite3/OS errors reach callers translated (``DiskFull`` / ``StorageDamaged`` /
+  ``StorageError``); after a full disk the WAL is checkpointed as soon as space allows, so the
+  file does not stay stuck.
 - What the operations mean is the ``Store``'s: the writer only batches, commits and answers.
 """
 
@@ -30,14 +31,19 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from queue import SimpleQueue
 from typing import Any, Generic, Protocol, TypeVar
 
 from eventrelay.core.errors import StorageError
+from eventrelay.storage import integrity
+from eventrelay.storage.space import Space, keep_wal_small
 from eventrelay.storage.sqlite import checkpoint_and_close, is_disk_full, rollback, translate
 from eventrelay.storage.write_turns import WriteTurns
 
 log = logging.getLogger(__name__)
+
+DEFAULT_WAL_BYTES = 1000 * 4096  # SQLite's default autocheckpoint: 1,000 pages of 4 KB
 
 
 class WriteOp(Protocol):
@@ -84,7 +90,10 @@ class _Result(Generic[ChangeT]):
 class GroupCommitWriter(Generic[OpT, ChangeT]):
     """The writer thread of one SQLite file and its hand-over from the event loop.
 
-    ``what`` names the file in errors (``the queue database /data/queue.db``); ``max_rows``
+    ``what`` names the file in errors (``the queue database /data/queue.db``), ``path`` is that
+    file (a corruption error reports it to ``storage/integrity.py``); with ``space`` the WAL
+    is kept small when the disk is nearly full and a full disk releases the space reserve
+    (``storage/space.py``; ``wal_bytes``: the WAL's usual bound); ``max_rows``
     bounds a transaction (the rows of its ops; at least one op); ``on_commit`` runs on the event
     loop with each committed change, before the callers' futures resolve. ``commits`` counts
     committed transactions and ``operations`` the calls they carried (the group commit ratio).
@@ -99,9 +108,15 @@ class GroupCommitWriter(Generic[OpT, ChangeT]):
         max_rows: int,
         on_commit: Callable[[ChangeT], None] | None = None,
         turns: WriteTurns | None = None,
+        path: Path | None = None,
+        space: Space | None = None,
+        wal_bytes: int = DEFAULT_WAL_BYTES,
     ) -> None:
         self.what = what
         self._turns = turns or _NO_TURNS  # writes take turns with the other processes on the file
+        self.path = path  # the file, when errors should report it damaged (storage/integrity.py)
+        self.space = space  # the data directory's free space (storage/space.py), with ``path``
+        self.wal_bytes = wal_bytes  # the WAL's usual bound (its autocheckpoint size)
         self.commits = 0
         self.operations = 0
         self._store = store
@@ -132,7 +147,7 @@ class GroupCommitWriter(Generic[OpT, ChangeT]):
             initial = await opened
         except Exception as exc:
             self._thread = self._loop = None
-            raise translate(exc, self.what) from exc
+            raise translate(exc, self.what, self.path) from exc
         if self._on_commit is not None:
             self._on_commit(initial)
 
@@ -145,7 +160,7 @@ class GroupCommitWriter(Generic[OpT, ChangeT]):
         self._inbox.put(None)
         error = await self._stopped
         if error is not None:
-            raise translate(error, self.what) from error
+            raise translate(error, self.what, self.path) from error
 
     def submit(self, op: OpT) -> asyncio.Future[Any]:
         """Queue ``op`` for the writer; the returned future settles once its transaction did."""
@@ -211,6 +226,7 @@ class GroupCommitWriter(Generic[OpT, ChangeT]):
             _call(loop, self._settle, batch, result)
             with turns.turn():
                 self._tidy(conn)
+                self._mind_space(conn)
         error: BaseException | None = None
         try:
             with turns.turn():
@@ -255,8 +271,15 @@ class GroupCommitWriter(Generic[OpT, ChangeT]):
             outcomes, change = self._transaction(ops)
             return _Result(outcomes, [change])
         except Exception as exc:
-            if len(ops) == 1:
-                return _Result([self._translate(exc)])
+            error = exc
+        if self._make_room(error):  # the reserve's room: the same batch once more
+            try:
+                outcomes, change = self._transaction(ops)
+                return _Result(outcomes, [change])
+            except Exception as exc:
+                error = exc
+        if len(ops) == 1:
+            return _Result([self._translate(error)])
         result: _Result[ChangeT] = _Result([])
         for op in ops:
             try:
@@ -289,7 +312,7 @@ class GroupCommitWriter(Generic[OpT, ChangeT]):
     def _translate(self, exc: Exception) -> BaseException:
         if not isinstance(exc, sqlite3.Error | OSError):
             return exc  # a bug, not the database: surface it as is
-        error = translate(exc, self.what)
+        error = translate(exc, self.what, self.path)
         error.__cause__ = exc
         self._disk_was_full = self._disk_was_full or is_disk_full(exc)
         return error
@@ -308,11 +331,41 @@ class GroupCommitWriter(Generic[OpT, ChangeT]):
             return  # still no room: the next batch tries again
         self._disk_was_full = busy != 0
 
+    def _make_room(self, exc: Exception) -> bool:
+        """The disk is full: release the space reserve and move the WAL into the database with
+        its room. True if there is room now to try again."""
+        if self.space is None or not is_disk_full(exc):
+            return False
+        if not self.space.release_reserve(f"{self.what}: the disk is full"):
+            return False
+        self._reclaim_wal()
+        return True
+
+    def _mind_space(self, conn: sqlite3.Connection) -> None:
+        """After a batch: keep the WAL within what the free space allows, and hold the reserve
+        again once there is room (``storage/space.py``)."""
+        if self.space is None or self.path is None:
+            return
+        try:
+            keep_wal_small(conn, self.path, self.space, self.wal_bytes)
+        except sqlite3.Error as exc:
+            if is_disk_full(exc):
+                self._disk_was_full = True
+                self.space.release_reserve(f"{self.what}: no room to checkpoint")
+            else:
+                log.debug("%s: checkpoint after a batch failed: %s", self.what, exc)
+            return
+        if not self._disk_was_full:
+            self.space.hold_reserve()
+
     def _tidy(self, conn: sqlite3.Connection) -> None:
         try:
             self._store.tidy(conn)
         except sqlite3.Error as exc:  # e.g. busy or a full disk: the next batch's housekeeping tries again
             rollback(conn)
+            if integrity.is_corrupt(exc) and self.path is not None:
+                integrity.report(self.path, exc)  # logged once there, not at every batch
+                return
             log.warning("%s: housekeeping failed (tried again later): %s", self.what, exc)
         except Exception:  # a bug in the store: the writer carries on with the callers' writes
             rollback(conn)

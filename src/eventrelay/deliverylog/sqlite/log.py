@@ -14,11 +14,12 @@ from eventrelay.deliverylog.base import DeliveryRow, Stats
 from eventrelay.deliverylog.samples import DeliveredSamples
 from eventrelay.deliverylog.sqlite.queries import FAILURE_CATEGORIES, conditions, stats
 from eventrelay.deliverylog.sqlite.rows import attempt_row, delivery_row, to_attempt, to_delivery
-from eventrelay.deliverylog.sqlite.schema import ATTEMPT_COLUMNS, DELIVERY_COLUMNS, connect
+from eventrelay.deliverylog.sqlite.schema import ATTEMPT_COLUMNS, DELIVERY_COLUMNS, WAL_BYTES, connect
 from eventrelay.deliverylog.sqlite.writes import (
     DEFAULT_MAX_AGE,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MAX_BODIES,
+    DEFAULT_MAX_BYTES,
     LogStore,
     Retention,
     Write,
@@ -27,6 +28,7 @@ from eventrelay.deliverylog.sqlite.writes import (
     prune,
 )
 from eventrelay.deliverylog.stats import STATUSES
+from eventrelay.storage.space import Space
 from eventrelay.storage.sqlite_reader import SqliteReader
 from eventrelay.storage.sqlite_writer import GroupCommitWriter
 from eventrelay.storage.write_turns import WriteTurns
@@ -48,18 +50,27 @@ class SQLiteDeliveryLog:
         max_age: float = DEFAULT_MAX_AGE,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         max_bodies: int = DEFAULT_MAX_BODIES,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        space: Space | None = None,
     ) -> None:
+        """Retention: ``max_age`` seconds, ``max_attempts`` rows, ``max_bodies`` event bodies,
+        ``max_bytes`` of file in use (default 1 GB), the oldest going first. ``space``: the
+        data directory's free space: on a nearly full disk new records take the room of the
+        oldest ones, so the log never grows into the room the queue needs (``storage/space.py``)."""
         self.path = Path(path)
-        self.keep = Retention(max_age, max_attempts, max_bodies)
+        self.keep = Retention(max_age, max_attempts, max_bodies, max_bytes)
         self._writer: GroupCommitWriter[Write, None] = GroupCommitWriter(
-            LogStore(self.path, self.keep),
+            LogStore(self.path, self.keep, space),
             what=f"the delivery log {self.path}",
             thread_name="eventrelay-deliverylog-writer",
             max_rows=MAX_WRITE_BATCH,
             turns=WriteTurns(self.path),
+            path=self.path,
+            space=space,
+            wal_bytes=WAL_BYTES,
         )
         self._reader = SqliteReader(
-            lambda: connect(self.path), f"the delivery log {self.path}", "eventrelay-deliverylog-reader"
+            lambda: connect(self.path), f"the delivery log {self.path}", "eventrelay-deliverylog-reader", path=self.path
         )
         self._samples = DeliveredSamples()
 

@@ -83,6 +83,12 @@ DELIVERY_COLUMNS = (
 )
 
 
+WAL_PAGES = 1000  # SQLite's default autocheckpoint
+WAL_BYTES = WAL_PAGES * 4096  # the WAL's usual bound; smaller when the disk is nearly full (storage/space.py)
+# after a checkpoint the WAL file is cut back to its usual bound (SQLite keeps it whole otherwise)
+PRAGMAS = (f"PRAGMA wal_autocheckpoint={WAL_PAGES}", f"PRAGMA journal_size_limit={WAL_BYTES}")
+
+
 def add_columns(conn: sqlite3.Connection) -> None:
     """Give a file of an earlier layout the columns added since (``ADDED_COLUMNS``), then the
     indexes on them."""
@@ -95,4 +101,6 @@ def add_columns(conn: sqlite3.Connection) -> None:
 
 def connect(path: Path) -> sqlite3.Connection:
     """A connection to the log's file. ``synchronous=NORMAL``: see the package doc."""
-    return sqlite.connect(path, synchronous="NORMAL", busy_timeout_ms=BUSY_TIMEOUT_MS, cache_kib=CACHE_KIB)
+    return sqlite.connect(
+        path, synchronous="NORMAL", busy_timeout_ms=BUSY_TIMEOUT_MS, cache_kib=CACHE_KIB, pragmas=PRAGMAS
+    )

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -11,10 +12,19 @@ from pathlib import Path
 from typing import Any
 
 from eventrelay.deliverylog.sqlite.schema import INSERT_ATTEMPT, SCHEMA, UPSERT_DELIVERY, add_columns, connect
+from eventrelay.storage.space import Space
 
 DEFAULT_MAX_AGE = 7 * 86400.0  # keep a week of history, as the page's longest range
 DEFAULT_MAX_ATTEMPTS = 1_000_000  # ~1 KB per attempt row: about 1 GB at most
 DEFAULT_MAX_BODIES = 20_000  # failed attempts whose event body is kept for samples (<= 32 KB each: <= 640 MB)
+# The file's size bound (pages in use): attempts carry bodies and answers of varying size, so a
+# count alone does not bound the bytes. Over it, the oldest attempts go first.
+DEFAULT_MAX_BYTES = 1024 * 1024 * 1024
+PAGE_SIZE = 4096  # SQLite's default page size, which the log's file uses
+# What one recorded attempt takes at most in pages, with its deliveries row and index entries
+# (~1 KB usually; a failed attempt with its event body more): room made for it on a low disk.
+RECORD_BYTES = 2048
+TRIM_MIN = 1_000  # attempts removed at least when room is made on a low disk (a few hundred KB)
 PRUNE_BATCH = 5_000  # rows deleted per prune step: a few ms of write lock, never seconds
 PRUNE_EVERY_SECONDS = 5.0  # how often the writer prunes while records keep arriving
 
@@ -26,6 +36,7 @@ class Retention:
     max_age: float = DEFAULT_MAX_AGE  # seconds of history
     max_attempts: int = DEFAULT_MAX_ATTEMPTS  # attempt rows (and delivery rows) at most
     max_bodies: int = DEFAULT_MAX_BODIES  # attempt rows that keep their event body
+    max_bytes: int = DEFAULT_MAX_BYTES  # bytes of the file in use at most
 
 
 class Write:
@@ -44,9 +55,10 @@ class LogStore:
     """The log's ``storage.sqlite_writer.Store``: the schema at open, the writes in order, and
     a prune step at most every ``PRUNE_EVERY_SECONDS`` between batches. Writer thread only."""
 
-    def __init__(self, path: Path, keep: Retention) -> None:
+    def __init__(self, path: Path, keep: Retention, space: Space | None = None) -> None:
         self.path = path
         self.keep = keep
+        self.space = space  # on a nearly full disk, new records take the room of the oldest
         self._last_prune = 0.0
 
     def open(self) -> tuple[sqlite3.Connection, None]:
@@ -60,6 +72,8 @@ class LogStore:
         return conn, None
 
     def run(self, conn: sqlite3.Connection, ops: Sequence[Write]) -> tuple[list[object], None]:
+        if self.space is not None and self.space.low():
+            make_room(conn, sum(op.rows for op in ops))
         return [op.run(conn) for op in ops], None
 
     def committed(self, change: None) -> None:
@@ -96,8 +110,36 @@ def mark_retrying(conn: sqlite3.Connection, destination: str, ids: list[str] | N
     return changed
 
 
+def make_room(conn: sqlite3.Connection, records: int) -> int:
+    """On a nearly full disk: free the pages ``records`` new records need by removing the
+    oldest attempts and finished deliveries, so the file does not grow into the room the queue
+    needs to drain (``storage/space.py``). Returns the rows removed."""
+    (free_pages,) = conn.execute("PRAGMA freelist_count").fetchone()
+    if free_pages * PAGE_SIZE >= records * RECORD_BYTES:
+        return 0
+    count = max(2 * records, TRIM_MIN)
+    removed = conn.execute(
+        "DELETE FROM attempts WHERE id IN (SELECT id FROM attempts ORDER BY id LIMIT ?)", (count,)
+    ).rowcount
+    removed += conn.execute(
+        "DELETE FROM deliveries WHERE (message_id, destination) IN (SELECT message_id, destination "
+        "FROM deliveries WHERE status != 'retrying' ORDER BY updated_at LIMIT ?)",
+        (count,),
+    ).rowcount
+    return int(removed)
+
+
+def _share_over_bytes(conn: sqlite3.Connection, keep: Retention) -> float:
+    """The share of the file's bytes in use that is beyond ``max_bytes`` (0: within)."""
+    (pages,) = conn.execute("PRAGMA page_count").fetchone()
+    (free_pages,) = conn.execute("PRAGMA freelist_count").fetchone()
+    used = (int(pages) - int(free_pages)) * PAGE_SIZE
+    return max(0.0, (used - keep.max_bytes) / used) if used else 0.0
+
+
 def prune(conn: sqlite3.Connection, now: float, keep: Retention) -> int:
-    """One bounded step: attempts past ``max_age`` or over ``max_attempts``, deliveries past
+    """One bounded step: attempts past ``max_age``, over ``max_attempts`` or while the file is
+    over ``max_bytes`` (the oldest first), deliveries past
     ``max_age`` (not while retrying) or over ``max_attempts``, bodies over ``max_bodies``.
     Returns the rows removed or emptied (0: nothing left to do)."""
     cutoff = now - keep.max_age
@@ -107,10 +149,13 @@ def prune(conn: sqlite3.Connection, now: float, keep: Retention) -> int:
         (PRUNE_BATCH, cutoff),
     ).rowcount
     (count,) = conn.execute("SELECT COUNT(*) FROM attempts").fetchone()
-    if count > keep.max_attempts:
+    # over max_bytes: that share of the oldest attempts and of the oldest deliveries
+    over = _share_over_bytes(conn, keep)
+    excess = max(count - keep.max_attempts, math.ceil(over * count))
+    if excess > 0:
         removed += conn.execute(
             "DELETE FROM attempts WHERE id IN (SELECT id FROM attempts ORDER BY id LIMIT ?)",
-            (min(count - keep.max_attempts, PRUNE_BATCH),),
+            (min(excess, PRUNE_BATCH),),
         ).rowcount
     removed += conn.execute(
         "DELETE FROM deliveries WHERE (message_id, destination) IN (SELECT message_id, destination "
@@ -118,11 +163,12 @@ def prune(conn: sqlite3.Connection, now: float, keep: Retention) -> int:
         (cutoff, PRUNE_BATCH),
     ).rowcount
     (rows,) = conn.execute("SELECT COUNT(*) FROM deliveries").fetchone()
-    if rows > keep.max_attempts:
+    excess = max(rows - keep.max_attempts, math.ceil(over * rows))
+    if excess > 0:
         removed += conn.execute(
             "DELETE FROM deliveries WHERE (message_id, destination) IN (SELECT message_id, destination "
             "FROM deliveries ORDER BY updated_at LIMIT ?)",
-            (min(rows - keep.max_attempts, PRUNE_BATCH),),
+            (min(excess, PRUNE_BATCH),),
         ).rowcount
     edge = conn.execute(
         "SELECT id FROM attempts WHERE event IS NOT NULL ORDER BY id DESC LIMIT 1 OFFSET ?",

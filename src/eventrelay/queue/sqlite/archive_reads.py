@@ -30,7 +30,7 @@ class ArchiveReader:
     def __init__(self, path: Path, limits: ArchiveLimits | None) -> None:
         self.path = path
         self.limits = limits
-        self._reader = SqliteReader(self._connect, f"the archive of {path}", "eventrelay-archive-reader")
+        self._reader = SqliteReader(self._connect, f"the archive of {path}", "eventrelay-archive-reader", path=path)
 
     def start(self) -> None:
         self._reader.start()

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 ARCHIVE_ROW_OVERHEAD = 48  # bytes per archived event beyond its body and ids: seq, times, size, b-tree cells
 PRUNE_STEP = 5_000  # archived events removed per transaction at most: a few ms of the writer, never seconds
 PRUNE_INTERVAL = 1.0  # seconds between retention checks (size is checked in every transaction that archives)
+GIVE_WAY_BYTES = 256 * 1024  # archived bytes removed at least when new events meet the free-space floor
 
 _META = "SELECT bytes FROM archive_meta WHERE id = 1"
 _EXPIRED = """
@@ -69,6 +70,12 @@ class Pruner:
             excess = size - self.limits.max_bytes
             if excess > 0:
                 self._remove(tx, _OVER, None, excess)
+
+    def give_way(self, tx: Tx, size: int) -> None:
+        """Under the free-space floor (``storage/space.py``): remove the oldest archived events,
+        about ``size`` bytes of them (at least ``GIVE_WAY_BYTES``), so that their pages take new
+        events: events waiting for delivery come before the replay history."""
+        self._remove(tx, _OVER, None, max(size, GIVE_WAY_BYTES))
 
     def _remove(self, tx: Tx, select: str, delete: str | None, bound: float) -> None:
         count, size, newest, last_seq = tx.conn.execute(select, (PRUNE_STEP, bound)).fetchone()

@@ -24,7 +24,9 @@ from eventrelay.queue.sqlite.ops import (
     Retry,
     SetMaxPages,
 )
+from eventrelay.queue.sqlite.schema import WAL_BYTES
 from eventrelay.queue.sqlite.store import Store
+from eventrelay.storage.space import Space
 from eventrelay.storage.sqlite_writer import GroupCommitWriter
 from eventrelay.storage.write_turns import WriteTurns
 
@@ -50,19 +52,32 @@ class SQLiteQueue:
         dedup_window: float = 86400.0,
         archive: ArchiveLimits | None = None,
         shared: bool = False,
+        space: Space | None = None,
     ) -> None:
+        """``space``: the data directory's free space (``storage/space.py``): new events are
+        refused under its floor and the WAL is kept small on a nearly full disk."""
         self.path = Path(path)
         self.max_events = max_events
         self.dedup_window = dedup_window
         self._ready: Counter[str] = Counter()  # waiting (not dead) jobs per destination, committed
         self._archive = ArchiveReader(self.path, archive)
         self._writer: GroupCommitWriter[Op, Counter[str]] = GroupCommitWriter(
-            Store(self.path, max_events=max_events, dedup_window=dedup_window, archive=archive, shared=shared),
+            Store(
+                self.path,
+                max_events=max_events,
+                dedup_window=dedup_window,
+                archive=archive,
+                shared=shared,
+                space=space,
+            ),
             what=f"the queue database {self.path}",
             thread_name="eventrelay-sqlite",
             max_rows=MAX_BATCH_ROWS,
             on_commit=self._ready.update,
             turns=WriteTurns(self.path),
+            path=self.path,
+            space=space,
+            wal_bytes=WAL_BYTES,
         )
         self._submit = self._writer.submit
 

@@ -42,12 +42,16 @@ from eventrelay.storage import sqlite
 BUSY_TIMEOUT_MS = 5_000  # another process (a CLI) holding the lock briefly is waited for, 5 s
 CACHE_KIB = 16_000  # 16 MB page cache: the claim index and recent pages stay hot
 CACHED_STATEMENTS = 512  # every statement the writer runs stays prepared (IN lists of a few sizes)
+# Checkpoint every 4,096 pages (16 MB) instead of 1,000: a job is usually written, claimed and
+# deleted within that span, so its page reaches the database file once, not three times.
+WAL_PAGES = 4096
+WAL_BYTES = WAL_PAGES * 4096  # the WAL's usual bound; smaller when the disk is nearly full (storage/space.py)
 PRAGMAS = (
     "PRAGMA temp_store=MEMORY",
-    # Checkpoint every 4,096 pages (16 MB) instead of 1,000: a job is usually written, claimed
-    # and deleted within that span, so its page reaches the database file once, not three times.
-    "PRAGMA wal_autocheckpoint=4096",
-    "PRAGMA journal_size_limit=67108864",  # truncate the WAL back to 64 MB after a checkpoint
+    f"PRAGMA wal_autocheckpoint={WAL_PAGES}",
+    # after a checkpoint the WAL file is cut back to its usual bound: a burst that grew it does
+    # not keep its disk space (a WAL is reused from its start, never shrunk, without this)
+    f"PRAGMA journal_size_limit={WAL_BYTES}",
 )
 
 ARCHIVE_SCHEMA = (
@@ -137,18 +141,20 @@ def connect(path: Path) -> sqlite3.Connection:
         cached_statements=CACHED_STATEMENTS,
     )
     try:
-        _check_version(conn)
-        for statement in SCHEMA:
+        version = _check_version(conn)
+        for statement in SCHEMA:  # no write when the table or index exists
             conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if version != SCHEMA_VERSION:  # a new file: an existing one is not written (it may be on a full disk)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except BaseException:
         conn.close()
         raise
     return conn
 
 
-def _check_version(conn: sqlite3.Connection) -> None:
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
+def _check_version(conn: sqlite3.Connection) -> int:
+    """The file's layout version (0: a new file); refuses one of another layout."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     tables = conn.execute("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table'").fetchone()[0]
     while tables and version in MIGRATIONS:
         column, kind = MIGRATIONS[version]
@@ -161,3 +167,4 @@ def _check_version(conn: sqlite3.Connection) -> None:
             f"the file has queue layout {version}, this eventrelay uses {SCHEMA_VERSION};"
             " move the file away to start with an empty queue"
         )
+    return version

@@ -11,12 +11,13 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from eventrelay.core.errors import QueueFull
+from eventrelay.core.errors import DiskFull, QueueFull
 from eventrelay.queue.archive import ArchiveLimits
 from eventrelay.queue.sqlite.archive_store import Pruner
 from eventrelay.queue.sqlite.ops import Append, Op
 from eventrelay.queue.sqlite.schema import connect
 from eventrelay.queue.sqlite.tx import Tx
+from eventrelay.storage.space import Space
 
 _COUNT_READY = "SELECT destination, COUNT(*) FROM jobs WHERE state = 'ready' GROUP BY destination"
 _READ_COUNTS = "SELECT destination, ready FROM ready_counts"
@@ -30,6 +31,10 @@ _ADD_COUNT = (
 DEDUP_SWEEP_ROWS = 20_000
 # Seconds between dedup expiry passes (a pass runs inside a write batch, when there is one).
 DEDUP_SWEEP_INTERVAL = 1.0
+PAGE_SIZE = 4096  # SQLite's default page size, which the queue's files use
+# Retry-After under the free-space floor: delivery frees room at thousands of events a second,
+# an operator frees disk space in minutes; clients retrying every 10 s cost nothing meanwhile.
+DISK_FULL_RETRY_AFTER = 10.0
 
 
 class Store:
@@ -52,8 +57,10 @@ class Store:
         dedup_window: float,
         archive: ArchiveLimits | None = None,
         shared: bool = False,
+        space: Space | None = None,
     ) -> None:
         self.path = path
+        self.space = space  # with it, new events are refused under the free-space floor
         self.max_events = max_events
         self.dedup_window = dedup_window
         self.archive = archive  # None: accepted events are not archived
@@ -97,9 +104,18 @@ class Store:
         others.subtract(self.seen)
         tx = Tx(conn, time.time(), sum(current.values()))
         self._sweep_dedup(tx)
-        tx.load_dedup([item.message_id for op in ops if isinstance(op, Append) for item in op.items])
+        appends = [op for op in ops if isinstance(op, Append)]
+        no_room = bool(appends) and not self._room_for_events(conn)
+        if no_room and self._pruner is not None:  # the archive gives way to waiting events first
+            self._pruner.give_way(tx, 2 * sum(len(item.body) for op in appends for item in op.items))
+            no_room = not self._room_for_events(conn)
+        if not no_room:
+            tx.load_dedup([item.message_id for op in ops if isinstance(op, Append) for item in op.items])
         outcomes: list[object] = []
         for op in ops:
+            if no_room and isinstance(op, Append):  # refused before it wrote anything
+                outcomes.append(self._disk_full())
+                continue
             if not op.staged:
                 tx.flush()
             try:
@@ -114,6 +130,21 @@ class Store:
             self._pruner.step(tx, archived=any(isinstance(op, Append) for op in ops))
         others.update(tx.delta)
         return outcomes, others
+
+    def _room_for_events(self, conn: sqlite3.Connection) -> bool:
+        """Free space plus this file's free pages (new rows take them first) is over the floor."""
+        if self.space is None:
+            return True
+        free_pages = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        return self.space.room_for_events(int(free_pages) * PAGE_SIZE)
+
+    def _disk_full(self) -> DiskFull:
+        assert self.space is not None
+        return DiskFull(
+            f"the queue database {self.path} refuses new events: less than storage.min_free_space "
+            f"({self.space.floor / 1048576:.1f} MB) is free; delivery goes on and frees room",
+            retry_after=DISK_FULL_RETRY_AFTER,
+        )
 
     def committed(self, change: Counter[str]) -> None:
         self.seen.update(change)
