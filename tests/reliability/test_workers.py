@@ -37,8 +37,8 @@ PAIRS = 40  # messageIds each sent twice at once, on two new connections
 RESTART_TIMEOUT = 60.0  # seconds for a killed worker to be replaced and serving on a loaded machine
 # The disk: room for the four write-ahead logs (two files, two workers) to grow a little after it
 # fills and the ballast is deleted (a checkpoint needs a moment without readers on a busy file).
-DISK_MB, BALLAST_MB = 8, 2
-FLOOR = "1MB"  # storage.min_free_space on that disk
+DISK_MB, BALLAST_MB = 32, 6
+FLOOR = "4MB"  # storage.min_free_space on that disk (default 64 MB), as tests/reliability/test_disk_full.py
 AUTH = "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
 
 
