@@ -113,6 +113,7 @@ async def list_destinations(request: Request, runtime: Any) -> Response:
                 "counts": stats.counts,
                 "latency_ms": {"count": lat.count, "p50": lat.p50_ms, "p95": lat.p95_ms, "p99": lat.p99_ms},
                 "queue_depth": await runtime.queue.depth(dest.name),
+                **_delivery_state(runtime, dest.name),
             }
         )
     return _json({"since": since, "until": until, "destinations": out})
@@ -125,6 +126,7 @@ async def destination_stats(request: Request, runtime: Any) -> Response:
     stats = await runtime.log.stats(dest.name, since, until)
     body = stats_json(stats, external_id=runtime.config.external_id_for(None), timeout_s=dest.delivery.timeout)
     body["queue_depth"] = await runtime.queue.depth(dest.name)
+    body.update(_delivery_state(runtime, dest.name))
     return _json(body)
 
 
@@ -144,6 +146,16 @@ async def redrive_destination(request: Request, runtime: Any) -> Response:
     if moved and runtime.engine is not None:
         runtime.engine.notify((dest.name,))
     return _json({"destination": dest.name, "redriven": moved})
+
+
+def _delivery_state(runtime: Any, name: str) -> dict[str, Any]:
+    """What this process's delivery worker of ``name`` holds now: ``flow``, the adaptive in-flight
+    limit of each function (``delivery/flow.py``). Empty when this process does not deliver."""
+    engine = runtime.engine
+    status = engine.status().get(name) if engine is not None else None
+    if status is None:
+        return {}
+    return {"flow": status["flow"]}
 
 
 # -- parameters -------------------------------------------------------------------------------------

@@ -215,6 +215,7 @@ def admin_schemas() -> dict[str, Any]:
                             "counts": counts,
                             "latency_ms": latency,
                             "queue_depth": {"type": "integer"},
+                            "flow": {"$ref": "#/components/schemas/Flow"},
                         },
                     },
                 },
@@ -230,6 +231,7 @@ def admin_schemas() -> dict[str, Any]:
                 "counts": counts,
                 "latency_ms": latency,
                 "queue_depth": {"type": "integer"},
+                "flow": {"$ref": "#/components/schemas/Flow"},
                 "errors": {
                     "type": "array",
                     "items": {
@@ -260,6 +262,22 @@ def admin_schemas() -> dict[str, Any]:
                             },
                         },
                     },
+                },
+            },
+        },
+        "Flow": {
+            "type": "array",
+            "description": "Per function: the adaptive in-flight limit (only from a process that delivers)",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "function": {"type": "string"},
+                    "limit": {"type": "integer"},
+                    "in_flight": {"type": "integer"},
+                    "waiting": {"type": "integer"},
+                    "configured": {"type": "integer"},
+                    "reserved_concurrency": {"type": ["integer", "null"]},
+                    "retry_after_until": {"type": ["number", "null"]},
                 },
             },
         },

@@ -208,6 +208,14 @@ class LocalAwsFunction(Strict):
     versions: list[str] = Field(default_factory=list)
     aliases: dict[str, str] = Field(default_factory=dict)
     concurrency: int = Field(default=2, ge=1, le=64)
+    """Runtime processes for the function (invocations beyond wait for one). Default 2; with
+    ``reserved_concurrency`` and no ``concurrency``: that many (at most 64)."""
+    reserved_concurrency: int | None = Field(default=None, ge=0, le=1000)
+    """Lambda's reserved concurrency: synchronous invocations in flight beyond it are refused
+    with 429 ``TooManyRequestsException`` (Reason ``ReservedFunctionConcurrentInvocationLimitExceeded``),
+    as AWS does; ``GetFunctionConcurrency`` answers it. Default: none (not limited)."""
+    throttle_retry_after: Duration | None = Field(default=None, ge=0)
+    """``Retry-After`` (seconds) on those 429 answers. Default: none."""
 
 
 class LocalAwsRole(Strict):
@@ -216,6 +224,9 @@ class LocalAwsRole(Strict):
     """The ``sts:ExternalId`` the trust policy requires (one or a list). None: the workspace id."""
     allow_invoke: list[str] = Field(default_factory=lambda: ["*"])
     """Function names or ARNs (``*`` wildcards) the role may invoke."""
+    allow_get_concurrency: list[str] | None = None
+    """Functions whose reserved concurrency the role may read (``lambda:GetFunctionConcurrency``,
+    an optional grant). Default: the same as ``allow_invoke``; ``[]``: none."""
 
 
 class LocalAws(Strict):

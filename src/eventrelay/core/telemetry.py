@@ -37,6 +37,12 @@ FAILED = Counter(
 RETRIES = Counter(
     "eventrelay_delivery_retries_total", "Attempts scheduled for retry", ["destination"], registry=REGISTRY
 )
+CONCURRENCY_LIMIT = Gauge(
+    "eventrelay_concurrency_limit",
+    "Attempts allowed in flight per destination and function (adaptive: AIMD on throttles)",
+    ["destination", "function"],
+    registry=REGISTRY,
+)
 QUEUE_DEPTH = Gauge("eventrelay_queue_depth", "Jobs waiting per destination", ["destination"], registry=REGISTRY)
 ATTEMPT_SECONDS = Histogram(
     "eventrelay_attempt_duration_seconds",
@@ -77,6 +83,10 @@ def rejected(reason: str, count: int = 1) -> None:
 
 def queue_depth(destination: str, depth: int) -> None:
     _child(QUEUE_DEPTH, destination).set(depth)
+
+
+def concurrency_limit(destination: str, function: str, limit: int) -> None:
+    _child(CONCURRENCY_LIMIT, destination, function).set(limit)
 
 
 class DestinationMeter:

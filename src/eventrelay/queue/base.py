@@ -51,6 +51,10 @@ class Queue(Protocol):
     async def retry(self, job: Job, due_at: float) -> None:
         """The attempt failed but may succeed later: due again at ``due_at``; attempts + 1."""
 
+    async def postpone(self, job: Job, due_at: float) -> None:
+        """The attempt was refused before it ran (throttled): due again at ``due_at``, attempts
+        unchanged (it does not use up the attempt cap)."""
+
     async def dead_letter(self, job: Job, status: DeadStatus, reason: str) -> None:
         """Keep the job out of delivery, for inspection and ``redrive``; never dropped."""
 
@@ -78,6 +82,8 @@ class GroupCommitQueue(Queue, Protocol):
 
     def retry_nowait(self, job: Job, due_at: float) -> asyncio.Future[None]: ...
 
+    def postpone_nowait(self, job: Job, due_at: float) -> asyncio.Future[None]: ...
+
     def dead_letter_nowait(self, job: Job, status: DeadStatus, reason: str) -> asyncio.Future[None]: ...
 
 
@@ -100,20 +106,23 @@ class Calls:
     """A queue's append and settle calls as futures, chosen once per queue: a
     ``GroupCommitQueue``'s own non-blocking calls, else one task per call."""
 
-    __slots__ = ("ack", "append", "dead_letter", "retry")
+    __slots__ = ("ack", "append", "dead_letter", "postpone", "retry")
 
     def __init__(self, queue: Queue) -> None:
         self.append: Callable[[Sequence[Accepted]], asyncio.Future[list[bool]]]
         self.ack: Callable[[Job], asyncio.Future[None]]
         self.retry: Callable[[Job, float], asyncio.Future[None]]
+        self.postpone: Callable[[Job, float], asyncio.Future[None]]
         self.dead_letter: Callable[[Job, DeadStatus, str], asyncio.Future[None]]
         if isinstance(queue, GroupCommitQueue):
             self.append, self.ack = queue.append_nowait, queue.ack_nowait
             self.retry, self.dead_letter = queue.retry_nowait, queue.dead_letter_nowait
+            self.postpone = queue.postpone_nowait
         else:
             self.append = _as_task(queue.append)
             self.ack = _as_task(queue.ack)
             self.retry = _as_task(queue.retry)
+            self.postpone = _as_task(queue.postpone)
             self.dead_letter = _as_task(queue.dead_letter)
 
 

@@ -69,6 +69,11 @@ class MemoryQueue:
             first = j.first_attempt_at or time.time()
             self._jobs[job.handle] = (replace(j, attempts=j.attempts + 1, first_attempt_at=first), due_at, 0.0)
 
+    async def postpone(self, job: Job, due_at: float) -> None:
+        if job.handle in self._jobs:
+            j, _, _ = self._jobs[job.handle]
+            self._jobs[job.handle] = (replace(j, first_attempt_at=j.first_attempt_at or time.time()), due_at, 0.0)
+
     async def dead_letter(self, job: Job, status: DeadStatus, reason: str) -> None:
         if job.handle in self._jobs:
             j, _, _ = self._jobs.pop(job.handle)

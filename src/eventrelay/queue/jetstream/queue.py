@@ -164,6 +164,11 @@ class JetStreamQueue:
         delay = due_at - now
         await self._settle(job, b"-NAK " + json.dumps({"delay": int(delay * 1e9)}).encode() if delay > 0 else b"-NAK")
 
+    async def postpone(self, job: Job, due_at: float) -> None:
+        """A NAK with delay and no write to the attempts bucket: the count stays what it was."""
+        delay = due_at - time.time()
+        await self._settle(job, b"-NAK " + json.dumps({"delay": int(delay * 1e9)}).encode() if delay > 0 else b"-NAK")
+
     async def dead_letter(self, job: Job, status: DeadStatus, reason: str) -> None:
         headers = dead_headers(job, status, reason)
         try:

@@ -243,6 +243,25 @@ class Retry:
 
 
 @dataclass(frozen=True, slots=True)
+class Postpone:
+    """``Retry`` without counting the attempt (a throttle: not the event's fault)."""
+
+    job_id: int
+    due_at: float
+
+    staged = False
+    durable = False
+    rows = 1
+
+    def run(self, tx: Tx, store: Store) -> None:
+        tx.conn.execute(
+            "UPDATE jobs SET due_at = ?, leased = 0, first_attempt_at = COALESCE(first_attempt_at, ?)"
+            " WHERE id = ? AND state = 'ready'",
+            (self.due_at, tx.now, self.job_id),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class DeadLetter:
     job_id: int
     status: DeadStatus

@@ -17,6 +17,7 @@ from eventrelay.queue.sqlite.ops import (
     DeadLetter,
     Extend,
     Op,
+    Postpone,
     Redrive,
     Retry,
     SetMaxPages,
@@ -100,6 +101,9 @@ class SQLiteQueue:
     async def retry(self, job: Job, due_at: float) -> None:
         await self._submit(Retry(_job_id(job), due_at))
 
+    async def postpone(self, job: Job, due_at: float) -> None:
+        await self._submit(Postpone(_job_id(job), due_at))
+
     async def dead_letter(self, job: Job, status: DeadStatus, reason: str) -> None:
         await self._submit(DeadLetter(_job_id(job), status, reason))
 
@@ -110,6 +114,9 @@ class SQLiteQueue:
 
     def retry_nowait(self, job: Job, due_at: float) -> asyncio.Future[None]:
         return self._submit(Retry(_job_id(job), due_at))
+
+    def postpone_nowait(self, job: Job, due_at: float) -> asyncio.Future[None]:
+        return self._submit(Postpone(_job_id(job), due_at))
 
     def dead_letter_nowait(self, job: Job, status: DeadStatus, reason: str) -> asyncio.Future[None]:
         return self._submit(DeadLetter(_job_id(job), status, reason))

@@ -1,0 +1,152 @@
+"""A whole eventrelay (``Runtime`` served as ``eventrelay serve`` serves it, SQLite queue and log)
+delivering to the local AWS endpoint's real Lambda runtime, for the flow-control tests: the
+handlers, functions (reserved concurrency, Retry-After) and roles are each test's own."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from eventrelay.config.model import Config
+from eventrelay.destinations.aws_lambda import endpoints
+from eventrelay.localaws.server import LocalAwsServer
+from eventrelay.runtime import Runtime
+from tests.support.awsenv import isolate_aws_env
+from tests.support.inprocess import serving
+
+WORKSPACE = "ws_flow_tests"
+WRITE_KEY = "wk_flow_tests_0123456789abcdef"
+ADMIN_TOKEN = "adm_flow_tests_0123456789abcdef"
+ROLE = "arn:aws:iam::123456789012:role/eventrelay-invoke"
+BATCH = 100  # events per /v1/batch request
+
+HANDLERS = """
+import time
+
+def sleep50(event, context):
+    time.sleep(0.05)
+    return {"ok": event["messageId"]}
+
+def sleep200(event, context):
+    time.sleep(0.2)
+    return {"ok": event["messageId"]}
+
+def sleep300(event, context):
+    time.sleep(0.3)
+    return {"ok": event["messageId"]}
+"""
+
+
+@dataclass
+class Flow:
+    runtime: Runtime
+    url: str
+    local: LocalAwsServer
+    data: Path
+    http: aiohttp.ClientSession
+
+    async def send(self, events: list[dict[str, Any]]) -> None:
+        """POST ``events`` (each gets a messageId if it has none) in batches; every batch must be accepted."""
+        for start in range(0, len(events), BATCH):
+            batch = [{"messageId": str(uuid.uuid4()), **e} for e in events[start : start + BATCH]]
+            async with self.http.post(
+                f"{self.url}/v1/batch", json={"batch": batch}, auth=aiohttp.BasicAuth(WRITE_KEY, "")
+            ) as resp:
+                assert resp.status == 200, await resp.text()
+
+    async def api(self, path: str) -> dict[str, Any]:
+        async with self.http.get(f"{self.url}{path}", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as resp:
+            assert resp.status == 200, await resp.text()
+            body: dict[str, Any] = await resp.json()
+            return body
+
+    async def metrics(self) -> str:
+        async with self.http.get(f"{self.url}/metrics") as resp:
+            return await resp.text()
+
+    def attempts(self, destination: str) -> list[tuple[str, str, float, float]]:
+        """(message_id, category, started_at, finished_at) of every recorded attempt, oldest first."""
+        with contextlib.closing(sqlite3.connect(self.data / "deliverylog.db")) as db:
+            rows = db.execute(
+                "SELECT message_id, category, started_at, finished_at FROM attempts WHERE destination = ? ORDER BY id",
+                (destination,),
+            ).fetchall()
+        return [(str(m), str(c), float(s), float(f)) for m, c, s, f in rows]
+
+    async def wait(self, check: Callable[[], bool], within: float, what: str) -> None:
+        deadline = time.monotonic() + within
+        while not check():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {within:g} s waiting for {what}")
+            await asyncio.sleep(0.05)
+
+    def delivered(self, destination: str) -> int:
+        with contextlib.closing(sqlite3.connect(self.data / "deliverylog.db")) as db:
+            (count,) = db.execute(
+                "SELECT COUNT(*) FROM deliveries WHERE destination = ? AND status = 'delivered'", (destination,)
+            ).fetchone()
+        return int(count)
+
+
+def config(
+    tmp_path: Path,
+    *,
+    functions: dict[str, dict[str, Any]],
+    destinations: list[dict[str, Any]],
+    role: dict[str, Any] | None = None,
+) -> Config:
+    """Destinations take ``{"name", "lambda", "delivery"?, "ordering"?}``; every one uses ``ROLE``."""
+    fdir = tmp_path / "functions"
+    fdir.mkdir(exist_ok=True)
+    (fdir / "handlers.py").write_text(HANDLERS)
+    return Config.model_validate(
+        {
+            "workspace": {"id": WORKSPACE},
+            "storage": {"backend": "sqlite", "path": str(tmp_path / "data")},
+            "admin": {"token": ADMIN_TOKEN},
+            "sources": [{"name": "app", "write_key": WRITE_KEY}],
+            "destinations": [
+                {
+                    "name": d["name"],
+                    "settings": {"lambda": d["lambda"], "region": "us-west-2", "role_address": ROLE},
+                    "delivery": d.get("delivery", {}),
+                    **({"ordering": d["ordering"]} if "ordering" in d else {}),
+                }
+                for d in destinations
+            ],
+            "localaws": {
+                "functions_dir": str(fdir),
+                "functions": functions,
+                "roles": {"eventrelay-invoke": role or {}},
+            },
+        }
+    )
+
+
+@contextlib.asynccontextmanager
+async def flow_stack(cfg: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Flow]:
+    """The local endpoint, then eventrelay served in this process; both stopped on exit."""
+    isolate_aws_env(monkeypatch, tmp_path, access_key="AKIAFLOWTESTS0000001", secret_key="flow-tests-secret-0001")
+    monkeypatch.setattr(endpoints, "_default_session", None)  # botocore reads this test's environment
+    assert cfg.localaws is not None
+    local = await LocalAwsServer(cfg.localaws, config=cfg).start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", local.url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", local.url)
+    runtime = Runtime(cfg)
+    await runtime.start()
+    try:
+        async with serving(runtime) as url, aiohttp.ClientSession() as http:
+            yield Flow(runtime, url, local, Path(cfg.storage.path), http)
+    finally:
+        await runtime.stop()
+        await local.stop()
