@@ -107,8 +107,9 @@ def config(
 ) -> Config:
     """Destinations take ``{"name", "lambda", "delivery"?, "ordering"?}``; every one uses ``ROLE``."""
     fdir = tmp_path / "functions"
-    fdir.mkdir(exist_ok=True)
+    fdir.mkdir(parents=True, exist_ok=True)
     (fdir / "handlers.py").write_text(HANDLERS)
+    (fdir / "ordering.py").write_text(ORDER_HANDLER)
     return Config.model_validate(
         {
             "workspace": {"id": WORKSPACE},
@@ -150,3 +151,67 @@ async def flow_stack(cfg: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     finally:
         await runtime.stop()
         await local.stop()
+
+
+ORDER_HANDLER = '''
+import json, os, random, time
+
+SINK = os.path.join(os.path.dirname(__file__), "arrivals.jsonl")
+FAILING = set(os.environ.get("FLOW_FAILING_USERS", "").split(","))
+
+
+def record(event, context):
+    """Fails at random for the users in FAILING; records every event it accepts, in order."""
+    user = event.get("userId")
+    if user in FAILING and random.random() < 0.3:
+        raise RuntimeError("random failure for " + user)
+    n, fn = event["properties"]["n"], context.function_name
+    line = json.dumps({"fn": fn, "user": user, "n": n, "id": event["messageId"], "at": time.time()})
+    with open(SINK, "a") as sink:
+        sink.write(line + "\\n")
+    return {"ok": True}
+
+
+def poison(event, context):
+    """Fails every time for an event with properties.poison; records the others."""
+    if event["properties"].get("poison"):
+        raise RuntimeError("this event always fails")
+    return record(event, context)
+'''
+
+
+def arrivals(tmp_path: Path) -> list[dict[str, Any]]:
+    """What the ordering handlers recorded, in the order they ran."""
+    import json
+
+    sink = tmp_path / "functions" / "arrivals.jsonl"
+    if not sink.exists():
+        return []
+    return [json.loads(line) for line in sink.read_text().splitlines() if line.endswith("}")]
+
+
+def user_events(users: int, per_user: int, *, prefix: str = "") -> list[dict[str, Any]]:
+    """Event n of every user, then event n + 1 of every user...: each batch holds one event per
+    user, so every user's receipt order is n = 0, 1, 2..."""
+    return [
+        {
+            "type": "track",
+            "event": "Step",
+            "userId": f"user{u}",
+            "properties": {"n": n},
+            "messageId": f"{prefix}u{u}-{n}",
+        }
+        for n in range(per_user)
+        for u in range(users)
+    ]
+
+
+def first_arrivals(seen: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """Per user, the event numbers in the order they first arrived (a repeat is allowed)."""
+    out: dict[str, list[int]] = {}
+    known: set[str] = set()
+    for a in seen:
+        if a["id"] not in known:
+            known.add(a["id"])
+            out.setdefault(a["user"], []).append(a["n"])
+    return out

@@ -216,6 +216,8 @@ def admin_schemas() -> dict[str, Any]:
                             "latency_ms": latency,
                             "queue_depth": {"type": "integer"},
                             "flow": {"$ref": "#/components/schemas/Flow"},
+                            "ordering": {"type": "string", "enum": ["none", "user"]},
+                            "lanes": {"$ref": "#/components/schemas/Lanes"},
                         },
                     },
                 },
@@ -232,6 +234,8 @@ def admin_schemas() -> dict[str, Any]:
                 "latency_ms": latency,
                 "queue_depth": {"type": "integer"},
                 "flow": {"$ref": "#/components/schemas/Flow"},
+                "ordering": {"type": "string", "enum": ["none", "user"]},
+                "lanes": {"$ref": "#/components/schemas/Lanes"},
                 "errors": {
                     "type": "array",
                     "items": {
@@ -279,6 +283,29 @@ def admin_schemas() -> dict[str, Any]:
                     "reserved_concurrency": {"type": ["integer", "null"]},
                     "retry_after_until": {"type": ["number", "null"]},
                 },
+            },
+        },
+        "Lanes": {
+            "type": "object",
+            "description": "ordering: user only: lanes whose oldest event is being retried, holding later events",
+            "properties": {
+                "blocked": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "lane": {"type": "string"},
+                            "user": {"type": "string"},
+                            "key": {"type": "string", "enum": ["userId", "anonymousId"]},
+                            "events": {"type": "integer"},
+                            "head_message_id": {"type": "string"},
+                            "head_attempts": {"type": "integer"},
+                            "head_category": {"type": ["string", "null"]},
+                            "head_error": {"type": ["string", "null"]},
+                            "next_attempt_at": {"type": ["number", "null"]},
+                        },
+                    },
+                }
             },
         },
         "RedriveRequest": {

@@ -179,6 +179,10 @@ class Destination(Strict):
     settings: SerializeAsAny[BaseModel]
     """Validated with the settings model of ``type`` (for aws_lambda: DESIGN.md section 4)."""
     delivery: DeliveryPolicy = Field(default_factory=DeliveryPolicy)
+    ordering: Literal["none", "user"] = "none"
+    """``user``: one user's events (``userId``, else ``anonymousId``) are delivered in the order
+    they were received; an event being retried holds back only its user's later events, until it
+    is delivered or ends failed (its own retry window and attempt cap). Default ``none``."""
 
     @field_validator("type")
     @classmethod

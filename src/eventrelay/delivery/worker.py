@@ -306,6 +306,8 @@ class DestinationWorker:
         if self._waiting_for_slot:
             self._waiting_for_slot = False
             self._kick.set()
+        elif ok and settlement.job.lane is not None and settlement.action in ("ack", "dead_letter"):
+            self._kick.set()  # a user lane's head left: its next event is due now (ordering: user)
 
     async def _send(self, job: Job, event: Mapping[str, Any] | None) -> Outcome:
         if event is None:

@@ -24,7 +24,7 @@ from eventrelay.core import telemetry
 from eventrelay.core.asgi import Receive, Scope, Send
 from eventrelay.core.errors import DiskFull, IngestError, PayloadError, QueueFull, StorageError
 from eventrelay.core.records import Accepted
-from eventrelay.core.spec import CALL_TYPES, EVENT_LIMIT, MAX_EVENT_BYTES
+from eventrelay.core.spec import CALL_TYPES, EVENT_LIMIT, MAX_EVENT_BYTES, ordering_key
 from eventrelay.ingest.auth import authenticate, basic_user, source_of
 from eventrelay.ingest.batch import Rejection, prepare_batch
 from eventrelay.ingest.body import decode, parse_object, read_body
@@ -198,7 +198,10 @@ class IngestApp:
             channel=channel,
         )
         destinations = self.host.route(source, event)
-        return source, Accepted(event["messageId"], source, call_type, received_at, orjson.dumps(event), destinations)
+        body = orjson.dumps(event)
+        return source, Accepted(
+            event["messageId"], source, call_type, received_at, body, destinations, ordering_key(event)
+        )
 
     def _accept_batch(
         self, data: bytes, source: str | None, channel: str, ip: str | None
@@ -217,7 +220,15 @@ class IngestApp:
         )
         route = self.host.route
         items = [
-            Accepted(event["messageId"], source, event["type"], received_at, stored, route(source, event))
+            Accepted(
+                event["messageId"],
+                source,
+                event["type"],
+                received_at,
+                stored,
+                route(source, event),
+                ordering_key(event),
+            )
             for event, stored in events
         ]
         return source, items, rejected

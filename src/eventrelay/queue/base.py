@@ -13,7 +13,8 @@ Both backends implement this; ``tests/contract/test_queue_contract.py`` is the s
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from eventrelay.core.records import Accepted, DeadStatus, Job
@@ -99,6 +100,38 @@ class HandoffQueue(Queue, Protocol):
     def append_handoff(self, items: Sequence[Accepted], offers: Offers) -> asyncio.Future[tuple[list[bool], list[Job]]]:
         """``append``, with up to ``offers[d][0]`` new jobs of each destination ``d`` leased for
         ``offers[d][1]`` seconds and returned with the fresh flags once durable."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class BlockedLane:
+    """A user lane whose oldest event is waiting for a retry, holding ``events`` in all (itself
+    included): what the admin API and the page show."""
+
+    lane: str
+    events: int
+    head_message_id: str
+    head_attempts: int
+    next_attempt_at: float | None  # when the head is due again (None: due now or in flight)
+
+
+@runtime_checkable
+class OrderedQueue(Queue, Protocol):
+    """A queue that delivers some destinations' jobs in per-user order (``ordering: user``).
+
+    For a destination in ``order_lanes``, each appended job takes the event's lane
+    (``Accepted.lane``), and ``claim`` hands out only the head of each lane: its oldest job not
+    yet delivered, failed or discarded (dead-lettered), so a later job of the lane is never
+    started before an earlier one has settled, across restarts and processes. A job appended
+    before its destination was ordered has no lane and keeps no order. ``redrive`` puts a dead
+    job back in its lane by age: it becomes the lane's head again."""
+
+    async def order_lanes(self, destinations: Collection[str]) -> None:
+        """Order these destinations' jobs by lane from now on (the others: no longer)."""
+
+    async def blocked_lanes(self, destination: str, limit: int) -> list[BlockedLane]:
+        """Up to ``limit`` lanes of ``destination`` that hold events behind a head waiting for a
+        retry, most events first."""
         ...
 
 

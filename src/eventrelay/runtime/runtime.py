@@ -20,7 +20,7 @@ from eventrelay.delivery.routing import route
 from eventrelay.deliverylog.base import DeliveryLog
 from eventrelay.destinations.base import Destination
 from eventrelay.ingest.sink import EventSink
-from eventrelay.queue.base import Queue
+from eventrelay.queue.base import OrderedQueue, Queue
 from eventrelay.runtime.build import build_destination, open_log, open_queue
 
 if TYPE_CHECKING:
@@ -52,6 +52,7 @@ class Runtime:
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         await self.queue.start()
+        await self._apply_ordering(self.config)
         await self.log.start()
         self.destinations = {d.name: build_destination(d, self.config) for d in self.config.destinations}
         if self.role in ("deliver", "all"):
@@ -72,6 +73,7 @@ class Runtime:
         old = self.destinations
         self.config = config
         self._apply_sources(config)
+        await self._apply_ordering(config)
         self.destinations = {d.name: build_destination(d, config) for d in config.destinations}
         if self.engine is not None:
             await self.engine.set_targets(self._engine_targets())
@@ -128,6 +130,13 @@ class Runtime:
     # -- internals ----------------------------------------------------------------------------
     def _apply_sources(self, config: Config) -> None:
         self._sources_by_key = {s.write_key.get_secret_value(): s.name for s in config.sources}
+
+    async def _apply_ordering(self, config: Config) -> None:
+        """Tell the queue which destinations deliver in per-user order (``ordering: user``)."""
+        if isinstance(self.queue, OrderedQueue):
+            await self.queue.order_lanes([d.name for d in config.destinations if d.ordering == "user"])
+        elif any(d.ordering == "user" for d in config.destinations):
+            log.warning("the %s queue keeps no per-user order: ordering: user is ignored", config.storage.backend)
 
     def _engine_targets(self) -> dict[str, tuple[Destination, Any]]:
         return {

@@ -42,7 +42,7 @@
       }
       for (const lane of (d.lanes && d.lanes.blocked) || []) {
         blocked += 1;
-        lanes.append(row(text("td", d.name), text("td", lane.lane), text("td", lane.events, "num lane-events"),
+        lanes.append(row(text("td", d.name), text("td", lane.key + " " + lane.user), text("td", lane.events, "num lane-events"),
           text("td", lane.head_category), text("td", lane.head_attempts, "num"),
           text("td", lane.next_attempt_at ? new Date(lane.next_attempt_at * 1000).toLocaleTimeString() : null)));
       }

@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Collection, Sequence
 from dataclasses import replace
 
 from nats.aio.client import Client
@@ -18,8 +18,10 @@ from nats.js.kv import KeyValue
 
 from eventrelay.core.errors import QueueFull, StorageError
 from eventrelay.core.records import Accepted, DeadStatus, Job
+from eventrelay.queue.base import BlockedLane
 from eventrelay.queue.jetstream.fetch import pull
 from eventrelay.queue.jetstream.keepalive import IN_PROGRESS, Keepalive
+from eventrelay.queue.jetstream.lanes import Lanes
 from eventrelay.queue.jetstream.messages import (
     attempts_key,
     dead_headers,
@@ -27,7 +29,7 @@ from eventrelay.queue.jetstream.messages import (
     redriven_headers,
     work_headers,
 )
-from eventrelay.queue.jetstream.names import H_DESTINATION, H_MESSAGE_ID, H_SOURCE, MSG_ID, Names
+from eventrelay.queue.jetstream.names import H_DESTINATION, H_LANE_TOKEN, H_MESSAGE_ID, H_SOURCE, MSG_ID, Names
 from eventrelay.storage.nats import API_TIMEOUT, connect, ensure_stream, redact, translate
 
 log = logging.getLogger(__name__)
@@ -40,7 +42,8 @@ BOUND_REFRESH = 0.5  # seconds between recounts of waiting jobs for the max_even
 
 
 class JetStreamQueue:
-    """Queue Protocol on JetStream. ``servers``: NATS URLs; ``stream``: the name prefix."""
+    """Queue Protocol (and ``OrderedQueue``: ``lanes.py``) on JetStream. ``servers``: NATS URLs;
+    ``stream``: the name prefix."""
 
     def __init__(
         self,
@@ -69,6 +72,7 @@ class JetStreamQueue:
         self._claimed: set[str] = set()  # handles claimed here and not settled
         self._keepalive = Keepalive(lambda handle, payload: self._client().publish(handle, payload))
         self._waiting = 0  # waiting jobs counted at the last refresh + published since
+        self._lanes = Lanes(self.names)  # per-user ordering (lanes.py)
         self._waiting_at = -1e18
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -78,6 +82,7 @@ class JetStreamQueue:
             await self._ensure_stream(self.names.stream, self.names.work_subjects(), self.max_age)
             await self._ensure_stream(self.names.dead_stream, self.names.dead_subjects(), None)
             self._kv = await self._open_attempts_bucket()
+            await self._lanes.start(self._js, replicas=self.replicas, max_age=self.max_age)
         except (TimeoutError, NatsError, OSError) as exc:
             raise StorageError(
                 f"cannot open JetStream stream {self.names.stream} on {redact(self.servers)}: {exc}"
@@ -108,7 +113,8 @@ class JetStreamQueue:
             headers = work_headers(item)
             for dest in item.destinations:
                 hdr = {**headers, H_DESTINATION: dest, MSG_ID: Names.work_msg_id(dest, item.message_id)}
-                pubs.append(self._publish(self.names.job_subject(dest, item.source), item.body, hdr))
+                subject = self._lanes.subject(item, dest, hdr)  # a lane's own for an ordered destination
+                pubs.append(self._publish(subject, item.body, hdr))
                 owners.append(n)
             if not item.destinations:
                 hdr = {**headers, MSG_ID: Names.unrouted_msg_id(item.message_id)}
@@ -131,6 +137,11 @@ class JetStreamQueue:
             msgs = await pull(self._client(), self.names.stream, Names.durable(destination), max(1, limit))
         except (TimeoutError, NatsError) as exc:
             raise translate(exc, "claim") from exc
+        if msgs and self._lanes.ordered(destination):
+            try:
+                msgs = await self._lanes.heads(msgs, destination, self._reply)
+            except (TimeoutError, NatsError) as exc:  # the messages not answered return after AckWait
+                raise translate(exc, "claim") from exc
         jobs = await asyncio.gather(*(self._job(m, destination) for m in msgs))
         self._claimed.update(j.handle for j in jobs)
         if lease_seconds > ack_wait + ACK_WAIT_SLACK:
@@ -152,6 +163,7 @@ class JetStreamQueue:
             self._keepalive.start(job.handle, ack_wait, lease_seconds)
 
     async def ack(self, job: Job) -> None:
+        await self._lane_settled(job)
         await self._settle(job, b"+ACK")
 
     async def retry(self, job: Job, due_at: float) -> None:
@@ -162,10 +174,12 @@ class JetStreamQueue:
         except (TimeoutError, NatsError) as exc:
             raise translate(exc, "retry") from exc
         delay = due_at - now
+        await self._lanes.waits(job, due_at, counted=True)
         await self._settle(job, b"-NAK " + json.dumps({"delay": int(delay * 1e9)}).encode() if delay > 0 else b"-NAK")
 
     async def postpone(self, job: Job, due_at: float) -> None:
         """A NAK with delay and no write to the attempts bucket: the count stays what it was."""
+        await self._lanes.waits(job, due_at, counted=False)
         delay = due_at - time.time()
         await self._settle(job, b"-NAK " + json.dumps({"delay": int(delay * 1e9)}).encode() if delay > 0 else b"-NAK")
 
@@ -175,6 +189,7 @@ class JetStreamQueue:
             await self._publish(self.names.dead_subject(job.destination), job.body, headers)
         except (TimeoutError, NatsError) as exc:
             raise translate(exc, "dead letter") from exc
+        await self._lane_settled(job)  # after the dead letter is stored: its lane moves on
         await self._settle(job, b"+ACK")
 
     async def redrive(self, destination: str, message_ids: Sequence[str] | None = None) -> int:
@@ -212,11 +227,30 @@ class JetStreamQueue:
                 return sum((await self._subject_counts(self.names.job_filter(destination))).values())
             unclaimed = 0
             for subject, count in (await self._subject_counts(self.names.job_filter_all())).items():
-                if f"d-{subject.split('.')[-2]}" not in consumers:  # P.job.<destination>.<source>
+                if f"d-{subject.split('.')[2]}" not in consumers:  # P.job.<destination>.<source>[.<lane>]
                     unclaimed += count
         except (TimeoutError, NatsError) as exc:
             raise translate(exc, "depth") from exc
         return unclaimed + sum(n for name, n in consumers.items() if name.startswith("d-"))
+
+    # -- per-user ordering (lanes.py) ------------------------------------------------------------
+    async def order_lanes(self, destinations: Collection[str]) -> None:
+        """Publish these destinations' jobs on lane subjects and claim only lane heads (this
+        process: every process reads the same configuration)."""
+        self._lanes.order(destinations)
+
+    async def blocked_lanes(self, destination: str, limit: int) -> list[BlockedLane]:
+        """The lanes whose head this process is retrying (``lanes.LaneView``)."""
+        return self._lanes.view.blocked(destination, limit)
+
+    async def _reply(self, msg: Msg, payload: bytes) -> None:
+        await self._client().publish(msg.reply, payload)
+
+    async def _lane_settled(self, job: Job) -> None:
+        try:
+            await self._lanes.settled(job)
+        except (TimeoutError, NatsError) as exc:
+            raise translate(exc, "settle") from exc
 
     async def _subject_counts(self, subjects: str) -> dict[str, int]:
         info = await self._jsc().stream_info(self.names.stream, subjects_filter=subjects)
@@ -287,8 +321,11 @@ class JetStreamQueue:
     ) -> None:
         fresh = redriven_headers(destination, dead_seq, headers, redriven_at)
         source = fresh.get(H_SOURCE, "unknown")
+        subject = self.names.job_subject(destination, source)
+        if H_LANE_TOKEN in headers:  # back in its lane, at its end
+            subject = self.names.lane_subject(destination, source, headers[H_LANE_TOKEN])
         try:
-            await self._publish(self.names.job_subject(destination, source), body, fresh)
+            await self._publish(subject, body, fresh)
             await self._jsc().delete_msg(self.names.dead_stream, dead_seq)
         except (TimeoutError, NatsError) as exc:
             raise translate(exc, "redrive") from exc

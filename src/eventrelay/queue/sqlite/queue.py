@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 from eventrelay.core.errors import StorageError
 from eventrelay.core.records import Accepted, DeadStatus, Job
+from eventrelay.queue.base import BlockedLane
+from eventrelay.queue.sqlite.lanes import BlockedLanes, SetOrdering
 from eventrelay.queue.sqlite.ops import (
     Ack,
     Append,
@@ -33,7 +35,7 @@ MAX_BATCH_ROWS = 4_000
 
 
 class SQLiteQueue:
-    """``Queue`` (also ``GroupCommitQueue`` and ``HandoffQueue``) on a SQLite file. ``commits``
+    """``Queue`` (also ``GroupCommitQueue``, ``HandoffQueue`` and ``OrderedQueue``) on a SQLite file. ``commits``
     counts committed transactions (group commit ratio: compare with ``operations``)."""
 
     def __init__(self, path: Path, *, max_events: int = 1_000_000, dedup_window: float = 86400.0) -> None:
@@ -96,7 +98,7 @@ class SQLiteQueue:
         await self._submit(Extend(_job_id(job), lease_seconds))
 
     async def ack(self, job: Job) -> None:
-        await self._submit(Ack(_job_id(job)))
+        await self._submit(Ack(_job_id(job), _lane(job)))
 
     async def retry(self, job: Job, due_at: float) -> None:
         await self._submit(Retry(_job_id(job), due_at))
@@ -105,12 +107,12 @@ class SQLiteQueue:
         await self._submit(Postpone(_job_id(job), due_at))
 
     async def dead_letter(self, job: Job, status: DeadStatus, reason: str) -> None:
-        await self._submit(DeadLetter(_job_id(job), status, reason))
+        await self._submit(DeadLetter(_job_id(job), status, reason, _lane(job)))
 
     # Settles without a coroutine: the future of the commit carrying the call (the delivery
     # settler issues a whole batch of these in one loop iteration; one commit takes them all).
     def ack_nowait(self, job: Job) -> asyncio.Future[None]:
-        return self._submit(Ack(_job_id(job)))
+        return self._submit(Ack(_job_id(job), _lane(job)))
 
     def retry_nowait(self, job: Job, due_at: float) -> asyncio.Future[None]:
         return self._submit(Retry(_job_id(job), due_at))
@@ -119,7 +121,7 @@ class SQLiteQueue:
         return self._submit(Postpone(_job_id(job), due_at))
 
     def dead_letter_nowait(self, job: Job, status: DeadStatus, reason: str) -> asyncio.Future[None]:
-        return self._submit(DeadLetter(_job_id(job), status, reason))
+        return self._submit(DeadLetter(_job_id(job), status, reason, _lane(job)))
 
     async def redrive(self, destination: str, message_ids: Sequence[str] | None = None) -> int:
         moved: int = await self._submit(Redrive(destination, message_ids))
@@ -130,12 +132,24 @@ class SQLiteQueue:
             return sum(self._ready.values())
         return self._ready[destination]
 
+    async def order_lanes(self, destinations: Collection[str]) -> None:
+        """Claim only lane heads for ``destinations`` from now on (``lanes.py``)."""
+        await self._submit(SetOrdering(frozenset(destinations)))
+
+    async def blocked_lanes(self, destination: str, limit: int) -> list[BlockedLane]:
+        lanes: list[BlockedLane] = await self._submit(BlockedLanes(destination, limit))
+        return lanes
+
     async def limit_pages(self, max_pages: int) -> int:
         """Cap the database file at ``max_pages`` pages (``PRAGMA max_page_count``; returns the
         cap in force, never below the current size). Writes beyond it fail as on a full disk:
         a size bound for operators, and a full disk for tests."""
         pages: int = await self._submit(SetMaxPages(max_pages))
         return pages
+
+
+def _lane(job: Job) -> tuple[str, str] | None:
+    return None if job.lane is None else (job.destination, job.lane)
 
 
 def _job_id(job: Job) -> int:

@@ -58,10 +58,18 @@ SCHEMA = (
         received_at REAL NOT NULL,
         dead_status TEXT,
         reason TEXT,
+        lane TEXT,
         body BLOB NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS jobs_claim ON jobs (destination, state, due_at)",
     "CREATE TABLE IF NOT EXISTS dedup (message_id TEXT PRIMARY KEY, seen_at REAL NOT NULL) WITHOUT ROWID",
+)
+
+# Waiting jobs by lane, oldest first: finds a lane's head and the jobs behind it. Partial: only
+# jobs of ordered destinations have a lane, so other appends write no entry here; and a claim or
+# a retry (due_at, leased) does not touch it.
+LANE_INDEX = (
+    "CREATE INDEX IF NOT EXISTS jobs_lane ON jobs (destination, lane, id) WHERE lane IS NOT NULL AND state = 'ready'"
 )
 
 # PRAGMA user_version of files with the tables above. 0 with tables present: the first layout
@@ -84,11 +92,22 @@ def connect(path: Path) -> sqlite3.Connection:
         _check_version(conn)
         for statement in SCHEMA:
             conn.execute(statement)
+        _add_lanes(conn)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _add_lanes(conn: sqlite3.Connection) -> None:
+    """The ``lane`` column (per-user ordering, ``lanes.py``) and its index. A file of this layout
+    made before lanes existed gets the column added: a nullable column costs SQLite no rewrite,
+    and its jobs, without a lane, keep no order (as jobs appended before ordering was on)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+    if "lane" not in columns:
+        conn.execute("ALTER TABLE jobs ADD COLUMN lane TEXT")
+    conn.execute(LANE_INDEX)
 
 
 def _check_version(conn: sqlite3.Connection) -> None:

@@ -35,6 +35,7 @@ class Store:
         self.committed_ready = 0  # waiting (ready) jobs committed
         self.last_sweep = 0.0
         self.sweep_from = ""  # the dedup sweep's position in the key space ("" = the start)
+        self.ordered: frozenset[str] = frozenset()  # destinations whose jobs are claimed by lane (lanes.py)
 
     def open(self) -> tuple[sqlite3.Connection, Counter[str]]:
         """Open the file; the change: the ready jobs per destination.
