@@ -6,7 +6,7 @@ one limit per function; any other destination one limit for itself. Every limit 
 destination's ``delivery.concurrency`` (the ceiling), or at the function's reserved concurrency
 once ``reserved_concurrency`` could read it (re-read every ``CAPACITY_REFRESH`` seconds).
 
-    room(now)        jobs the worker may claim: within the ceiling, and within the targets' room
+    room(now)        jobs the worker may claim: within the ceiling, the targets' room and a prefetch
     admit(job)       a permit to start now, or None: the job waits here (parked) for its target
     release(permit)  the attempt ended: the limit learns from the outcome (throttle, accepted)
     ready(now)       parked jobs whose target has room again, with their permits
@@ -35,6 +35,7 @@ from eventrelay.destinations.base import Destination, TargetedDestination
 
 CAPACITY_REFRESH = 300.0  # seconds between reads of a function's reserved concurrency (it can be changed)
 CAPACITY_TIMEOUT = 10.0  # seconds one read may take (STS AssumeRole, then GetFunctionConcurrency)
+PREFETCH = 1  # jobs claimed ahead per target, in limits: parked here, started as attempts end
 
 ACCEPTED = frozenset({Category.DELIVERED, Category.EXECUTION_ERROR})  # the function ran
 
@@ -101,14 +102,20 @@ class FlowControl:
 
     def room(self, now: float) -> int:
         """Jobs that may be claimed now: none beyond the ceiling (attempts in flight and parked
-        jobs count), none for targets without room (jobs already parked for them count)."""
+        jobs count); per target, its room plus ``PREFETCH`` x its limit waiting parked, so an
+        ended attempt is followed at once, without a claim's round trip (what bounds throughput
+        when a throttled function's limit is far below the ceiling); none while it is held back
+        by a Retry-After."""
         total = self.ceiling - self.in_flight - self.parked
         if total <= 0:
             return 0
         free = 0
         for target, limit in self._limits.items():
+            room = limit.room(now)
+            if now < limit.not_before:
+                continue
             waiting = self._parked.get(target)
-            free += max(0, limit.room(now) - (len(waiting) if waiting else 0))
+            free += max(0, room + PREFETCH * limit.current - (len(waiting) if waiting else 0))
         return min(total, free)
 
     def admit(self, job: Job, event: Mapping[str, Any], now: float) -> Permit | None:
