@@ -112,3 +112,25 @@ async def test_a_head_that_always_fails_holds_its_lane_for_its_attempt_cap_then_
     assert dead["attempts"] == 4 and dead["status"] == "failed"
     order = first_arrivals(arrivals(tmp_path))
     assert order == {"free": [0, 1, 2, 3, 4], "stuck": [1, 2, 3, 4]}
+
+
+async def test_an_event_of_an_ordered_destination_is_claimed_at_once_on_an_idle_system(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = config(
+        tmp_path,
+        functions={"record-fn": {"handler": "ordering.record", "concurrency": 1}},
+        destinations=[{"name": "users", "lambda": "record-fn", "ordering": "user"}],
+    )
+    async with flow_stack(cfg, tmp_path, monkeypatch) as flow:
+        await flow.send(user_events(1, 1, prefix="warm-"))  # the runtime process starts
+        await flow.wait(lambda: flow.delivered("users") == 1, DEADLINE, "the first event")
+        waits = []
+        for n in range(5):
+            await asyncio.sleep(1.0)  # idle: the worker's polling has backed off to its slowest (0.5 s)
+            sent = time.time()
+            await flow.send(user_events(1, 1, prefix=f"idle{n}-"))
+            await flow.wait(lambda: flow.delivered("users") == n + 2, DEADLINE, f"idle event {n}")  # noqa: B023
+            waits.append(next(a["at"] for a in arrivals(tmp_path) if a["id"].startswith(f"idle{n}-")) - sent)
+    # woken by the append (a few ms), not found by the next idle poll (up to 0.5 s, ~0.25 s typical)
+    assert sorted(waits)[len(waits) // 2] < 0.08, waits

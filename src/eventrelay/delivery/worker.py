@@ -37,7 +37,7 @@ from eventrelay.delivery.decide import Settlement, decide
 from eventrelay.delivery.flow import FlowControl, Permit
 from eventrelay.delivery.settler import Settler
 from eventrelay.destinations.base import Destination, SendRequest
-from eventrelay.queue.base import Queue
+from eventrelay.queue.base import OrderedQueue, Queue
 
 CLAIM_BATCH_MAX = 256  # jobs per claim: one storage round trip feeds many attempts
 LEASE_MARGIN = 30.0  # seconds beyond the attempt timeout: covers settle batching and a loaded loop
@@ -89,6 +89,8 @@ class DestinationWorker:
         self.paused_until = 0.0
         self._meter = telemetry.DestinationMeter(name)
         self._flow = FlowControl(name, destination, policy.concurrency, clock=clock)
+        # ordering: user: only a claim knows a lane's head, so no job is handed over at append
+        self._ordered = isinstance(queue, OrderedQueue) and queue.orders(name)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -127,7 +129,7 @@ class DestinationWorker:
     def reserve(self) -> int:
         """Promise free slots (up to ``HANDOFF_MAX``) to an append in progress: the jobs it
         leases to this worker arrive through ``take``. 0 when stopped, paused or full."""
-        if self._stopped.is_set() or self.paused:
+        if self._stopped.is_set() or self.paused or self._ordered:
             return 0
         count = min(self._free() - self._reserved, HANDOFF_MAX)
         if count <= 0:

@@ -129,6 +129,10 @@ class OrderedQueue(Queue, Protocol):
     async def order_lanes(self, destinations: Collection[str]) -> None:
         """Order these destinations' jobs by lane from now on (the others: no longer)."""
 
+    def orders(self, destination: str) -> bool:
+        """Whether ``destination``'s jobs are ordered by lane (set by ``order_lanes``)."""
+        ...
+
     async def blocked_lanes(self, destination: str, limit: int) -> list[BlockedLane]:
         """Up to ``limit`` lanes of ``destination`` that hold events behind a head waiting for a
         retry, most events first."""

@@ -70,6 +70,9 @@ class MemoryQueue:
     async def order_lanes(self, destinations: Collection[str]) -> None:
         self._ordered = frozenset(destinations)
 
+    def orders(self, destination: str) -> bool:
+        return destination in self._ordered
+
     async def blocked_lanes(self, destination: str, limit: int) -> list[BlockedLane]:
         now = time.time()
         lanes: dict[str, list[tuple[Job, float]]] = {}

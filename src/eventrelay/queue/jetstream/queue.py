@@ -239,6 +239,9 @@ class JetStreamQueue:
         process: every process reads the same configuration)."""
         self._lanes.order(destinations)
 
+    def orders(self, destination: str) -> bool:
+        return self._lanes.ordered(destination)
+
     async def blocked_lanes(self, destination: str, limit: int) -> list[BlockedLane]:
         """The lanes whose head this process is retrying (``lanes.LaneView``)."""
         return self._lanes.view.blocked(destination, limit)

@@ -43,6 +43,7 @@ class SQLiteQueue:
         self.max_events = max_events
         self.dedup_window = dedup_window
         self._ready: Counter[str] = Counter()  # waiting (not dead) jobs per destination, committed
+        self._ordered: frozenset[str] = frozenset()  # as the writer's Store has it (lanes.py)
         self._writer: GroupCommitWriter[Op, Counter[str]] = GroupCommitWriter(
             Store(self.path, max_events=max_events, dedup_window=dedup_window),
             what=f"the queue database {self.path}",
@@ -134,7 +135,11 @@ class SQLiteQueue:
 
     async def order_lanes(self, destinations: Collection[str]) -> None:
         """Claim only lane heads for ``destinations`` from now on (``lanes.py``)."""
-        await self._submit(SetOrdering(frozenset(destinations)))
+        self._ordered = frozenset(destinations)
+        await self._submit(SetOrdering(self._ordered))
+
+    def orders(self, destination: str) -> bool:
+        return destination in self._ordered
 
     async def blocked_lanes(self, destination: str, limit: int) -> list[BlockedLane]:
         lanes: list[BlockedLane] = await self._submit(BlockedLanes(destination, limit))
