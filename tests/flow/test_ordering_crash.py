@@ -5,12 +5,9 @@ an inversion is not."""
 
 from __future__ import annotations
 
-import base64
-import json
 import random
 import signal
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +15,7 @@ import pytest
 
 from tests.reliability.conftest import Server, wait_until
 from tests.support.process import free_port
+from tests.support.send import post_batches
 from tests.support.serve import serve_env
 
 from .conftest import ORDER_HANDLER, arrivals, first_arrivals, user_events
@@ -69,24 +67,12 @@ def server(tmp_path: Path) -> Iterator[Server]:
         srv.kill()
 
 
-def send(url: str, events: list[dict[str, object]]) -> None:
-    auth = base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
-    for start in range(0, len(events), 100):
-        body = json.dumps({"batch": events[start : start + 100]}).encode()
-        req = urllib.request.Request(
-            f"{url}/v1/batch", data=body, method="POST",
-            headers={"Content-Type": "application/json", "Authorization": f"Basic {auth}"},
-        )  # fmt: skip
-        with urllib.request.urlopen(req, timeout=30) as answer:
-            assert answer.status == 200
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_kill_9_while_delivering_keeps_every_users_order(server: Server, tmp_path: Path) -> None:
     rng = random.Random(16)
     server.start()
-    send(server.url, user_events(USERS, PER_USER))
+    post_batches(server.url, WRITE_KEY, user_events(USERS, PER_USER))
     total = USERS * PER_USER
     for kill in range(KILLS):
         at_least = total * (kill + 1) // (KILLS + 2)

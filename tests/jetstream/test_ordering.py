@@ -6,21 +6,20 @@ the handler fails at random for some users."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import signal
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.flow.conftest import ORDER_HANDLER, arrivals, first_arrivals, user_events
-from tests.support.process import free_port, stop_process
+from tests.support.process import free_port
+from tests.support.send import post_batches
 from tests.support.serve import serve_env, spawn_eventrelay, wait_healthy
 
 from .natsserver import NatsServer
+from .test_serve_roles import Proc as ServeProc
 
 WRITE_KEY = "wk_jsorder_0123456789abcdef"
 USERS, PER_USER = 20, 15
@@ -58,18 +57,16 @@ destinations:
     return path
 
 
-class Proc:
+class Proc(ServeProc):
+    """A ``test_serve_roles`` process that can be started again with the same arguments."""
+
     def __init__(self, args: list[str], workdir: Path, name: str, env: dict[str, str]) -> None:
+        super().__init__(args, workdir, name, env)
         self.args, self.workdir, self.name, self.env = args, workdir, name, env
-        self.log = workdir / f"{name}.log"
-        self.proc = spawn_eventrelay(args, cwd=workdir, env=env, log=self.log)
 
     def restart(self) -> None:
         self.log = self.workdir / f"{self.name}-again.log"
         self.proc = spawn_eventrelay(self.args, cwd=self.workdir, env=self.env, log=self.log)
-
-    def stop(self) -> None:
-        stop_process(self.proc, grace=20)
 
 
 @pytest.fixture
@@ -78,18 +75,6 @@ def procs() -> Iterator[list[Proc]]:
     yield started
     for p in reversed(started):
         p.stop()
-
-
-def _send(port: int, events: list[dict[str, object]]) -> None:
-    auth = base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
-    for start in range(0, len(events), 100):
-        body = json.dumps({"batch": events[start : start + 100]}).encode()
-        req = urllib.request.Request(
-            f"http://127.0.0.1:{port}/v1/batch", data=body, method="POST",
-            headers={"Content-Type": "application/json", "Authorization": f"Basic {auth}"},
-        )  # fmt: skip
-        with urllib.request.urlopen(req, timeout=30) as r:
-            assert r.status == 200
 
 
 @pytest.mark.slow
@@ -111,7 +96,7 @@ async def test_two_delivery_processes_keep_every_users_order_through_a_kill_9(
     for proc, port in zip(procs[1:], ports.values(), strict=True):
         wait_healthy(f"http://127.0.0.1:{port}/healthz", proc.proc, proc.log, DEADLINE)
 
-    _send(ports["ingest"], user_events(USERS, PER_USER))
+    post_batches(f"http://127.0.0.1:{ports['ingest']}", WRITE_KEY, user_events(USERS, PER_USER))
     total = USERS * PER_USER
 
     def distinct() -> int:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from eventrelay.localaws.auth import Authenticator, Denied
+from eventrelay.localaws.auth import Authenticator
 from eventrelay.localaws.functions import FunctionRegistry
-from eventrelay.localaws.invoke_api import DENIED, error
+from eventrelay.localaws.invoke_api import authenticate, error
 
 CONCURRENCY_PATH = "/2019-09-30/functions/{function_name}/concurrency"
 
@@ -25,12 +25,9 @@ class ConcurrencyApi:
         self.allow_base_credentials = allow_base_credentials
 
     async def get(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        try:
-            caller = self.auth.authenticate(request.method, request.raw_path, request.headers, body)
-        except Denied as exc:
-            status, code = DENIED[exc.kind]
-            return error(status, code, exc.message)
+        caller = authenticate(self.auth, request, await request.read())
+        if isinstance(caller, web.Response):
+            return caller
         raw_name = request.match_info["function_name"]
         try:
             ref = self.registry.parse(raw_name)

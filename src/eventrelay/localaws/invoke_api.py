@@ -80,11 +80,9 @@ class LambdaApi:
         if (request.content_length or 0) > MAX_READ_BYTES:
             return _too_large(invocation_type)
         body = await request.read()
-        try:
-            caller = self.auth.authenticate(request.method, request.raw_path, request.headers, body)
-        except Denied as exc:
-            status, code = DENIED[exc.kind]
-            return error(status, code, exc.message)
+        caller = authenticate(self.auth, request, body)
+        if isinstance(caller, web.Response):
+            return caller
         resolved = self._resolve(request)
         if isinstance(resolved, web.StreamResponse):
             return resolved
@@ -220,6 +218,15 @@ def _too_large(invocation_type: str, size: int | None = None) -> web.Response:
         "RequestEntityTooLargeException",
         f"Request must be smaller than {limit} bytes for the InvokeFunction operation{shown}",
     )
+
+
+def authenticate(auth: Authenticator, request: web.Request, body: bytes) -> Caller | web.Response:
+    """The signed caller of ``request``, or the error Lambda answers when the signature fails."""
+    try:
+        return auth.authenticate(request.method, request.raw_path, request.headers, body)
+    except Denied as exc:
+        status, code = DENIED[exc.kind]
+        return error(status, code, exc.message)
 
 
 def error(status: int, code: str, message: str, kind: str = "User") -> web.Response:

@@ -118,14 +118,7 @@ class AwsLambdaDestination:
         try:
             async with asyncio.timeout(timeout):
                 invoker = self._invoker or await self._ready()
-                req = AssumeRequest(
-                    role_arn=self.settings.role_address,
-                    external_id=role_external_id,
-                    session_name=self.settings.role_session_name,
-                    region=self.settings.region,
-                    sts_endpoint=self._sts_endpoint,
-                )
-                creds = await self._cache.get(self._session(), req)
+                creds = await self._cache.get(self._session(), self._assume_request(role_external_id))
                 resp = await invoker.get_function_concurrency(target, creds)
         except (TimeoutError, AwsError) as exc:
             log.debug("destination %s: reserved concurrency of %s unknown: %s", self.name, target, exc)
@@ -173,13 +166,7 @@ class AwsLambdaDestination:
         try:
             invoker = self._invoker or await self._ready()
             session = self._session()
-            req = AssumeRequest(
-                role_arn=self.settings.role_address,
-                external_id=role_external_id,
-                session_name=self.settings.role_session_name,
-                region=self.settings.region,
-                sts_endpoint=self._sts_endpoint,
-            )
+            req = self._assume_request(role_external_id)
             sync = invocation_type == "RequestResponse"
             target = invoker.target(ref)
             for first_try in (True, False):
@@ -228,6 +215,17 @@ class AwsLambdaDestination:
                 self._sts_endpoint = found.sts
                 self._invoker = invoker
             return self._invoker
+
+    def _assume_request(self, external_id: str) -> AssumeRequest:
+        """The AssumeRole of this destination's role with ``external_id`` (after ``_ready``: the
+        STS endpoint is resolved)."""
+        return AssumeRequest(
+            role_arn=self.settings.role_address,
+            external_id=external_id,
+            session_name=self.settings.role_session_name,
+            region=self.settings.region,
+            sts_endpoint=self._sts_endpoint,
+        )
 
     def _session(self) -> Any:
         if self._botocore_session is None:

@@ -240,38 +240,26 @@ class Extend:
 
 @dataclass(frozen=True, slots=True)
 class Retry:
+    """Due again at ``due_at``; the attempt counted unless ``counted`` is False (a postpone: a
+    throttle, not the event's fault)."""
+
     job_id: int
     due_at: float
+    counted: bool = True
 
     staged = False
     durable = False
     rows = 1
 
     def run(self, tx: Tx, store: Store) -> None:
-        tx.conn.execute(
-            "UPDATE jobs SET due_at = ?, leased = 0, attempts = attempts + 1,"
-            " first_attempt_at = COALESCE(first_attempt_at, ?) WHERE id = ? AND state = 'ready'",
-            (self.due_at, tx.now, self.job_id),
-        )
+        tx.conn.execute(_RETRY if self.counted else _POSTPONE, (self.due_at, tx.now, self.job_id))
 
 
-@dataclass(frozen=True, slots=True)
-class Postpone:
-    """``Retry`` without counting the attempt (a throttle: not the event's fault)."""
-
-    job_id: int
-    due_at: float
-
-    staged = False
-    durable = False
-    rows = 1
-
-    def run(self, tx: Tx, store: Store) -> None:
-        tx.conn.execute(
-            "UPDATE jobs SET due_at = ?, leased = 0, first_attempt_at = COALESCE(first_attempt_at, ?)"
-            " WHERE id = ? AND state = 'ready'",
-            (self.due_at, tx.now, self.job_id),
-        )
+_POSTPONE = (
+    "UPDATE jobs SET due_at = ?, leased = 0, first_attempt_at = COALESCE(first_attempt_at, ?)"
+    " WHERE id = ? AND state = 'ready'"
+)
+_RETRY = _POSTPONE.replace("leased = 0,", "leased = 0, attempts = attempts + 1,")
 
 
 @dataclass(frozen=True, slots=True)

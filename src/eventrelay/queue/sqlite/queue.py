@@ -19,7 +19,6 @@ from eventrelay.queue.sqlite.ops import (
     DeadLetter,
     Extend,
     Op,
-    Postpone,
     Redrive,
     Retry,
     SetMaxPages,
@@ -105,7 +104,7 @@ class SQLiteQueue:
         await self._submit(Retry(_job_id(job), due_at))
 
     async def postpone(self, job: Job, due_at: float) -> None:
-        await self._submit(Postpone(_job_id(job), due_at))
+        await self._submit(Retry(_job_id(job), due_at, counted=False))
 
     async def dead_letter(self, job: Job, status: DeadStatus, reason: str) -> None:
         await self._submit(DeadLetter(_job_id(job), status, reason, _lane(job)))
@@ -119,7 +118,7 @@ class SQLiteQueue:
         return self._submit(Retry(_job_id(job), due_at))
 
     def postpone_nowait(self, job: Job, due_at: float) -> asyncio.Future[None]:
-        return self._submit(Postpone(_job_id(job), due_at))
+        return self._submit(Retry(_job_id(job), due_at, counted=False))
 
     def dead_letter_nowait(self, job: Job, status: DeadStatus, reason: str) -> asyncio.Future[None]:
         return self._submit(DeadLetter(_job_id(job), status, reason, _lane(job)))
