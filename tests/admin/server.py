@@ -61,8 +61,9 @@ class Served:
 
 
 @contextlib.asynccontextmanager
-async def serve(config: Config) -> AsyncIterator[Served]:
-    runtime = Runtime(config, role="ingest")
+async def serve(config: Config, *, config_file: str | None = None) -> AsyncIterator[Served]:
+    """``config`` served; ``config_file``: the file it was read from, as ``serve --config`` says."""
+    runtime = Runtime(config, role="ingest", config_file=config_file)
     await runtime.start()
     try:
         async with serving(runtime) as url:  # what ``eventrelay serve`` runs

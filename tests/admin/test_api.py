@@ -19,6 +19,7 @@ ROUTES = [
     ("GET", "/api/v1/destinations/lambda-prod/stats"),
     ("GET", "/api/v1/destinations/lambda-prod/samples"),
     ("POST", "/api/v1/destinations/lambda-prod/redrive"),
+    ("POST", "/api/v1/destinations/lambda-prod/send"),
 ]
 
 
@@ -242,8 +243,45 @@ async def test_redrive_by_category_or_ids_moves_only_those(served: Served, http:
         ({"since": "whenever"}, "since"),
         ({"everything": True}, "everything"),
         ([1, 2], "body"),
+        ({"status": "delivered"}, "status"),
+        ({"status": []}, "status"),
     ],
 )
 async def test_a_bad_redrive_body_is_422(served: Served, http: aiohttp.ClientSession, body: Any, param: str) -> None:
     status, answer = await post(http, served, "/api/v1/destinations/lambda-prod/redrive", body)
     assert (status, answer["error"]["param"]) == (422, param)
+
+
+async def test_redrive_by_state_moves_only_events_in_it_and_says_why_when_none(
+    served: Served, http: aiohttp.ClientSession
+) -> None:
+    now = time.time()
+    await served.runtime.log.record(
+        [
+            attempt("gone", Category.CONFIGURATION, status="discarded", at=now - 5),
+            attempt("dead", Category.EXECUTION_ERROR, status="failed", at=now - 4),
+        ]
+    )
+    await served.dead_job("gone", status="discarded")
+    await served.dead_job("dead")
+    path = "/api/v1/destinations/lambda-prod/redrive"
+
+    status, answer = await post(http, served, path, {"status": "retrying"})
+    assert (status, answer["redriven"]) == (200, 0)
+    assert answer["message"] == "re-drove 0 events of lambda-prod: no event of lambda-prod is retrying"
+
+    status, answer = await post(http, served, path, {"status": ["discarded"]})
+    assert (answer["redriven"], answer["message"]) == (1, "re-drove 1 event of lambda-prod")
+    assert [
+        r["message_id"] for r in (await get(http, served, "/api/v1/deliveries", status="failed"))[1]["deliveries"]
+    ] == ["dead"]
+
+
+async def test_the_event_tester_refuses_a_bad_test_event_by_field(served: Served, http: aiohttp.ClientSession) -> None:
+    path = "/api/v1/destinations/lambda-prod/send"
+    for body, field in (({"type": "purchase"}, "type"), ({"properties": [1]}, "properties"), ({"x": 1}, "x")):
+        status, answer = await post(http, served, path, body)
+        assert status == 422, answer
+        assert answer["error"]["errors"][0]["field"] == field
+    status, answer = await post(http, served, "/api/v1/destinations/nope/send", {})
+    assert (status, answer["error"]["code"]) == (404, "not_found")

@@ -68,8 +68,17 @@ async def test_the_page_shell_is_served_without_secrets(served: Served, http: ai
             html = await r.text()
         assert "Event Delivery" in html
         assert ADMIN_TOKEN not in html and WRITE_KEY not in html
-    async with http.get(served.url + "/admin/static/app.js") as r:
+    for script in ("app.js", "chart.js", "settings.js"):
+        async with http.get(served.url + "/admin/static/" + script) as r:
+            assert r.status == 200
+            js = await r.text()
+        assert "innerHTML" not in js and "insertAdjacentHTML" not in js  # every API value is inserted as text
+        assert ADMIN_TOKEN not in js
+        assert f'src="/admin/static/{script}"' in html
+
+
+async def test_the_favicon_is_served(served: Served, http: aiohttp.ClientSession) -> None:
+    async with http.get(served.url + "/favicon.ico") as r:
         assert r.status == 200
-        js = await r.text()
-    assert "innerHTML" not in js  # every API value is inserted as text
-    assert ADMIN_TOKEN not in js
+        assert r.headers["Content-Type"].startswith("image/svg+xml")
+        assert (await r.text()).startswith("<svg")

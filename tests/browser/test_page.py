@@ -93,3 +93,13 @@ async def test_the_page_asks_for_the_token_and_refuses_a_wrong_one(served: Serve
     await expect(page.locator("#destinations tr[data-destination='lambda-prod']")).to_be_visible()
     await page.locator("#ranges button[data-range='7d']").click()
     await expect(page.locator("#ranges button[data-range='7d']")).to_have_attribute("aria-pressed", "true")
+
+
+async def test_the_page_loads_without_a_failed_request_in_the_console(served: Served, page: Page) -> None:
+    failed: list[str] = []
+    page.on("console", lambda m: failed.append(m.text) if m.type == "error" else None)
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    await page.goto(f"{served.url}/#token={ADMIN_TOKEN}")
+    await expect(cell(page, "lambda-prod", "delivered")).to_have_text("0")  # type: ignore[arg-type]
+    await page.wait_for_load_state("networkidle")
+    assert failed == []  # the favicon included

@@ -122,6 +122,30 @@ def test_send_reaches_the_handler_and_shows_request_and_response(
     assert json.loads(result["response"]["body"]) == {"ok": True, "type": "identify"}
 
 
+BATCH_HANDLER = """
+def handle(event, context):
+    print("handled a batch of", len(event["batch"]), event["batch"][0]["type"])
+    return {"batchItemFailures": [{"itemIdentifier": e["messageId"]} for e in event["batch"]]}
+"""
+
+
+@pytest.mark.usefixtures("clean_aws_env")
+def test_send_to_a_batching_destination_sends_a_batch_of_one_and_shows_the_events_outcome(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = str(write_config(tmp_path, batch={"max_events": 10}))
+    (tmp_path / "functions" / "handler.py").write_text(BATCH_HANDLER, encoding="utf-8")
+
+    code, out, err = run_cli(capsys, "send", "--config", path, "--destination", "lambda-prod", "--json")
+
+    assert code == 1, out + err  # the function reported the event failed
+    result = json.loads(out)
+    assert result["request"]["batch"]["events"] == 1
+    assert result["response"]["category"] == "execution_error"
+    assert result["response"]["error_type"] == "BatchItemFailure"
+    assert "handled a batch of 1 track" in result["response"]["log_tail"]
+
+
 @pytest.mark.usefixtures("clean_aws_env")
 def test_send_that_is_refused_exits_non_zero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = str(write_config(tmp_path, role_external_id="ws_someone_else"))

@@ -31,6 +31,7 @@ setting_keys = st.sampled_from(
         "functions",
         "endpoint_url",
         "role_session_name",
+        "batch",
         "name",
         "sources",
         "delivery",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,9 +24,10 @@ import pytest
 from aiohttp import web
 
 from eventrelay.core.outcome import Category, Outcome, Verdict
+from eventrelay.destinations.aws_lambda.batching import BatchingAwsLambdaDestination
 from eventrelay.destinations.aws_lambda.credentials import RoleCredentialCache
 from eventrelay.destinations.aws_lambda.destination import AwsLambdaDestination
-from eventrelay.destinations.base import CheckableDestination, Destination
+from eventrelay.destinations.base import BatchDestination, BatchOutcome, CheckableDestination, Destination
 from tests.destinations.lambda_doubles import (
     EXTERNAL_ID,
     IamUser,
@@ -61,7 +63,10 @@ def moto() -> Iterator[tuple[MotoServer, IamUser]]:
 
 
 async def _aws_lambda(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, moto: tuple[MotoServer, IamUser]
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+    moto: tuple[MotoServer, IamUser],
+    batch: dict[str, Any] | None = None,
 ) -> AsyncIterator[Harness]:
     server, user = moto
     lambdas = {kind: RecordingLambda() for kind in ("working", "failing", "slow")}
@@ -83,12 +88,16 @@ async def _aws_lambda(
     async def make(kind: str) -> Destination:
         url = lambdas[kind].url if kind in lambdas else f"http://127.0.0.1:{free_port()}"
         monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", url)
-        dest = AwsLambdaDestination(
-            f"contract-{kind}",
-            settings(log_type="Tail", client_context={"app": "shop"}),
-            external_id=EXTERNAL_ID,
-            botocore_session=fresh_session(),
-            credential_cache=cache,
+        configured = settings(log_type="Tail", client_context={"app": "shop"}, batch=batch)
+        options: dict[str, Any] = {
+            "external_id": EXTERNAL_ID,
+            "botocore_session": fresh_session(),
+            "credential_cache": cache,
+        }
+        dest = (
+            AwsLambdaDestination(f"contract-{kind}", configured, **options)
+            if configured.batch is None
+            else BatchingAwsLambdaDestination(f"contract-{kind}", configured, configured.batch, **options)
         )
         await dest.check()  # resolve endpoints now, while the environment points at this kind
         harness.made.append(dest)
@@ -108,7 +117,8 @@ async def _aws_lambda(
         await recorder.stop()
 
 
-HARNESSES = {"aws_lambda": _aws_lambda}
+HARNESSES = {"aws_lambda": _aws_lambda, "aws_lambda_batch": functools.partial(_aws_lambda, batch={})}
+BATCHING = ["aws_lambda_batch"]  # the harnesses whose destinations are BatchDestinations
 
 
 @pytest.fixture(params=sorted(HARNESSES))
@@ -118,6 +128,18 @@ async def harness(
     tmp_path: Any,
     moto: tuple[MotoServer, IamUser],
 ) -> AsyncIterator[Harness]:
+    async for h in HARNESSES[request.param](monkeypatch, tmp_path, moto):
+        yield h
+
+
+@pytest.fixture(params=BATCHING)
+async def batch_harness(
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+    moto: tuple[MotoServer, IamUser],
+) -> AsyncIterator[Harness]:
+    """The harnesses of the types configured to batch: the send_batch part of the contract."""
     async for h in HARNESSES[request.param](monkeypatch, tmp_path, moto):
         yield h
 
@@ -228,3 +250,53 @@ async def test_no_secret_in_any_outcome(harness: Harness) -> None:
         text = repr(outcome) + orjson.dumps(dataclasses.asdict(outcome), default=str).decode()
         for secret in secrets:
             assert secret not in text
+
+
+# -- BatchDestination: send_batch, for the types configured to batch ------------------------------
+async def _batching(harness: Harness, kind: str) -> BatchDestination:
+    dest = await harness.make(kind)
+    assert isinstance(dest, BatchDestination), "a batching harness must build a BatchDestination"
+    return dest
+
+
+async def _send_batch(dest: BatchDestination, count: int = 5, within: float = 10.0) -> BatchOutcome:
+    requests = [request_for({**EVENT, "messageId": f"m-{n}"}) for n in range(count)]
+    return await dest.send_batch(requests, within)
+
+
+async def test_a_batch_gets_one_outcome_per_event_in_order(batch_harness: Harness) -> None:
+    dest = await _batching(batch_harness, "working")
+    result = await _send_batch(dest, 7)
+    assert result.invoke.ok and len(result.events) == 7 and all(o.ok for o in result.events)
+    assert 0 < result.payload_bytes <= dest.batch.max_bytes and result.invoke.latency_ms > 0
+
+
+async def test_a_failing_or_dead_endpoint_fails_the_whole_batch_without_raising(batch_harness: Harness) -> None:
+    for kind in ("failing", "dead"):
+        result = await _send_batch(await _batching(batch_harness, kind))
+        assert not result.invoke.ok and result.invoke.error_message, kind
+        assert len(result.events) == 5 and not any(o.ok for o in result.events), kind
+
+
+async def test_a_batch_respects_the_timeout(batch_harness: Harness) -> None:
+    dest = await _batching(batch_harness, "slow")
+    started = time.monotonic()
+    result = await _send_batch(dest, within=0.5)
+    assert result.invoke.category is Category.TIMEOUT
+    assert 0.5 <= time.monotonic() - started < 0.5 + TIMEOUT_TOLERANCE
+
+
+async def test_no_secret_in_any_batch_outcome(batch_harness: Harness) -> None:
+    results = [await _send_batch(await _batching(batch_harness, kind)) for kind in ("working", "failing", "dead")]
+    secrets = await batch_harness.secrets()
+    for result in results:
+        text = repr(result) + orjson.dumps(dataclasses.asdict(result), default=str).decode()
+        for secret in secrets:
+            assert secret not in text
+
+
+async def test_send_batch_after_close_does_not_raise(batch_harness: Harness) -> None:
+    dest = await _batching(batch_harness, "working")
+    await dest.close()
+    result = await _send_batch(dest)
+    assert len(result.events) == 5

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from dataclasses import replace
 
 import pytest
 
@@ -184,6 +185,26 @@ async def test_retry_is_due_at_its_time_with_one_more_attempt(queue: Queue) -> N
     assert again.attempts == 1
     assert again.first_attempt_at is not None
     assert time.monotonic() - retried_at >= delay * 0.9
+
+
+async def test_a_retry_keeps_the_jobs_batch_key_until_a_retry_without_one_or_a_redrive(queue: Queue) -> None:
+    await queue.append([event()])
+    [job] = await queue.claim("lambda", 10, LEASE)
+    assert job.batch is None
+    await queue.retry(replace(job, batch="b1/3/1"), time.time())  # retried as part of a whole batch
+
+    [keyed] = await claim_within(queue, "lambda")
+    assert (keyed.batch, keyed.attempts) == ("b1/3/1", 1)
+    await queue.retry(replace(keyed, batch=None), time.time())  # then on its own
+    [alone] = await claim_within(queue, "lambda")
+    assert (alone.batch, alone.attempts) == (None, 2)
+
+    await queue.retry(replace(alone, batch="b2/2/0"), time.time())
+    [again] = await claim_within(queue, "lambda")
+    await queue.dead_letter(again, "failed", "gave up")
+    assert await queue.redrive("lambda") == 1
+    [fresh] = await claim_within(queue, "lambda")
+    assert (fresh.batch, fresh.attempts) == (None, 0)
 
 
 async def test_retry_keeps_the_first_attempt_time(queue: Queue) -> None:
@@ -366,3 +387,31 @@ async def test_a_redriven_job_gets_a_fresh_window_and_attempt_count(queue: Queue
     [third] = await claim_within(queue, "lambda")
     assert third.attempts == 0
     assert third.redriven_at is not None and back.redriven_at < third.redriven_at <= time.time()
+
+
+async def test_redrive_makes_a_job_waiting_for_a_retry_due_now_with_a_fresh_window(queue: Queue) -> None:
+    waiting, other, fresh = event(), event(), event()
+    await queue.append([waiting, other])
+    for job in await queue.claim("lambda", 10, LEASE):
+        await queue.retry(job, time.time() + 3600)  # the backoff would wait an hour
+    await queue.append([fresh])  # never attempted: due anyway, not re-driven
+    assert [j.message_id for j in await claim_within(queue, "lambda")] == [fresh.message_id]
+
+    before = time.time()
+    assert await queue.redrive("lambda", [waiting.message_id, "unknown-id"]) == 1
+    [back] = await claim_within(queue, "lambda")
+
+    assert back.message_id == waiting.message_id and back.body == waiting.body
+    assert (back.attempts, back.first_attempt_at, back.received_at) == (0, None, waiting.received_at)
+    assert back.redriven_at is not None and before - 0.001 <= back.redriven_at <= time.time()
+    await queue.ack(back)
+    assert await queue.redrive("lambda", [waiting.message_id]) == 0  # delivered: nothing waits
+    assert await queue.depth("lambda") == 2  # the other one still waits, the fresh one is claimed
+
+    assert await queue.redrive("lambda") == 1  # everything: the other one
+    [last] = await claim_within(queue, "lambda")
+    assert (last.message_id, last.attempts) == (other.message_id, 0)
+    await queue.ack(last)
+    await asyncio.sleep(LEASE + 0.1)  # the fresh job's lease lapses: it is due, never attempted
+    assert [j.message_id for j in await claim_within(queue, "lambda")] == [fresh.message_id]
+    assert await queue.redrive("lambda") == 0  # a lapsed lease is not an attempt; nothing waits

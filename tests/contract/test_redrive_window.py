@@ -27,6 +27,7 @@ from eventrelay.delivery.engine import DeliveryEngine
 from eventrelay.delivery.redrive import RedriveFilter, redrive
 from eventrelay.deliverylog.sqlite import SQLiteDeliveryLog
 from eventrelay.queue.sqlite import SQLiteQueue
+from eventrelay.queue.sqlite.schema import SCHEMA_VERSION
 from tests.contract.conftest import Queues
 from tests.delivery.conftest import FakeDestination, delivered, eventually, failing, policy
 
@@ -154,5 +155,7 @@ async def test_a_queue_file_without_the_redrive_column_is_refused_clearly(tmp_pa
         conn.execute("PRAGMA user_version = 2")
     queue = SQLiteQueue(tmp_path / "queue.db", max_events=10, dedup_window=60.0)
 
-    with pytest.raises(StorageError, match=r"queue\.db.*layout 2, this eventrelay uses 3.*move the file away"):
+    with pytest.raises(
+        StorageError, match=rf"queue\.db.*layout 2, this eventrelay uses {SCHEMA_VERSION}.*move the file away"
+    ):
         await queue.start()

@@ -69,7 +69,7 @@ async def test_deliveries_filter_by_destination_category_status_and_time(log: De
 async def test_attempts_keep_what_the_function_said_and_the_event_of_failures(log: DeliveryLog) -> None:
     await log.record([attempt("m1", Category.EXECUTION_ERROR, n=1, at=T, log_tail="boom from handler\nTraceback")])
     await log.record([attempt("m1", Category.DELIVERED, n=2, at=T + 5)])
-    await log.record([attempt("m2", Category.DELIVERED, at=T + 6)])
+    await log.record([attempt("m2", Category.DELIVERED, at=T + 5.5)])
 
     first, second = await log.attempts("m1")
     assert (first.attempt, first.category, second.attempt, second.category) == (
@@ -82,8 +82,30 @@ async def test_attempts_keep_what_the_function_said_and_the_event_of_failures(lo
     assert (first.status_code, first.error_type, first.executed_version) == (200, "Exception", "3")
     assert first.request["client_context"] == {"custom": {"app": "shop"}}
     assert orjson.loads(first.event)["messageId"] == "m1"
-    assert second.event == b""  # bodies are kept for failed attempts (samples) only
+    assert orjson.loads(second.event)["messageId"] == "m1"  # a delivered attempt keeps it as a sample,
+    [m2] = await log.attempts("m2")
+    assert m2.event == b""  # at most one per destination and second (failed attempts always keep theirs)
     assert await log.attempts("m1", destination="other") == []
+
+
+async def test_an_attempt_in_a_batch_keeps_the_batch_and_the_warning(log: DeliveryLog) -> None:
+    failed = attempt("m1", Category.EXECUTION_ERROR, n=1, at=T)
+    failed.batch_id, failed.batch_size, failed.batch_bytes = "b7", 100, 65_536
+    failed.warning = "batchItemFailures named 1 itemIdentifier(s) not in this batch, ignored: 'x'"
+    alone = attempt("m2", Category.EXECUTION_ERROR, n=1, at=T + 1)
+    await log.record([failed, alone])
+
+    [kept] = await log.attempts("m1")
+    assert (kept.batch_id, kept.batch_size, kept.batch_bytes, kept.warning) == (
+        "b7",
+        100,
+        65_536,
+        failed.warning,
+    )
+    [single] = await log.attempts("m2")
+    assert (single.batch_id, single.batch_size, single.batch_bytes, single.warning) == (None, None, None, None)
+    samples = {s.message_id: s for s in await log.samples("lambda-prod", "execution_error")}
+    assert samples["m1"].batch_id == "b7" and samples["m2"].batch_id is None
 
 
 async def test_stats_count_events_by_state_in_the_range(log: DeliveryLog) -> None:
@@ -164,7 +186,19 @@ async def test_samples_are_the_latest_failures_per_category(log: DeliveryLog) ->
     assert await log.samples("other") == []
 
 
-async def test_redriven_marks_failed_and_discarded_rows_as_retrying(log: DeliveryLog) -> None:
+async def test_samples_of_successful_deliveries_are_recent_ones_with_their_event(log: DeliveryLog) -> None:
+    await log.record([attempt(f"ok{i}", Category.DELIVERED, at=T + i * 2, log_tail=f"tail {i}") for i in range(4)])
+    await log.record([attempt("quick", Category.DELIVERED, at=T + 6.3)])  # 0.3 s after ok3: no sample
+    await log.record([attempt("bad", Category.EXECUTION_ERROR, at=T + 7)])
+
+    found = await log.samples("lambda-prod", "delivered", limit=3)
+
+    assert [s.message_id for s in found] == ["ok3", "ok2", "ok1"]
+    assert orjson.loads(found[0].event)["messageId"] == "ok3" and found[0].log_tail == "tail 3"
+    assert [s.message_id for s in await log.samples("lambda-prod")] == ["bad"]  # failures only by default
+
+
+async def test_redriven_marks_failed_and_discarded_rows_as_retrying_and_retrying_ones_due(log: DeliveryLog) -> None:
     await log.record(
         [
             attempt("f1", Category.EXECUTION_ERROR, status="failed", at=T),
@@ -176,7 +210,10 @@ async def test_redriven_marks_failed_and_discarded_rows_as_retrying(log: Deliver
     )
     assert await log.redriven("lambda-prod", ["f2", "ok", "f3"], at=T + 10) == 1
     assert [r.message_id for r in await log.deliveries(status="retrying")] == ["f2"]
-    assert await log.redriven("lambda-prod", None, at=T + 20) == 2
+    assert await log.redriven("lambda-prod", None, at=T + 20) == 3  # f1 and x1, and f2 (retrying) due again
+    assert {r.message_id: r.next_attempt_at for r in await log.deliveries(status="retrying")} == dict.fromkeys(
+        ["f1", "f2", "x1"], T + 20
+    )
     statuses = {r.message_id: r.status for r in await log.deliveries()}
     assert statuses == {
         "f1": "retrying",

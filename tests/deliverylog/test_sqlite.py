@@ -115,3 +115,23 @@ async def test_using_a_closed_log_is_a_storage_error(tmp_path: Path) -> None:
     log = SQLiteDeliveryLog(tmp_path / "log.db")
     with pytest.raises(StorageError, match="not started"):
         await log.deliveries()
+
+
+async def test_a_file_without_the_batch_columns_gets_them_and_keeps_its_history(tmp_path: Path) -> None:
+    from eventrelay.deliverylog.sqlite.schema import ADDED_ATTEMPT_COLUMNS
+
+    path = tmp_path / "log.db"
+    async with opened(path) as log:
+        await log.record([attempt("m-old", Category.TIMEOUT, at=T)])
+    with sqlite3.connect(path) as conn:  # as a file written before batches: without those columns
+        for name, _ in ADDED_ATTEMPT_COLUMNS:
+            conn.execute(f"ALTER TABLE attempts DROP COLUMN {name}")
+
+    async with opened(path) as log:
+        [old] = await log.attempts("m-old")
+        assert (old.category, old.batch_id, old.warning) == (Category.TIMEOUT, None, None)
+        batched = attempt("m-new", Category.DELIVERED, at=T + 1)
+        batched.batch_id, batched.batch_size, batched.batch_bytes = "b1", 2, 300
+        await log.record([batched])
+        [new] = await log.attempts("m-new")
+        assert (new.batch_id, new.batch_size, new.batch_bytes) == ("b1", 2, 300)

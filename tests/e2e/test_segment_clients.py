@@ -47,11 +47,12 @@ class Server:
         return found
 
 
-def make_config(data_dir: Path) -> Config:
+def make_config(data_dir: Path, *, fast_path: bool = True) -> Config:
     return Config.model_validate(
         {
             "workspace": {"id": "ws_e2e"},
             "storage": {"backend": "sqlite", "path": str(data_dir)},
+            "ingest": {"fast_path": fast_path},
             "sources": [{"name": "py", "write_key": PY_KEY}, {"name": "node", "write_key": NODE_KEY}],
             "destinations": [
                 {
@@ -67,9 +68,11 @@ def make_config(data_dir: Path) -> Config:
     )
 
 
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[Server]:
-    runtime = Runtime(make_config(tmp_path / "data"), role="ingest")  # no delivery engine runs
+@pytest.fixture(params=[True, False], ids=["fast_path_on", "fast_path_off"])
+async def server(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Server]:
+    """eventrelay as ``serve`` runs it, with ``ingest.fast_path`` on and off: every test runs both ways."""
+    config = make_config(tmp_path / "data", fast_path=request.param)
+    runtime = Runtime(config, role="ingest")  # no delivery engine runs
     await runtime.start()
     try:
         async with serving(runtime) as url:  # what ``eventrelay serve`` runs, fast path included

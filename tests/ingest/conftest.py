@@ -7,20 +7,25 @@ import base64
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 import uvicorn
 
+from eventrelay.config.model import Config
 from eventrelay.delivery.intake import QueueSink
 from eventrelay.ingest.app import IngestApp
-from eventrelay.ingest.fast_http import fast_ingest_protocol
+from eventrelay.ingest.fast_http import http_protocol
+from eventrelay.ingest.http_limits import ConnectionLimits
 from eventrelay.queue.memory import MemoryQueue
 from tests.support.inprocess import serving_config
 
 WRITE_KEY = "wk_test_0123456789abcdef"
 DESTINATION = "lambda-test"
+# The defaults of ``ingest`` in the Config (head 10 s, body 30 s), with a cap no test reaches.
+LIMITS = ConnectionLimits(head_timeout=10.0, body_timeout=30.0, max_connections=1000)
 
 
 class FakeHost:
@@ -43,6 +48,17 @@ class FakeHost:
         """Every event stored so far (claims all jobs of the one destination)."""
         jobs = await self.queue.claim(DESTINATION, 100_000, 60)
         return [orjson.loads(j.body) for j in jobs]
+
+
+def runtime_config(tmp_path: Path, ingest: dict[str, Any]) -> Config:
+    """A Runtime's config with one source (``WRITE_KEY``), SQLite under ``tmp_path``, and ``ingest``."""
+    return Config.model_validate(
+        {
+            "storage": {"backend": "sqlite", "path": str(tmp_path / "data")},
+            "sources": [{"name": "web", "write_key": WRITE_KEY}],
+            "ingest": ingest,
+        }
+    )
 
 
 def basic(key: str = WRITE_KEY, password: str = "") -> bytes:
@@ -127,18 +143,28 @@ class LiveServer:
     host: FakeHost
 
 
-def serve(asgi_app: Any, protocol: Any = "auto") -> contextlib.AbstractAsyncContextManager[str]:
-    """Run ``asgi_app`` under uvicorn on a free port; yields its URL. ``protocol``: uvicorn's
-    ``http`` setting (a protocol class for the fast ingest path)."""
-    config = uvicorn.Config(asgi_app, lifespan="off", access_log=False, log_level="warning", http=protocol)
+def serve_ingest(
+    app: IngestApp, *, fast_path: bool, limits: ConnectionLimits = LIMITS, keep_alive: float = 5.0
+) -> contextlib.AbstractAsyncContextManager[str]:
+    """Run ``app`` under uvicorn on a free port with the protocol ``Runtime.server_config`` picks
+    for ``ingest.fast_path`` (and ``limits``); yields its URL."""
+    config = uvicorn.Config(
+        app,
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+        http=http_protocol(app, limits, fast_path=fast_path),
+        ws="none",
+        timeout_keep_alive=keep_alive,
+    )
     return serving_config(config)
 
 
-@pytest.fixture(params=["asgi", "fast"])
+@pytest.fixture(params=[True, False], ids=["fast_path_on", "fast_path_off"])
 async def live(host: FakeHost, request: pytest.FixtureRequest) -> AsyncIterator[LiveServer]:
-    """The real ingest app under uvicorn on a free port: through ASGI only, and with the event
-    POSTs on ``FastIngestProtocol`` as ``eventrelay serve`` runs it."""
+    """The real ingest app under uvicorn on a free port, as ``eventrelay serve`` runs it with
+    ``ingest.fast_path`` on (event POSTs on ``FastIngestProtocol``) and off (everything through ASGI):
+    every test that takes this fixture runs both ways."""
     app = IngestApp(host)
-    protocol = fast_ingest_protocol(app) if request.param == "fast" else "auto"
-    async with serve(app, protocol) as url:
+    async with serve_ingest(app, fast_path=request.param) as url:
         yield LiveServer(url, host)

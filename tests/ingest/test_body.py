@@ -30,6 +30,18 @@ async def test_read_body_joins_chunks() -> None:
     assert await read_body(receiver([b'{"a"', b":1", b"}"]), None) == b'{"a":1}'
 
 
+async def test_a_disconnect_before_the_body_is_complete_is_refused_not_taken_as_the_body() -> None:
+    messages = [{"type": "http.request", "body": b'{"userId":"u","event":"e"}', "more_body": True}]
+    messages.append({"type": "http.disconnect"})
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    with pytest.raises(PayloadError) as err:
+        await read_body(receive, 100)
+    assert err.value.field == "body" and "closed before the request body was complete" in err.value.message
+
+
 async def test_read_body_refuses_declared_oversize_without_reading() -> None:
     async def never() -> dict[str, Any]:
         raise AssertionError("the body must not be read")

@@ -8,15 +8,20 @@ import asyncio
 import gzip
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
+from eventrelay.config.model import Ingest
 from eventrelay.ingest.app import IngestApp
-from eventrelay.ingest.fast_http import FastIngestProtocol, fast_ingest_protocol
+from eventrelay.ingest.fast_http import FastIngestProtocol
+from eventrelay.ingest.http_limits import LimitedHttpProtocol
 from eventrelay.queue.memory import MemoryQueue
-from tests.ingest.conftest import WRITE_KEY, FakeHost, basic, serve
+from eventrelay.runtime import Runtime
+from tests.ingest.conftest import WRITE_KEY, FakeHost, basic, runtime_config, serve_ingest
+from tests.support.inprocess import serving_config
 
 TRACK = orjson.dumps({"userId": "u1", "event": "Signed Up", "properties": {"plan": "pro"}})
 
@@ -36,9 +41,8 @@ class Servers:
     taken: list[Any]
 
 
-@pytest.fixture
-async def servers(host: FakeHost, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Servers]:
-    """The same app served twice: with the fast protocol (as ``eventrelay serve``) and ASGI only."""
+def spy_on_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The requests ``FastIngestProtocol`` takes from now on (the list fills as they come)."""
     taken: list[Any] = []
     accept = FastIngestProtocol._accept
 
@@ -47,8 +51,15 @@ async def servers(host: FakeHost, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
         accept(self, cycle)
 
     monkeypatch.setattr(FastIngestProtocol, "_accept", spy)
+    return taken
+
+
+@pytest.fixture
+async def servers(host: FakeHost, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Servers]:
+    """The same app served twice: with the fast path on (as ``eventrelay serve``) and off (ASGI only)."""
+    taken = spy_on_the_fast_path(monkeypatch)
     app = IngestApp(host)
-    async with serve(app, fast_ingest_protocol(app)) as fast_url, serve(app) as plain_url:
+    async with serve_ingest(app, fast_path=True) as fast_url, serve_ingest(app, fast_path=False) as plain_url:
         yield Servers(host, fast_url, plain_url, taken)
 
 
@@ -175,8 +186,30 @@ async def test_connection_close_is_honoured(servers: Servers) -> None:
 async def test_a_full_store_is_a_429_with_retry_after_on_the_fast_path() -> None:
     host = FakeHost(MemoryQueue(max_events=1))
     app = IngestApp(host)
-    async with serve(app, fast_ingest_protocol(app)) as url:
+    async with serve_ingest(app, fast_path=True) as url:
         replies = await exchange(url, request("/v1/track", TRACK, AUTH), request("/v1/track", TRACK, AUTH))
     assert [r.status for r in replies] == [200, 429]
     assert int(replies[1].headers["retry-after"]) >= 1
     assert orjson.loads(replies[1].body)["error"]["code"] == "queue_full"
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast_path_on", "fast_path_off"])
+async def test_runtime_server_config_honours_ingest_fast_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast_path: bool
+) -> None:
+    """``ingest.fast_path`` decides whether ``eventrelay serve`` answers event POSTs without ASGI;
+    either way the answer is the same and the event is stored."""
+    taken = spy_on_the_fast_path(monkeypatch)
+    assert Ingest().fast_path is True  # the default
+    runtime = Runtime(runtime_config(tmp_path, {"fast_path": fast_path}), role="ingest")
+    await runtime.start()
+    try:
+        config = runtime.server_config()
+        assert issubclass(config.http, LimitedHttpProtocol)  # the connection limits either way
+        assert issubclass(config.http, FastIngestProtocol) is fast_path
+        async with serving_config(config) as url:
+            (reply,) = await exchange(url, request("/v1/track", TRACK, AUTH))
+        assert (reply.status, orjson.loads(reply.body)) == (200, {"success": True})
+        assert len(taken) == (1 if fast_path else 0)
+    finally:
+        await runtime.stop()

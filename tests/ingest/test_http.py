@@ -1,14 +1,18 @@
-"""The Tracking API over real HTTP (uvicorn + aiohttp): bad requests on a kept-alive connection
-get their 4xx and the next good request on the same connection still succeeds."""
+"""The Tracking API over real HTTP (uvicorn + aiohttp), every test with ``ingest.fast_path`` on and
+off: bad requests on a kept-alive connection get their 4xx and the next good request on the same
+connection still succeeds; deep JSON is a 400; the cacheable settings never carry a forged Host."""
 
 from __future__ import annotations
 
 import gzip
+from pathlib import Path
 
 import aiohttp
 import orjson
 
-from tests.ingest.conftest import WRITE_KEY, LiveServer
+from eventrelay.runtime import Runtime
+from tests.ingest.conftest import WRITE_KEY, LiveServer, runtime_config
+from tests.support.inprocess import serving
 
 AUTH = aiohttp.BasicAuth(WRITE_KEY, "")
 TRACK = {"userId": "u1", "event": "Signed Up", "properties": {"plan": "pro"}}
@@ -80,3 +84,41 @@ async def test_browser_preflight_and_text_plain_over_http(live: LiveServer) -> N
     assert settings["integrations"]["Segment.io"]["apiHost"] == live.url.removeprefix("http://") + "/v1"
     (event,) = await live.host.stored()
     assert event["channel"] == "client"
+
+
+async def test_deep_json_is_a_400_and_a_batch_keeps_its_valid_item_over_http(live: LiveServer) -> None:
+    nested = b"[" * 300 + b"]" * 300
+    deep = b'{"type":"track","userId":"u","event":"e","messageId":"deep","properties":{"x":%s}}' % nested
+    valid = orjson.dumps({**TRACK, "type": "track", "messageId": "kept"})
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{live.url}/v1/track", data=deep, auth=AUTH) as r:
+            assert r.status == 400
+            assert (await r.json())["error"]["limit"] == "64 levels of nesting per event"
+        async with http.post(f"{live.url}/v1/batch", data=b'{"batch":[%s,%s]}' % (deep, valid), auth=AUTH) as r:
+            assert r.status == 200
+            answer = await r.json()
+    assert answer["accepted"] == 1 and answer["rejected"][0]["messageId"] == "deep"
+    assert [e["messageId"] for e in await live.host.stored()] == ["kept"]
+
+
+async def test_a_forged_host_never_reaches_the_cacheable_settings_over_http(live: LiveServer) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{live.url}/v1/projects/{WRITE_KEY}/settings", headers={"Host": "evil.example"}) as r:
+            assert r.status == 200
+            assert r.headers["Cache-Control"] == "max-age=60"
+            assert r.headers["Vary"] == "Host"
+            settings = await r.json()
+    assert settings["integrations"]["Segment.io"]["apiHost"] == live.url.removeprefix("http://") + "/v1"
+
+
+async def test_the_settings_point_at_ingest_public_url(tmp_path: Path) -> None:
+    config = runtime_config(tmp_path, {"public_url": "https://events.example.com"})
+    runtime = Runtime(config, role="ingest")
+    await runtime.start()
+    try:
+        async with serving(runtime) as url, aiohttp.ClientSession() as http:
+            async with http.get(f"{url}/v1/projects/{WRITE_KEY}/settings", headers={"Host": "evil.example"}) as r:
+                segment = (await r.json())["integrations"]["Segment.io"]
+    finally:
+        await runtime.stop()
+    assert (segment["apiHost"], segment["protocol"]) == ("events.example.com/v1", "https")

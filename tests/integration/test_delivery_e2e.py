@@ -108,9 +108,11 @@ class Recorder:
 
 
 @contextlib.asynccontextmanager
-async def recording_endpoint() -> AsyncIterator[Recorder]:
-    recorder = Recorder()
-    app = web.Application()
+async def recording_endpoint(recorder: Any = None) -> AsyncIterator[Any]:
+    """Serve ``recorder`` (anything with ``handle(request)`` and ``url``; default a ``Recorder``)
+    as a Lambda Invoke endpoint on a free port."""
+    recorder = recorder or Recorder()
+    app = web.Application(client_max_size=8 * 1024 * 1024)  # over Lambda's 6 MB payload limit
     app.router.add_post("/2015-03-31/functions/{name}/invocations", recorder.handle)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

@@ -12,9 +12,11 @@ from typing import Any
 import boto3
 import pytest
 
+from eventrelay.config import load_config
 from eventrelay.config.model import Config
-from eventrelay.demo import demo_config
-from eventrelay.localaws.server import start_from_config
+from eventrelay.config.store import merge_api_entities
+from eventrelay.demo import prepare
+from eventrelay.localaws.server import LocalAwsServer, start_from_config
 from tests.localaws.conftest import NO_RETRY
 
 ENV_NAMES = (
@@ -105,29 +107,47 @@ async def test_endpoints_from_the_environment_are_honoured(
         await server.stop()
 
 
+async def demo_config(data_dir: Path) -> tuple[Config, LocalAwsServer]:
+    """What ``eventrelay serve`` without --config runs: the demo's file and store, its local endpoint."""
+    config = merge_api_entities(load_config(prepare(data_dir)))
+    return config, await start_from_config(config)
+
+
 async def test_demo_keeps_its_identity_and_the_users_handler_across_restarts(tmp_path: Path, clean_env: None) -> None:
-    config, server = await demo_config(str(tmp_path / "data"), port=8088)
+    config, server = await demo_config(tmp_path / "data")
     await server.stop()
-    identity = tmp_path / "data" / "demo-identity.json"
-    assert stat.S_IMODE(identity.stat().st_mode) == 0o600
+    for private in ("demo.yaml", "api-entities.json"):
+        assert stat.S_IMODE((tmp_path / "data" / private).stat().st_mode) == 0o600
     key = config.sources[0].write_key.get_secret_value()
-    assert len(key) >= 32
+    token = config.admin.token
+    assert len(key) >= 32 and token is not None and len(token.get_secret_value()) >= 32
     assert config.workspace is not None
     dest = config.destinations[0].settings
-    assert dest.endpoint_url == server.url and dest.log_type == "Tail"
+    assert dest.endpoint_url == server.url and dest.log_type == "None"
     assert dest.role_address == "arn:aws:iam::123456789012:role/eventrelay-demo"
     handler = tmp_path / "data" / "functions" / "handler.py"
     handler.write_text(handler.read_text() + "\n# edited by the user\n")
 
-    again, server2 = await demo_config(str(tmp_path / "data"), port=8088)
+    again, server2 = await demo_config(tmp_path / "data")
     await server2.stop()
+    assert server2.url == server.url  # the destination's endpoint_url still reaches it
     assert again.sources[0].write_key.get_secret_value() == key
+    assert again.admin.token is not None and again.admin.token.get_secret_value() == token.get_secret_value()
     assert again.workspace is not None and again.workspace.id == config.workspace.id
     assert "# edited by the user" in handler.read_text()
 
 
+async def test_a_demo_data_directory_of_an_earlier_version_keeps_its_write_key(tmp_path: Path, clean_env: None) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "demo-identity.json").write_text(json.dumps({"workspace_id": "ws_old", "write_key": "k" * 43}))
+    config = load_config(prepare(data))
+    assert config.workspace is not None and config.workspace.id == "ws_old"
+    assert config.sources[0].write_key.get_secret_value() == "k" * 43
+
+
 async def test_demo_role_trusts_the_workspace_id_only(tmp_path: Path, clean_env: None) -> None:
-    config, server = await demo_config(str(tmp_path / "data"), port=8088)
+    config, server = await demo_config(tmp_path / "data")
     try:
         role = server.roles.by_arn(config.destinations[0].settings.role_address)
         assert role is not None and config.workspace is not None

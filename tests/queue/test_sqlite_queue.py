@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from eventrelay.core.errors import StorageError
 from eventrelay.core.records import Accepted
 from eventrelay.queue.sqlite import store as sqlite_store
+from eventrelay.queue.sqlite.schema import SCHEMA_VERSION
 from tests.queue.conftest import OpenQueue, event
 
 
@@ -188,3 +190,59 @@ async def test_a_claim_of_only_empty_bodies(open_queue: OpenQueue) -> None:
     jobs = await queue.claim("lambda", 10, 30.0)
 
     assert sorted((j.message_id, j.body) for j in jobs) == [(i.message_id, b"") for i in items]
+
+
+LAYOUT_3_JOBS = """CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY, destination TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'ready',
+    due_at REAL NOT NULL, leased INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,
+    first_attempt_at REAL, redriven_at REAL, message_id TEXT NOT NULL, source TEXT NOT NULL,
+    call_type TEXT NOT NULL, received_at REAL NOT NULL, dead_status TEXT, reason TEXT, body BLOB NOT NULL
+)"""
+
+
+async def test_a_file_of_layout_3_gets_the_batch_column_and_keeps_its_jobs(tmp_path: Path) -> None:
+    from eventrelay.queue.sqlite import SQLiteQueue
+
+    with sqlite3.connect(tmp_path / "queue.db") as conn:  # the layout before Job.batch
+        conn.execute(LAYOUT_3_JOBS)
+        conn.execute(
+            "INSERT INTO jobs (destination, due_at, message_id, source, call_type, received_at, body)"
+            " VALUES ('lambda', 0, 'm-old', 'web', 'track', 1.5, x'7b7d')"
+        )
+        conn.execute("PRAGMA user_version = 3")
+    queue = SQLiteQueue(tmp_path / "queue.db", max_events=10, dedup_window=60.0)
+    await queue.start()
+    try:
+        [job] = await queue.claim("lambda", 10, 30.0)
+        assert (job.message_id, job.body, job.batch) == ("m-old", b"{}", None)
+        await queue.retry(replace(job, batch="b1/2/0"), 0.0)
+        [again] = await queue.claim("lambda", 10, 30.0)
+        assert (again.batch, again.attempts) == ("b1/2/0", 1)
+    finally:
+        await queue.close()
+    with sqlite3.connect(tmp_path / "queue.db") as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION  # migrated to the current layout
+
+
+async def test_a_file_of_layout_4_gets_the_lane_column_and_its_jobs_keep_no_order(tmp_path: Path) -> None:
+    from eventrelay.queue.sqlite import SQLiteQueue
+
+    with sqlite3.connect(tmp_path / "queue.db") as conn:  # the layout before per-user lanes
+        conn.execute(LAYOUT_3_JOBS)
+        conn.execute("ALTER TABLE jobs ADD COLUMN batch TEXT")
+        for n in range(2):
+            conn.execute(
+                "INSERT INTO jobs (destination, due_at, message_id, source, call_type, received_at, body)"
+                f" VALUES ('lambda', 0, 'm{n}', 'web', 'track', 1.5, x'7b7d')"
+            )
+        conn.execute("PRAGMA user_version = 4")
+    queue = SQLiteQueue(tmp_path / "queue.db", max_events=10, dedup_window=60.0)
+    await queue.start()
+    try:
+        await queue.order_lanes(["lambda"])
+        jobs = await queue.claim("lambda", 10, 30.0)
+        assert sorted(j.message_id for j in jobs) == ["m0", "m1"] and {j.lane for j in jobs} == {None}
+    finally:
+        await queue.close()
+    with sqlite3.connect(tmp_path / "queue.db") as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

@@ -9,7 +9,9 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,10 +90,24 @@ class Server:
         return "\n".join(p.read_text(errors="replace") for p in self.logs if p.exists())
 
 
-def write_config(workdir: Path, port: int, aws_port: int, *, timeout: str = "5s", extra_dest: str = "") -> Path:
+def write_config(
+    workdir: Path,
+    port: int,
+    aws_port: int,
+    *,
+    timeout: str = "5s",
+    extra_dest: str = "",
+    handler: str = SINK_HANDLER,
+    batch: str | None = None,
+    concurrency: int = 8,
+    function_concurrency: int = 2,
+) -> Path:
+    """The config of the ``sink`` destination and its local function (``handler``'s source);
+    ``batch`` is the destination's batch setting as YAML (None: one event per invoke)."""
     functions = workdir / "functions"
     functions.mkdir(parents=True, exist_ok=True)
-    (functions / "sink.py").write_text(SINK_HANDLER)
+    (functions / "sink.py").write_text(handler)
+    batch_line = "" if batch is None else f"\n      batch: {batch}"
     config = workdir / "eventrelay.yaml"
     config.write_text(f"""
 workspace: {{id: {WORKSPACE}}}
@@ -106,28 +122,37 @@ destinations:
       region: us-west-2
       role_address: arn:aws:iam::123456789012:role/eventrelay-invoke
       endpoint_url: http://127.0.0.1:{aws_port}
-      log_type: Tail
-    delivery: {{timeout: {timeout}, backoff_base: 200ms, backoff_cap: 1s, concurrency: 8}}
+      log_type: Tail{batch_line}
+    delivery: {{timeout: {timeout}, backoff_base: 200ms, backoff_cap: 1s, concurrency: {concurrency}}}
 {extra_dest}
 localaws:
   port: {aws_port}
   functions_dir: {functions}
   functions:
-    sink: {{handler: sink.handler, timeout: 30s, concurrency: 2}}
+    sink: {{handler: sink.handler, timeout: 30s, concurrency: {function_concurrency}}}
   roles:
     eventrelay-invoke: {{}}
 """)
     return config
 
 
+@contextmanager
+def sink_server(tmp_path: Path, **config: Any) -> Iterator[Server]:
+    """A ``Server`` (not started) of ``write_config(**config)``; killed at the end if running."""
+    port, aws_port = free_port(), free_port()
+    path = write_config(tmp_path, port, aws_port, **config)
+    srv = Server(tmp_path, path, port, tmp_path / "functions" / "sink.txt", serve_env(log_level="info"))
+    try:
+        yield srv
+    finally:
+        if srv.proc is not None:
+            srv.kill()
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    port, aws_port = free_port(), free_port()
-    config = write_config(tmp_path, port, aws_port)
-    srv = Server(tmp_path, config, port, tmp_path / "functions" / "sink.txt", serve_env(log_level="info"))
-    yield srv
-    if srv.proc is not None:
-        srv.kill()
+    with sink_server(tmp_path) as srv:
+        yield srv
 
 
 def wait_until(predicate: Any, timeout: float, interval: float = 0.2) -> bool:
@@ -137,3 +162,14 @@ def wait_until(predicate: Any, timeout: float, interval: float = 0.2) -> bool:
             return True
         time.sleep(interval)
     return bool(predicate())
+
+
+def repeats_once_every_acked_event_arrived(server: Server, acked: set[str], *, least: int) -> int:
+    """Fail unless ``acked`` (the events that got a 200, at least ``least`` of them) all reach the
+    function within two minutes; then return how many deliveries were repeats."""
+    assert len(acked) > least, f"too little load to mean anything ({len(acked)} acked)"
+    assert wait_until(lambda: acked <= set(server.delivered_ids()), timeout=120), (
+        f"{len(acked - set(server.delivered_ids()))} acknowledged events never reached the function"
+    )
+    counts = Counter(server.delivered_ids())
+    return sum(c - 1 for c in counts.values() if c > 1)

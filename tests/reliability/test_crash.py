@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import soak
 from tests.reliability.client import Sender
-from tests.reliability.conftest import WRITE_KEY, Server, wait_until
+from tests.reliability.conftest import WRITE_KEY, Server, repeats_once_every_acked_event_arrived, wait_until
 
 ROUNDS = 10 if soak() else 3
 IN_FLIGHT_BOUND = 8 + 64  # destination concurrency + one claim batch: what a kill can leave unacked
@@ -41,13 +41,7 @@ def _load_and_kill(server: Server, sig: int, rounds: int, rng: random.Random) ->
 def test_sigkill_loses_no_acknowledged_event(server: Server) -> None:
     server.start()
     sender = _load_and_kill(server, signal.SIGKILL, ROUNDS, random.Random(7))
-    acked = set(sender.acked)
-    assert len(acked) > 100, f"too little load to mean anything ({len(acked)} acked)"
-    assert wait_until(lambda: acked <= set(server.delivered_ids()), timeout=120), (
-        f"{len(acked - set(server.delivered_ids()))} acknowledged events never reached the function"
-    )
-    counts = Counter(server.delivered_ids())
-    duplicates = sum(c - 1 for c in counts.values() if c > 1)
+    duplicates = repeats_once_every_acked_event_arrived(server, set(sender.acked), least=100)
     assert duplicates <= ROUNDS * IN_FLIGHT_BOUND, f"{duplicates} duplicate deliveries"
 
 

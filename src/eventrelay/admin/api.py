@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 from eventrelay.admin.auth import check
 from eventrelay.core.outcome import Category
 from eventrelay.core.records import error_text
-from eventrelay.delivery.redrive import RedriveFilter, redrive
+from eventrelay.delivery.redrive import REDRIVABLE, RedriveFilter, redrive, redrive_summary
 from eventrelay.deliverylog.stats import (
     STATUSES,
     attempt_json,
@@ -148,7 +148,7 @@ async def redrive_destination(request: Request, runtime: Any) -> Response:
     moved = await redrive(runtime.queue, runtime.log, dest.name, wanted, now=time.time())
     if moved and runtime.engine is not None:
         runtime.engine.notify((dest.name,))
-    return _json({"destination": dest.name, "redriven": moved})
+    return _json({"destination": dest.name, "redriven": moved, "message": redrive_summary(dest.name, moved, wanted)})
 
 
 async def _delivery_state(runtime: Any, dest: Any) -> dict[str, Any]:
@@ -249,9 +249,11 @@ async def _body(request: Request) -> dict[str, Any]:
         raise BadParam("body", "body: must be a JSON object") from exc
     if not isinstance(body, dict):
         raise BadParam("body", "body: must be a JSON object")
-    unknown = sorted(set(body) - {"message_ids", "category", "since", "until"})
+    unknown = sorted(set(body) - {"message_ids", "category", "since", "until", "status"})
     if unknown:
-        raise BadParam(unknown[0], f"{unknown[0]}: unknown field (allowed: message_ids, category, since, until)")
+        raise BadParam(
+            unknown[0], f"{unknown[0]}: unknown field (allowed: message_ids, category, since, until, status)"
+        )
     return body
 
 
@@ -267,7 +269,18 @@ def _redrive_filter(body: dict[str, Any], now: float) -> RedriveFilter:
     category = _category(str(body["category"])) if body.get("category") is not None else None
     since = _when("since", str(body["since"]), now) if body.get("since") is not None else None
     until = _when("until", str(body["until"]), now) if body.get("until") is not None else None
-    return RedriveFilter(message_ids=ids, category=category, since=since, until=until)
+    return RedriveFilter(message_ids=ids, category=category, since=since, until=until, statuses=_states(body))
+
+
+def _states(body: dict[str, Any]) -> tuple[str, ...] | None:
+    """``status``: one state a redrive moves, or a list of them (None: all of them)."""
+    given = body.get("status")
+    if given is None:
+        return None
+    states = [given] if isinstance(given, str) else given
+    if not isinstance(states, list) or not states or not all(s in REDRIVABLE for s in states):
+        raise BadParam("status", f"status: one of {', '.join(REDRIVABLE)}, or a non-empty list of them")
+    return tuple(dict.fromkeys(states))
 
 
 def _json(body: Any, status: int = 200) -> Response:

@@ -7,6 +7,8 @@ from typing import Any
 from eventrelay.admin.config_api import PREFIX
 from eventrelay.destinations import registry
 
+_CONFIG_FILE = {"type": "string", "description": "read-only: the file that defines it (managed_by file)"}
+
 
 def openapi_paths() -> dict[str, Any]:
     """The Config API's paths (``type`` lists the registered destination types)."""
@@ -18,6 +20,7 @@ def openapi_paths() -> dict[str, Any]:
         "properties": {
             "name": {"type": "string"},
             "managed_by": {"type": "string", "enum": ["file", "api"]},
+            "config_file": _CONFIG_FILE,
             "write_key": {"type": "string", "description": "only in the answer that creates or rotates it"},
         },
     }
@@ -33,6 +36,7 @@ def openapi_paths() -> dict[str, Any]:
             "delivery": {"type": "object"},
             "external_id": {"type": ["string", "null"], "description": "read-only: the workspace id"},
             "managed_by": {"type": "string", "enum": ["file", "api"]},
+            "config_file": _CONFIG_FILE,
         },
     }
     check = {

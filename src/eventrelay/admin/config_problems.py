@@ -2,19 +2,25 @@
 
 Every refusal is ``{"error": {"code", "message"[, "errors"]}}``; a 422 lists each wrong field
 (relative to the entity: ``settings.region``) with what is wrong, as configuration errors do.
+``guarded`` puts a handler behind the admin token and answers its refusals so (the Config API,
+the Event Tester).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
-from eventrelay.core.errors import ConfigError
+from eventrelay.admin.auth import check as auth_check
+from eventrelay.core.errors import ConfigError, EventRelayError
 
 MAX_BODY_BYTES = 64 * 1024  # a destination's settings fit in a few KB; bigger bodies are refused
+
+Handler = Callable[[Request], Awaitable[Response]]
 
 
 class ApiProblem(Exception):
@@ -74,3 +80,21 @@ async def json_body(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiProblem(400, "invalid_json", "the body must be a JSON object")
     return body
+
+
+def guarded(handler: Handler, runtime: Any) -> Handler:
+    """``handler`` behind the admin token (401 without), its ``ApiProblem`` answered as JSON and
+    any other eventrelay error as a 500 with its message."""
+
+    async def endpoint(request: Request) -> Response:
+        denied = auth_check(request, runtime)
+        if denied is not None:
+            return denied
+        try:
+            return await handler(request)
+        except ApiProblem as problem:
+            return problem.response()
+        except EventRelayError as exc:
+            return ApiProblem(500, "internal", str(exc)).response()
+
+    return endpoint

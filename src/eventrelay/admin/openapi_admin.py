@@ -1,10 +1,13 @@
-"""The admin API's part of ``/openapi.json``: deliveries, destinations, stats, samples, redrive."""
+"""The admin API's part of ``/openapi.json``: deliveries, destinations, stats, samples, redrive,
+the Event Tester."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from eventrelay.core.outcome import Category
+from eventrelay.core.spec import CALL_TYPES
+from eventrelay.delivery.redrive import REDRIVABLE
 from eventrelay.deliverylog.stats import RANGES, STATUSES
 
 
@@ -108,7 +111,7 @@ def admin_paths() -> dict[str, Any]:
         },
         "/api/v1/destinations/{name}/samples": {
             "get": _admin_op(
-                "Recent failed attempts: You sent / Request / Response",
+                "Recent attempts: You sent / Request / Response (failures; category=delivered: successes)",
                 "destinationSamples",
                 "SampleList",
                 not_found=True,
@@ -121,12 +124,22 @@ def admin_paths() -> dict[str, Any]:
         },
         "/api/v1/destinations/{name}/redrive": {
             "post": _admin_op(
-                "Re-queue failed/discarded events (all, or filtered)",
+                "Re-queue failed/discarded events and make retrying ones due now (all, or filtered)",
                 "redrive",
                 "RedriveResult",
                 not_found=True,
                 params=[name],
                 body={"$ref": "#/components/schemas/RedriveRequest"},
+            )
+        },
+        "/api/v1/destinations/{name}/send": {
+            "post": _admin_op(
+                "Event Tester: send a test event now (not queued, not recorded)",
+                "sendTestEvent",
+                "TestEventResult",
+                not_found=True,
+                params=[name],
+                body={"$ref": "#/components/schemas/TestEventRequest"},
             )
         },
     }
@@ -172,6 +185,16 @@ def admin_schemas() -> dict[str, Any]:
             "you_sent": {},
             "request": {"type": "object"},
             "response": {"type": "object"},
+            "batch": {
+                "type": ["object", "null"],
+                "description": "The batch the event travelled in (null: one event per invoke)",
+                "properties": {
+                    "id": {"type": "string"},
+                    "size": {"type": ["integer", "null"]},
+                    "bytes": {"type": ["integer", "null"]},
+                },
+            },
+            "warning": {"type": ["string", "null"]},
         },
     }
     return {
@@ -231,7 +254,11 @@ def admin_schemas() -> dict[str, Any]:
                 "since": {"type": "number"},
                 "until": {"type": "number"},
                 "counts": counts,
-                "latency_ms": latency,
+                "latency_ms": {**latency, "description": "receipt to delivery, retries included"},
+                "first_attempt_latency_ms": {
+                    **latency,
+                    "description": "the same, over the events delivered by their first attempt",
+                },
                 "queue_depth": {"type": "integer"},
                 "flow": {"$ref": "#/components/schemas/Flow"},
                 "ordering": {"type": "string", "enum": ["none", "user"]},
@@ -316,11 +343,44 @@ def admin_schemas() -> dict[str, Any]:
                 "category": {"type": "string", "enum": categories},
                 "since": _TIME,
                 "until": _TIME,
+                "status": {
+                    "description": "only events in this state, or these states (default: all of them)",
+                    "oneOf": [
+                        {"type": "string", "enum": list(REDRIVABLE)},
+                        {"type": "array", "items": {"type": "string", "enum": list(REDRIVABLE)}, "minItems": 1},
+                    ],
+                },
             },
         },
         "RedriveResult": {
             "type": "object",
             "required": ["redriven"],
-            "properties": {"destination": {"type": "string"}, "redriven": {"type": "integer"}},
+            "properties": {
+                "destination": {"type": "string"},
+                "redriven": {"type": "integer"},
+                "message": {"type": "string", "description": "how many moved; when none did, why"},
+            },
+        },
+        "TestEventRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "type": {"type": "string", "enum": list(CALL_TYPES), "default": "track"},
+                "event": {"type": "string", "maxLength": 200, "description": "track event / page or screen name"},
+                "user_id": {"type": "string", "maxLength": 200},
+                "properties": {"type": "object", "description": "properties (traits for identify and group)"},
+                "source": {"type": "string", "description": "the source it comes from (External ID without workspace)"},
+            },
+        },
+        "TestEventResult": {
+            "type": "object",
+            "required": ["sent", "you_sent"],
+            "properties": {
+                "sent": {"type": "boolean", "description": "false: the destination does not take this event"},
+                "message": {"type": ["string", "null"]},
+                "you_sent": {"type": "object"},
+                "request": {"type": ["object", "null"]},
+                "response": {"type": ["object", "null"]},
+            },
         },
     }

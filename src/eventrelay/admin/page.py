@@ -32,8 +32,15 @@ def routes(runtime: Any) -> list[BaseRoute]:
     return [
         Route("/", _index, methods=["GET"]),
         Route("/admin", _index, methods=["GET"]),
+        Route("/favicon.ico", _favicon, methods=["GET"]),  # browsers ask for it whatever the page links
         Mount("/admin/static", app=StaticFiles(directory=STATIC_DIR), name="admin-static"),
     ]
+
+
+async def _favicon(request: Request) -> Response:
+    return FileResponse(
+        STATIC_DIR / "favicon.svg", media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"}
+    )
 
 
 async def _index(request: Request) -> Response:

@@ -12,7 +12,8 @@ from typing import Any
 from eventrelay.awsiam import cloudformation, grants, policy, trust
 from eventrelay.awsiam.identity import caller_identity
 from eventrelay.awsiam.render import render
-from eventrelay.config import load_config
+from eventrelay.cli import discover
+from eventrelay.cli.discover import CONFIG_HELP
 from eventrelay.config.model import Config
 from eventrelay.config.store import merge_api_entities
 
@@ -27,7 +28,7 @@ PRINCIPAL_HINT = (
 def add_parser(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser("aws", help="IAM policy, trust policy, CloudFormation template")
     p.add_argument("document", choices=DOCUMENTS, help="which document to print")
-    p.add_argument("--config", required=True, help="configuration file")
+    p.add_argument("--config", help=CONFIG_HELP)
     p.add_argument("--destination", help="the destination (needed when destinations use different roles)")
     p.add_argument("--account-id", help="account for bare function names (default: the role ARN's account)")
     p.add_argument("--region", help="region for bare names and partial ARNs (default: settings.region)")
@@ -52,7 +53,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = merge_api_entities(load_config(args.config))
+    config = merge_api_entities(discover.load(args.config))
     document = build(args.document, config, args)
     sys.stdout.write(render(document, args.format))
     return 0

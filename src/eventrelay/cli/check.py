@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from eventrelay.awsiam.check import FunctionCheck, check_report, run_check
+from eventrelay.cli import discover
+from eventrelay.cli.discover import CONFIG_HELP
 from eventrelay.config import load_config
 from eventrelay.config.model import Config
 from eventrelay.core.errors import ConfigError
@@ -34,15 +36,15 @@ PROBE_TIMEOUT = 1.0  # seconds: is a running eventrelay's local endpoint on the 
 def add_parser(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser("check", help="connection check: assume the role, DryRun invoke")
     p.add_argument("destination", nargs="?", help="the destination to check (default: every destination)")
-    p.add_argument("--config", required=True, help="configuration file")
+    p.add_argument("--config", help=CONFIG_HELP)
     p.add_argument("--source", help="the source whose id is the External ID (only without workspace.id)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    return asyncio.run(check(config, args, Path(args.config).resolve().parent))
+    path = discover.config_file(args.config)
+    return asyncio.run(check(load_config(path), args, path.resolve().parent))
 
 
 async def check(config: Config, args: argparse.Namespace, base_dir: Path | None = None) -> int:

@@ -2,7 +2,8 @@
 
 Reads the delivery log straight from the configured storage (works while the server is down,
 and beside a running server: the SQLite log allows other readers), or asks a running server's
-admin API with ``--url`` (token from ``--token`` or ``EVENTRELAY_ADMIN_TOKEN``).
+admin API with ``--url`` (token from ``--token`` or ``EVENTRELAY_ADMIN_TOKEN``). Without
+``--config`` it reads the demo's configuration in this folder (``cli/discover.py``).
 
     eventrelay deliveries --config eventrelay.yaml --status failed --since 1h
     eventrelay deliveries --config eventrelay.yaml --message-id 6f1c... --json
@@ -12,30 +13,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from datetime import datetime
 from typing import Any
 
 import orjson
 
-from eventrelay.config import load_config
-from eventrelay.core.errors import ConfigError, EventRelayError
+from eventrelay.cli import discover
+from eventrelay.cli.admin_client import add_source_options, call_api
+from eventrelay.core.errors import ConfigError
 from eventrelay.core.outcome import Category
 from eventrelay.deliverylog.stats import STATUSES, attempt_json, parse_when
 
 DEFAULT_LIMIT = 50
 ERROR_WIDTH = 60  # characters of the error column in the table; --json has all of it
-HTTP_TIMEOUT = 30.0  # seconds for one admin API call
-TOKEN_ENV = "EVENTRELAY_ADMIN_TOKEN"
-
-
-class AdminApiError(EventRelayError):
-    """The admin API of a running server refused or failed a request."""
 
 
 def add_parser(sub: Any) -> None:
@@ -52,23 +45,14 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def add_source_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="configuration file: read the store directly")
-    p.add_argument("--url", help="or ask a running server's admin API, e.g. http://127.0.0.1:8088")
-    p.add_argument("--token", help=f"admin token for --url (default: ${TOKEN_ENV})")
-
-
 def run(args: argparse.Namespace) -> int:
     now = time.time()
     since = parse_flag_time("--since", args.since, now)
     until = parse_flag_time("--until", args.until, now)
     if args.url:
         body = _from_api(args, since, until)
-    elif args.config:
-        body = asyncio.run(_from_store(args, since, until))
     else:
-        print("deliveries needs --config FILE (or --url of a running server)", file=sys.stderr)
-        return 2
+        body = asyncio.run(_from_store(args, since, until))
     if args.json:
         sys.stdout.write(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode() + "\n")
     elif args.message_id:
@@ -81,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 async def _from_store(args: argparse.Namespace, since: float | None, until: float | None) -> dict[str, Any]:
     from eventrelay.runtime.build import open_log
 
-    log = open_log(load_config(args.config))
+    log = open_log(discover.load(args.config))
     await log.start()
     try:
         if args.message_id:
@@ -117,48 +101,6 @@ def _from_api(args: argparse.Namespace, since: float | None, until: float | None
     return call_api(args, "GET", path, params=params)
 
 
-def call_api(
-    args: argparse.Namespace,
-    method: str,
-    path: str,
-    *,
-    params: dict[str, Any] | None = None,
-    body: Any = None,
-) -> dict[str, Any]:
-    """One admin API call; raises ``AdminApiError`` with the server's message."""
-    token = args.token or os.environ.get(TOKEN_ENV)
-    if not token:
-        raise ConfigError("--token", f"--url needs the admin token (--token or ${TOKEN_ENV})")
-    query = urllib.parse.urlencode({k: v for k, v in (params or {}).items() if v is not None})
-    url = args.url.rstrip("/") + path + (f"?{query}" if query else "")
-    data = orjson.dumps(body) if body is not None else None
-    request = urllib.request.Request(
-        url,
-        data=data,
-        method=method,
-        headers={
-            "Authorization": f"Bearer {token}",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-        },
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:
-            answer: dict[str, Any] = orjson.loads(response.read())
-            return answer
-    except urllib.error.HTTPError as exc:
-        raise AdminApiError(f"{url.split('?')[0]}: HTTP {exc.code}: {_message(exc.read())}") from exc
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        raise AdminApiError(f"cannot reach {args.url}: {exc}") from exc
-
-
-def _message(raw: bytes) -> str:
-    try:
-        return str(orjson.loads(raw)["error"]["message"])
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        return raw[:200].decode("utf-8", "replace")
-
-
 def parse_flag_time(flag: str, value: str | None, now: float) -> float | None:
     if value is None:
         return None
@@ -169,7 +111,7 @@ def parse_flag_time(flag: str, value: str | None, now: float) -> float | None:
 
 
 def print_deliveries(rows: list[dict[str, Any]]) -> None:
-    header = ("MESSAGE ID", "DESTINATION", "STATUS", "CATEGORY", "ATTEMPTS", "FUNCTION", "UPDATED", "ERROR")
+    header = ("MESSAGE ID", "DESTINATION", "STATUS", "CATEGORY", "ATTEMPTS", "FUNCTION", "UPDATED", "NEXT ATTEMPT")
     table = [header] + [
         (
             r["message_id"],
@@ -179,11 +121,12 @@ def print_deliveries(rows: list[dict[str, Any]]) -> None:
             str(r["attempts"]),
             r["function"] or "",
             _time(r["updated_at"]),
-            _short(r["error"] or ""),
+            _time(r.get("next_attempt_at")) if r["status"] == "retrying" else "-",
         )
         for r in rows
     ]
-    _print_table(table)
+    errors = [_short(r["error"] or "") for r in rows]
+    _print_table([(*row, error) for row, error in zip(table, ["ERROR", *errors], strict=True)])
     print(f"{len(rows)} event{'s' if len(rows) != 1 else ''}")
 
 
@@ -193,13 +136,25 @@ def print_attempts(attempts: list[dict[str, Any]]) -> None:
         return
     for a in attempts:
         resp = a["response"]
+        status = "no answer" if resp["status"] is None else f"status {resp['status']}"
         print(
             f"attempt {a['attempt']} to {a['destination']} at {_time(a['at'])}: {a['category_name']} "
-            f"({a['category']}), status {resp['status']}, {a['latency_ms']:.0f} ms, event now {a['status']}"
+            f"({a['category']}), {status}, {a['latency_ms']:.0f} ms, event now {a['status']}"
         )
+        if a["status"] == "retrying" and a.get("next_attempt_at"):
+            print(f"  next attempt: {_time(a['next_attempt_at'])}")
         if resp["error_type"] or resp["error_message"]:
-            print(f"  error: {resp['error_type'] or ''}: {resp['error_message'] or ''}")
-        print(f"  function: {a['request'].get('function')} qualifier: {a['request'].get('qualifier')}")
+            error = ": ".join(part for part in (resp["error_type"], resp["error_message"]) if part)
+            print(f"  error: {error}")
+        request = a["request"]
+        target = " ".join(f"{k}: {request[k]}" for k in ("function", "qualifier") if request.get(k) is not None)
+        if target:
+            print(f"  {target}")
+        if a.get("batch"):
+            batch = a["batch"]
+            print(f"  batch: {batch['id']} ({batch['size']} events, {batch['bytes']} bytes)")
+        if a.get("warning"):
+            print(f"  warning: {a['warning']}")
         if resp["log_tail"]:
             print("  log tail:")
             for line in str(resp["log_tail"]).splitlines():

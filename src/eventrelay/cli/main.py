@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from eventrelay.core.errors import ConfigError, EventRelayError
 
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a command whose reader closed the pipe
 COMMANDS = ("serve", "validate", "localaws", "deliveries", "redrive", "aws", "check", "send")
 
 
@@ -31,7 +33,18 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _reader_gone()
     return int(code or 0)
+
+
+def _reader_gone() -> int:
+    """The reader of stdout went away (``eventrelay deliveries | head``): stop quietly, as a
+    command killed by SIGPIPE would, without the traceback of the final flush at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return SIGPIPE_EXIT
 
 
 def _indent(text: str) -> str:

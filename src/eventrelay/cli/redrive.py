@@ -1,12 +1,14 @@
-"""``eventrelay redrive DESTINATION``: put failed/discarded events back into delivery.
+"""``eventrelay redrive DESTINATION``: put failed/discarded events back into delivery, and make
+retrying ones due now with a fresh retry window.
 
     eventrelay redrive --config eventrelay.yaml lambda-prod                      # all of them
     eventrelay redrive --config eventrelay.yaml lambda-prod --category execution_error --since 1h
     eventrelay redrive --url http://127.0.0.1:8088 lambda-prod --message-id ID --message-id ID
 
-With ``--config`` it opens the queue and the delivery log directly: use it while the server is
-stopped (the SQLite queue belongs to one process at a time). While the server runs, use
-``--url`` so the running server re-queues (and its engine starts right away).
+Without ``--url`` it reads the configuration (``--config``, else the demo's in this folder:
+``cli/discover.py``); when a server runs on its data directory it asks that server (the SQLite queue
+belongs to one process at a time, and the running engine starts right away), else it opens the
+queue and the delivery log directly.
 """
 
 from __future__ import annotations
@@ -17,18 +19,21 @@ import sys
 import time
 from typing import Any, TextIO
 
-from eventrelay.cli.deliveries import add_source_options, call_api, parse_flag_time
-from eventrelay.config import load_config
+from eventrelay.cli import discover
+from eventrelay.cli.admin_client import add_source_options, call_api
+from eventrelay.cli.deliveries import parse_flag_time
 from eventrelay.config.model import Config
 from eventrelay.core.errors import ConfigError
 from eventrelay.core.outcome import Category
-from eventrelay.delivery.redrive import RedriveFilter, redrive
+from eventrelay.delivery.redrive import REDRIVABLE, RedriveFilter, redrive, redrive_summary
 
 BAR_WIDTH = 30  # characters of the progress bar
 
 
 def add_parser(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser("redrive", help="re-queue failed events of a destination")
+    p: argparse.ArgumentParser = sub.add_parser(
+        "redrive", help="re-queue failed events of a destination, retry retrying ones now"
+    )
     p.add_argument("destination", help="destination name")
     add_source_options(p)
     p.add_argument(
@@ -39,8 +44,15 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--message-id", action="append", dest="message_ids", metavar="ID", help="only this event (repeatable)"
     )
-    p.add_argument("--since", help="only events that failed since: 1h, epoch seconds or ISO 8601")
-    p.add_argument("--until", help="only events that failed until (same forms)")
+    p.add_argument("--since", help="only events whose state changed since: 1h, epoch seconds or ISO 8601")
+    p.add_argument("--until", help="only events whose state changed until (same forms)")
+    p.add_argument(
+        "--status",
+        action="append",
+        dest="statuses",
+        choices=REDRIVABLE,
+        help="only events in this state (repeatable; default: failed, discarded and retrying)",
+    )
     p.set_defaults(func=run)
 
 
@@ -51,8 +63,12 @@ def run(args: argparse.Namespace) -> int:
         category=args.category,
         since=parse_flag_time("--since", args.since, now),
         until=parse_flag_time("--until", args.until, now),
+        statuses=tuple(args.statuses) if args.statuses else None,
     )
-    if args.url:
+    config = None if args.url else discover.load(args.config)
+    if config is not None and not discover.running_server(args, config):
+        moved = asyncio.run(_direct(config, args.destination, wanted, now))
+    else:
         body = {
             k: v
             for k, v in (
@@ -60,16 +76,12 @@ def run(args: argparse.Namespace) -> int:
                 ("category", wanted.category),
                 ("since", args.since),
                 ("until", args.until),
+                ("status", list(wanted.statuses) if wanted.statuses else None),
             )
             if v is not None
         }
         moved = int(call_api(args, "POST", f"/api/v1/destinations/{args.destination}/redrive", body=body)["redriven"])
-    elif args.config:
-        moved = asyncio.run(_direct(load_config(args.config), args.destination, wanted, now))
-    else:
-        print("redrive needs --config FILE (or --url of a running server)", file=sys.stderr)
-        return 2
-    print(f"re-drove {moved} event{'s' if moved != 1 else ''} of {args.destination}")
+    print(redrive_summary(args.destination, moved, wanted))
     return 0
 
 
@@ -84,7 +96,8 @@ async def _direct(config: Config, destination: str, wanted: RedriveFilter, now: 
     try:
         await log.start()
         try:
-            return await redrive(queue, log, destination, wanted, now=now, progress=ProgressBar(sys.stderr))
+            with ProgressBar(sys.stderr) as bar:
+                return await redrive(queue, log, destination, wanted, now=now, progress=bar)
         finally:
             await log.close()
     finally:
@@ -100,14 +113,32 @@ def _all_destinations(config: Config) -> list[Any]:
 
 
 class ProgressBar:
-    """``[#########.....] 500/1000`` on stderr, rewritten in place."""
+    """``[#########.....] 500/1000`` on stderr, rewritten in place; the line is ended when the
+    work is done and, whatever happened, when the ``with`` block ends (an error is never printed
+    on the bar's line). Nothing is drawn when there is nothing to do."""
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
+        self.open = False  # a bar is drawn and its line not ended yet
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.end()
 
     def __call__(self, done: int, total: int) -> None:
-        filled = BAR_WIDTH if total == 0 else BAR_WIDTH * done // total
+        if total == 0:
+            return
+        filled = BAR_WIDTH * min(done, total) // total
         self.out.write(f"\r[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {done}/{total}")
+        self.open = True
         if done >= total:
-            self.out.write("\n")
+            self.end()
         self.out.flush()
+
+    def end(self) -> None:
+        if self.open:
+            self.out.write("\n")
+            self.out.flush()
+            self.open = False

@@ -57,7 +57,11 @@ class Job:
     attempts: int = 0
     first_attempt_at: float | None = None
     meta: dict[str, str] = field(default_factory=dict, compare=False)
-    redriven_at: float | None = None  # last, after ``meta``: positional construction is unchanged
+    redriven_at: float | None = None  # after ``meta``: positional construction is unchanged
+    # The whole batch this job is retried with (``delivery/batcher.BatchKey``, written by the
+    # queue's ``retry`` and read back by its claim): jobs of one key are sent together again, so
+    # a failing batch can be split in halves. None: the job batches with whatever is due.
+    batch: str | None = None
     lane: str | None = None  # set when the destination orders by user: the job's user lane
 
 
@@ -87,6 +91,12 @@ class AttemptRecord:
     response_body: str | None = None
     event: bytes = b""  # "You sent"
     next_attempt_at: float | None = None
+    # The batch the event travelled in (a destination with ``batch`` set; None: one event per
+    # invoke): its id (the same id when a whole batch is tried again), events and payload bytes.
+    batch_id: str | None = None
+    batch_size: int | None = None
+    batch_bytes: int | None = None
+    warning: str | None = None  # e.g. an unknown batchItemFailures itemIdentifier, ignored
 
 
 def finished_at(a: AttemptRecord) -> float:

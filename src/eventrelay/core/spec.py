@@ -50,3 +50,18 @@ def ordering_key(event: Mapping[str, Any]) -> str | None:
 EVENT_LIMIT: Final = "32 KB per event"
 BATCH_LIMIT: Final = "500 KB per batch request"
 BATCH_EVENTS_LIMIT: Final = "2,500 events per batch"
+
+SERVER_FIELDS_BYTES: Final = 512
+"""How the 32 KB per-event limit is measured, the same for ``/v1/track`` and for a batch item: on
+the event's JSON as stored (compact), which may exceed ``MAX_EVENT_BYTES`` by this allowance for
+the fields the server adds (messageId, receivedAt, timestamps, context.ip, channel, version, type:
+well under it) plus, for a batch item, the size of the batch-level context/integrations merged
+into it. An event a client measured at 32 KB (analytics-python measures its JSON with spaces,
+never smaller) is therefore always accepted."""
+MAX_EVENT_DEPTH: Final = 64
+"""Levels of nesting in one event (the event object is level 1, ``properties`` level 2, ...).
+orjson, which stores events and encodes every answer, refuses more than 254 levels, and a stored
+event is encoded again a few levels deep inside API answers and delivery samples; 64 leaves that
+room and is far beyond what real events nest (Segment's specs nest 3 or 4). A body nested deeper
+than 1,024 levels is refused whole: the JSON parser stops there."""
+EVENT_DEPTH_LIMIT: Final = "64 levels of nesting per event"

@@ -8,6 +8,7 @@ than touching metric objects, so names stay in one place.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -59,6 +60,20 @@ END_TO_END_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400),
 )
 
+BATCH_EVENTS = Histogram(
+    "eventrelay_batch_events",
+    "Events per batch invoke (destinations with batch set)",
+    ["destination"],
+    registry=REGISTRY,
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000),
+)
+BATCH_BYTES = Histogram(
+    "eventrelay_batch_bytes",
+    "Payload bytes per batch invoke (destinations with batch set)",
+    ["destination"],
+    registry=REGISTRY,
+    buckets=(1024, 4096, 16384, 65536, 262144, 524288, 1048576, 2097152, 4194304, 6291456),
+)
 
 # labels() takes a lock and builds a key (~25 us): each labelled child is looked up once, then
 # cached (label values are source, destination, category and reason names: a small, bounded set).
@@ -104,16 +119,31 @@ class DestinationMeter:
 
     def attempt(self, category: str, seconds: float) -> None:
         """One attempt ended in ``category`` after ``seconds``."""
-        counter = self._attempts.get(category)
-        if counter is None:
-            counter = self._attempts[category] = ATTEMPTS.labels(self._name, category)
-        counter.inc()
+        self._attempts_of(category).inc()
         self._attempt_seconds.observe(seconds)
 
     def delivered(self, end_to_end_seconds: float) -> None:
         """An event was delivered, ``end_to_end_seconds`` after its receipt."""
         self._delivered.inc()
         self._end_to_end.observe(end_to_end_seconds)
+
+    def attempts(self, categories: Mapping[str, int], seconds: float) -> None:
+        """One invoke of a batch: its events' attempts by category, and its latency (observed
+        once: the invoke is the attempt that took ``seconds``)."""
+        for category, count in categories.items():
+            self._attempts_of(category).inc(count)
+        self._attempt_seconds.observe(seconds)
+
+    def _attempts_of(self, category: str) -> Any:
+        counter = self._attempts.get(category)
+        if counter is None:
+            counter = self._attempts[category] = ATTEMPTS.labels(self._name, category)
+        return counter
+
+    def batch(self, events: int, payload_bytes: int) -> None:
+        """One batch invoke of ``events`` events in ``payload_bytes`` bytes."""
+        _child(BATCH_EVENTS, self._name).observe(events)
+        _child(BATCH_BYTES, self._name).observe(payload_bytes)
 
     def retried(self) -> None:
         self._retried.inc()

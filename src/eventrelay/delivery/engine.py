@@ -20,11 +20,12 @@ from collections.abc import Iterable, Mapping
 
 from eventrelay.config.model import DeliveryPolicy
 from eventrelay.core import telemetry
+from eventrelay.delivery.batch_worker import BatchWorker
 from eventrelay.delivery.handoff import Reservation
 from eventrelay.delivery.settler import Settler
 from eventrelay.delivery.worker import DestinationWorker
 from eventrelay.deliverylog.base import DeliveryLog
-from eventrelay.destinations.base import Destination
+from eventrelay.destinations.base import BatchDestination, Destination
 from eventrelay.queue.base import Queue
 
 Targets = Mapping[str, tuple[Destination, DeliveryPolicy]]
@@ -129,7 +130,11 @@ class DeliveryEngine:
         }
 
     def _start_worker(self, name: str, destination: Destination, policy: DeliveryPolicy) -> None:
-        worker = DestinationWorker(name, destination, policy, self._queue, self._settler, rng=self._rng)
+        worker: DestinationWorker
+        if isinstance(destination, BatchDestination):  # configured with batch: batches in its slots
+            worker = BatchWorker(name, destination, policy, self._queue, self._settler, rng=self._rng)
+        else:
+            worker = DestinationWorker(name, destination, policy, self._queue, self._settler, rng=self._rng)
         self._workers[name] = worker
         worker.start()
 

@@ -129,6 +129,15 @@ class FlowControl:
             return None
         return self._permit(target, limit)
 
+    def acquire(self, event: Mapping[str, Any], now: float) -> Permit | None:
+        """A permit for one invoke to ``event``'s target now (a batch of it is one invoke), or
+        None when the target or the ceiling has no room; nothing is parked."""
+        target = self.target(event)
+        limit = self._limit(target)
+        if self.in_flight >= self.ceiling or limit.room(now) <= 0:
+            return None
+        return self._permit(target, limit)
+
     def release(self, permit: Permit, outcome: Outcome | None, now: float) -> None:
         """The attempt of ``permit`` ended (``outcome`` None: cancelled)."""
         self.in_flight -= 1
@@ -165,6 +174,10 @@ class FlowControl:
         self._parked.clear()
         self.parked = 0
         return jobs
+
+    def held_back(self, event: Mapping[str, Any], now: float) -> float:
+        """Seconds until ``event``'s target takes attempts again (0: now)."""
+        return max(0.0, self._limit(self.target(event)).not_before - now)
 
     def wake_in(self, now: float) -> float | None:
         """Seconds until the first Retry-After (or floor backoff) ends, if any holds a target back."""

@@ -15,6 +15,8 @@ throttles, Retry-After honoured) within ``delivery.concurrency``. A claimed job 
 has no room waits in flow control (in order, its lease kept) until it has.
 
 An attempt cancelled by shutdown is neither recorded nor settled: its lease returns it.
+A destination configured to batch gets a ``BatchWorker`` (``batch_worker.py``), this loop with
+batches in its slots.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ class DestinationWorker:
         self._unsettled = 0  # attempts handed to the settler, not yet settled (<= UNSETTLED_MAX)
         self._reserved = 0  # slots promised to appends in progress (delivery/handoff.py)
         self.lease_seconds = policy.timeout + LEASE_MARGIN
+        self._claim_max = CLAIM_BATCH_MAX  # jobs per claim at most
         self._all_settled: asyncio.Future[None] | None = None  # drain waits for _unsettled == 0
         self._kick = asyncio.Event()
         self._stopped = asyncio.Event()
@@ -190,7 +193,7 @@ class DestinationWorker:
                 self._waiting_for_slot = True
                 await self._wait_kick(self._flow_wake())
                 continue
-            limit = min(free, CLAIM_BATCH_MAX)
+            limit = min(free, self._claim_max)
             self._kick.clear()
             try:
                 jobs = await self._queue.claim(self.name, limit, lease)
@@ -275,11 +278,7 @@ class DestinationWorker:
             self._flow.release(permit, outcome, self._clock())
         self._meter.attempt(str(outcome.category), outcome.latency_ms / 1000.0)
         now = self._clock()
-        if outcome.verdict is Verdict.BACKOFF_DESTINATION:
-            self._pause(now, outcome)
-        elif outcome.verdict is Verdict.SUCCESS:
-            self._pause_level = 0
-        not_before = self.paused_until if self.paused_until > now else None
+        not_before = self._pace(outcome, now)
         settlement = decide(
             job, outcome, self.policy, started_at=started, now=now, not_before=not_before, rng=self._rng
         )
@@ -328,6 +327,16 @@ class DestinationWorker:
             return Outcome(
                 Category.AWS_ERROR, Verdict.RETRY, error_type=type(exc).__name__, error_message=str(exc)[:500]
             )
+
+    def _pace(self, outcome: Outcome, now: float) -> float | None:
+        """Destination-wide pacing after an attempt (one invoke, of one event or a batch): pause
+        on AccessDenied / Invalid Credentials, reset on success. Returns the end of a pause in
+        force (no retry is due before it), else None."""
+        if outcome.verdict is Verdict.BACKOFF_DESTINATION:
+            self._pause(now, outcome)
+        elif outcome.verdict is Verdict.SUCCESS:
+            self._pause_level = 0
+        return self.paused_until if self.paused_until > now else None
 
     def _pause(self, now: float, outcome: Outcome) -> None:
         if self.paused_until > now:

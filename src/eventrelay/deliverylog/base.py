@@ -48,7 +48,7 @@ class DeliveryRow:
 
 @dataclass(slots=True)
 class Latency:
-    """End-to-end latency (receivedAt to success) over the delivered events of a range."""
+    """End-to-end latency (receivedAt to success, retries included) over delivered events of a range."""
 
     count: int
     p50_ms: float | None
@@ -90,6 +90,8 @@ class Stats:
     errors: list[ErrorCount]
     buckets: list[Bucket]
     bucket_seconds: float
+    first_attempt: Latency = field(default_factory=lambda: Latency(0, None, None, None))
+    """The same over the events delivered by their first attempt (no retry, no redrive)."""
 
 
 @runtime_checkable
@@ -119,11 +121,13 @@ class DeliveryLog(Protocol):
         ...
 
     async def samples(self, destination: str, category: str | None = None, limit: int = 5) -> list[AttemptRecord]:
-        """The most recent failed attempts (with their event) of ``category``, newest first;
-        without a category, up to ``limit`` of each failure category."""
+        """The most recent attempts of ``category`` with their event, newest first; without a
+        category, up to ``limit`` of each failure category. ``delivered`` gives recent successful
+        deliveries: a store may keep the event of only some of them (the SQLite store: one per
+        destination per second) and answers those."""
         ...
 
     async def redriven(self, destination: str, message_ids: Sequence[str] | None, at: float) -> int:
-        """Mark failed/discarded events of ``destination`` (all, or those ids) as retrying again
-        after a redrive. Returns how many rows changed."""
+        """Mark failed/discarded/retrying events of ``destination`` (all, or those ids) as retrying
+        with their next attempt at ``at``, after a redrive. Returns how many rows changed."""
         ...

@@ -8,6 +8,7 @@ from dataclasses import replace
 from eventrelay.core.outcome import Category
 from eventrelay.core.records import AttemptRecord, error_text, finished_at
 from eventrelay.deliverylog.base import DeliveryRow, Stats
+from eventrelay.deliverylog.samples import DeliveredSamples
 from eventrelay.deliverylog.stats import compute_stats
 
 
@@ -15,6 +16,7 @@ class MemoryDeliveryLog:
     def __init__(self) -> None:
         self.records: list[AttemptRecord] = []
         self.rows: dict[tuple[str, str], DeliveryRow] = {}
+        self._samples = DeliveredSamples()
 
     async def start(self) -> None:
         return None
@@ -25,8 +27,8 @@ class MemoryDeliveryLog:
     async def record(self, attempts: Sequence[AttemptRecord]) -> None:
         for a in attempts:
             delivered = a.category is Category.DELIVERED
-            # As the SQLite store: the event body is kept for failed attempts only (samples).
-            self.records.append(replace(a, event=b"") if delivered else a)
+            # As the SQLite store: the event body is kept for failed attempts and a sample of delivered ones.
+            self.records.append(replace(a, event=b"") if delivered and not self._samples.keep(a) else a)
             key = (a.message_id, a.destination)
             before = self.rows.get(key)
             end = finished_at(a)
@@ -76,11 +78,11 @@ class MemoryDeliveryLog:
         return compute_stats(destination, since, until, self.rows.values(), self.records)
 
     async def samples(self, destination: str, category: str | None = None, limit: int = 5) -> list[AttemptRecord]:
-        failed = [
+        failed = [  # delivered ones only when asked for, those that kept their event, as the SQLite store
             a
             for a in self.records
             if a.destination == destination
-            and a.category is not Category.DELIVERED
+            and (a.category is not Category.DELIVERED or (category == Category.DELIVERED and a.event))
             and category in (None, str(a.category))
         ]
         failed.sort(key=finished_at, reverse=True)
@@ -98,7 +100,7 @@ class MemoryDeliveryLog:
         for key, row in self.rows.items():
             if (
                 row.destination == destination
-                and row.status in ("failed", "discarded")
+                and row.status in ("failed", "discarded", "retrying")
                 and (wanted is None or row.message_id in wanted)
             ):
                 self.rows[key] = replace(row, status="retrying", updated_at=at, next_attempt_at=at)

@@ -47,6 +47,13 @@ def latency_of(values_ms: Iterable[float]) -> Latency:
     return Latency(len(ordered), percentile(ordered, 50), percentile(ordered, 95), percentile(ordered, 99))
 
 
+def latencies_of(delivered: Iterable[tuple[float, int]]) -> tuple[Latency, Latency]:
+    """From (receipt-to-delivery ms, attempts) of delivered events: the latency of all of them,
+    and of those delivered by their first attempt."""
+    values = list(delivered)
+    return latency_of(ms for ms, _ in values), latency_of(ms for ms, attempts in values if attempts == 1)
+
+
 def bucket_width(since: float, until: float) -> float:
     return max(1.0, (until - since) / SERIES_BUCKETS)
 
@@ -80,13 +87,13 @@ def compute_stats(
 ) -> Stats:
     """Stats from rows and records in memory (the fake store; SQLite does the same in SQL)."""
     counts = dict.fromkeys(STATUSES, 0)
-    latencies: list[float] = []
+    latencies: list[tuple[float, int]] = []
     for row in rows:
         if row.destination != destination or not since <= row.updated_at <= until:
             continue
         counts[row.status] += 1
         if row.status == "delivered" and row.delivered_at is not None:
-            latencies.append((row.delivered_at - row.received_at) * 1000.0)
+            latencies.append(((row.delivered_at - row.received_at) * 1000.0, row.attempts))
     width = bucket_width(since, until)
     buckets = empty_buckets(since, width)
     per_category: dict[Category, tuple[int, set[str]]] = {}
@@ -100,24 +107,30 @@ def compute_stats(
             ids.add(rec.message_id)
             per_category[rec.category] = (n + 1, ids)
     errors = sort_errors(ErrorCount(cat, n, len(ids)) for cat, (n, ids) in per_category.items())
-    return Stats(destination, since, until, counts, latency_of(latencies), errors, buckets, width)
+    total, first = latencies_of(latencies)
+    return Stats(destination, since, until, counts, total, errors, buckets, width, first)
 
 
 def stats_json(stats: Stats, *, external_id: str | None = None, timeout_s: float | None = None) -> dict[str, Any]:
     """The stats API answer: counts, latency, error table (with names and fix hints), series."""
-    lat = stats.latency
     return {
         "destination": stats.destination,
         "since": stats.since,
         "until": stats.until,
         "counts": stats.counts,
-        "latency_ms": {"count": lat.count, "p50": lat.p50_ms, "p95": lat.p95_ms, "p99": lat.p99_ms},
+        "latency_ms": latency_json(stats.latency),
+        "first_attempt_latency_ms": latency_json(stats.first_attempt),
         "errors": [_error_json(e, external_id, timeout_s) for e in stats.errors],
         "series": {
             "bucket_seconds": stats.bucket_seconds,
             "buckets": [{"start": b.start, "delivered": b.delivered, "errors": b.errors} for b in stats.buckets],
         },
     }
+
+
+def latency_json(lat: Latency) -> dict[str, Any]:
+    """Percentiles in ms and how many events they are over."""
+    return {"count": lat.count, "p50": lat.p50_ms, "p95": lat.p95_ms, "p99": lat.p99_ms}
 
 
 def _error_json(e: ErrorCount, external_id: str | None, timeout_s: float | None) -> dict[str, Any]:
@@ -148,6 +161,8 @@ def sample_json(rec: AttemptRecord) -> dict[str, Any]:
         "at": finished_at(rec),
         "you_sent": event_json(rec.event),
         "request": request,
+        "batch": batch_json(rec),
+        "warning": rec.warning,
         "response": {
             "status": rec.status_code,
             "error_type": rec.error_type,
@@ -157,6 +172,13 @@ def sample_json(rec: AttemptRecord) -> dict[str, Any]:
             "body": rec.response_body,
         },
     }
+
+
+def batch_json(rec: AttemptRecord) -> dict[str, Any] | None:
+    """The batch the attempt's event travelled in (None: one event per invoke)."""
+    if rec.batch_id is None:
+        return None
+    return {"id": rec.batch_id, "size": rec.batch_size, "bytes": rec.batch_bytes}
 
 
 def attempt_json(rec: AttemptRecord) -> dict[str, Any]:

@@ -22,15 +22,16 @@ import orjson
 
 from eventrelay.core import telemetry
 from eventrelay.core.asgi import Receive, Scope, Send
-from eventrelay.core.errors import DiskFull, IngestError, PayloadError, QueueFull, StorageError
+from eventrelay.core.errors import DiskFull, IngestError, QueueFull, StorageError
 from eventrelay.core.records import Accepted
-from eventrelay.core.spec import CALL_TYPES, EVENT_LIMIT, MAX_EVENT_BYTES, ordering_key
+from eventrelay.core.spec import CALL_TYPES, ordering_key
 from eventrelay.ingest.auth import authenticate, basic_user, source_of
 from eventrelay.ingest.batch import Rejection, prepare_batch
 from eventrelay.ingest.body import decode, parse_object, read_body
 from eventrelay.ingest.cors import Headers, cors_headers, preflight_headers
+from eventrelay.ingest.encode import encode_event
 from eventrelay.ingest.normalise import iso, normalise
-from eventrelay.ingest.settings_endpoint import settings_document, settings_key
+from eventrelay.ingest.settings_endpoint import ApiOrigin, settings_document, settings_key
 from eventrelay.ingest.sink import EventSink
 from eventrelay.ingest.validate import validate
 
@@ -54,6 +55,8 @@ ROUTES: dict[str, tuple[str | None, str]] = {
 _SUCCESS = b'{"success":true}'
 _JSON = (b"content-type", b"application/json")
 _SUCCESS_HEADERS = [_JSON, (b"content-length", b"%d" % len(_SUCCESS)), *cors_headers(None)]
+# Cacheable for a minute; the answer depends on Host (see settings_endpoint.ApiOrigin).
+_SETTINGS_HEADERS = [(b"cache-control", b"max-age=60"), (b"vary", b"Host")]
 
 
 class IngestHost(Protocol):
@@ -73,8 +76,9 @@ class IngestHost(Protocol):
 class IngestApp:
     """The ASGI app of the Tracking API. ``host`` is the ``Runtime`` (or a test double)."""
 
-    def __init__(self, host: IngestHost) -> None:
+    def __init__(self, host: IngestHost, origin: ApiOrigin | None = None) -> None:
         self.host = host
+        self.origin = origin or ApiOrigin()  # where the settings endpoint points analytics.js
         self._header_users: dict[bytes, str] = {}  # Authorization header -> its Basic user (write key)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -100,16 +104,16 @@ class IngestApp:
         Retry-After for a full or failing store, 500 (logged) for a bug; the server keeps serving."""
         if isinstance(exc, IngestError):
             telemetry.rejected(exc.code)
-            return exc.status, _error(exc.code, exc.message, exc.field, exc.limit), []
+            return exc.status, error_body(exc.code, exc.message, exc.field, exc.limit), []
         if isinstance(exc, QueueFull):
-            return 429, _error("queue_full", str(exc)), _retry_after(exc.retry_after)
+            return 429, error_body("queue_full", str(exc)), _retry_after(exc.retry_after)
         if isinstance(exc, DiskFull):
-            return 503, _error("disk_full", str(exc)), _retry_after(exc.retry_after)
+            return 503, error_body("disk_full", str(exc)), _retry_after(exc.retry_after)
         if isinstance(exc, StorageError):
             log.error("storage error while accepting events: %s", exc)
-            return 503, _error("storage_error", "the store failed; retry later"), _retry_after(STORAGE_RETRY_AFTER)
+            return 503, error_body("storage_error", "the store failed; retry later"), _retry_after(STORAGE_RETRY_AFTER)
         log.error("unexpected error in the Tracking API on %s", path[:100], exc_info=exc)
-        return 500, _error("internal_error", "unexpected server error; retry later"), []
+        return 500, error_body("internal_error", "unexpected server error; retry later"), []
 
     async def _dispatch(self, scope: Scope, request: _Request, receive: Receive) -> tuple[int, bytes, Headers]:
         path: str = scope["path"]
@@ -124,7 +128,7 @@ class IngestApp:
         if target is None:
             key = settings_key(path)
             if key is None:
-                return 404, _error("not_found", f"no endpoint {path[:100]}; see the Tracking API"), []
+                return 404, error_body("not_found", f"no endpoint {path[:100]}; see the Tracking API"), []
             if method != "GET":
                 return _not_allowed(method, b"GET, OPTIONS")
             return self._settings(scope, key)
@@ -178,12 +182,6 @@ class IngestApp:
         self, data: bytes, source: str | None, call_type: str, channel: str, ip: str | None
     ) -> tuple[str, Accepted]:
         """Parse, authenticate (body key), validate and normalise one event: its source and queue item."""
-        if len(data) > MAX_EVENT_BYTES:
-            raise PayloadError(
-                f"event is {len(data)} bytes; the limit is {MAX_EVENT_BYTES} bytes ({EVENT_LIMIT})",
-                field="body",
-                limit=EVENT_LIMIT,
-            )
         event = parse_object(data)
         if source is None:
             source = authenticate(None, event, self.host.source_for_key)
@@ -197,10 +195,10 @@ class IngestApp:
             ip=ip,
             channel=channel,
         )
+        stored = encode_event(event)
         destinations = self.host.route(source, event)
-        body = orjson.dumps(event)
         return source, Accepted(
-            event["messageId"], source, call_type, received_at, body, destinations, ordering_key(event)
+            event["messageId"], source, call_type, received_at, stored, destinations, ordering_key(event)
         )
 
     def _accept_batch(
@@ -249,11 +247,9 @@ class IngestApp:
 
     def _settings(self, scope: Scope, key: str) -> tuple[int, bytes, Headers]:
         if self.host.source_for_key(key) is None:
-            return 404, _error("unknown_write_key", "no source has this write key"), []
-        host = (_header(scope, b"host") or b"localhost").decode("latin-1")
-        proto = _header(scope, b"x-forwarded-proto")
-        scheme = proto.decode("latin-1").split(",")[0].strip() if proto else scope.get("scheme", "http")
-        return 200, orjson.dumps(settings_document(key, host, scheme)), [(b"cache-control", b"max-age=60")]
+            return 404, error_body("unknown_write_key", "no source has this write key"), []
+        host, scheme = self.origin.resolve(_header(scope, b"host"), scope.get("scheme", "http"), scope.get("server"))
+        return 200, orjson.dumps(settings_document(key, host, scheme)), _SETTINGS_HEADERS
 
 
 @dataclass(slots=True)
@@ -326,7 +322,8 @@ def _client_ip(scope: Scope) -> str | None:
     return str(client[0]) if client else None
 
 
-def _error(code: str, message: str, field: str | None = None, limit: str | None = None) -> bytes:
+def error_body(code: str, message: str, field: str | None = None, limit: str | None = None) -> bytes:
+    """The JSON body of an error answer: ``{"success": false, "error": {code, message, field?, limit?}}``."""
     error: dict[str, str] = {"code": code, "message": message}
     if field is not None:
         error["field"] = field
@@ -352,7 +349,7 @@ def _batch_refused(rejected: list[Rejection]) -> bytes:
 
 def _not_allowed(method: str, allow: bytes) -> tuple[int, bytes, Headers]:
     message = f"method {method[:16]} is not allowed here; use {allow.decode()}"
-    return 405, _error("method_not_allowed", message), [(b"allow", allow)]
+    return 405, error_body("method_not_allowed", message), [(b"allow", allow)]
 
 
 def _retry_after(seconds: float) -> Headers:

@@ -12,18 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from eventrelay.core.errors import PayloadError
-from eventrelay.core.spec import BATCH_EVENTS_LIMIT, CALL_TYPE_SET, EVENT_LIMIT, MAX_BATCH_EVENTS, MAX_EVENT_BYTES
+from eventrelay.core.spec import BATCH_EVENTS_LIMIT, CALL_TYPE_SET, MAX_BATCH_EVENTS
 from eventrelay.ingest.body import json_type
+from eventrelay.ingest.encode import encode_event, encode_json
 from eventrelay.ingest.normalise import normalise
 from eventrelay.ingest.validate import validate
 
 _MERGED = ("context", "integrations")
-SERVER_FIELDS_ALLOWANCE = 512
-"""Bytes a stored event may exceed ``MAX_EVENT_BYTES`` by: the fields normalisation adds
-(messageId, receivedAt, timestamps, context.ip, channel, version, type) stay well under this."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,13 +68,13 @@ def prepare_batch(
 ) -> tuple[list[tuple[dict[str, Any], bytes]], list[Rejection]]:
     """Validate and normalise every item; returns ((event, its JSON) accepted, rejections).
 
-    An item's size is measured once, as stored (the JSON serialised for the queue anyway); the
-    limit then allows for what the server adds: ``SERVER_FIELDS_ALLOWANCE`` plus the batch-level
-    context/integrations merged into it."""
+    An item is encoded once, as stored, within the per-event limits of ``encode_event`` (the same
+    as ``/v1/track``'s; its size allowance includes the batch-level context/integrations merged
+    into it); a batch-level context nested past the depth limit refuses the whole batch."""
     items = batch_items(body)
     shared = {key: body[key] for key in _MERGED if body.get(key)}
     sent_at = body.get("sentAt")
-    allowance = SERVER_FIELDS_ALLOWANCE + (len(orjson.dumps(shared)) if shared else 0)
+    merged = len(encode_json(shared)) if shared else 0
     accepted: list[tuple[dict[str, Any], bytes]] = []
     rejected: list[Rejection] = []
     for index, item in enumerate(items):
@@ -87,15 +83,7 @@ def prepare_batch(
             call_type = event["type"]
             validate(event, call_type)
             normalise(event, call_type, received_at=received_at, received_iso=received_iso, ip=ip, channel=channel)
-            stored = orjson.dumps(event)
-            if len(stored) > MAX_EVENT_BYTES + allowance:
-                raise PayloadError(
-                    f"event is {len(stored)} bytes as stored; the limit is {MAX_EVENT_BYTES} bytes "
-                    f"({EVENT_LIMIT}) plus {allowance} bytes for the fields the server adds",
-                    field="batch",
-                    limit=EVENT_LIMIT,
-                )
-            accepted.append((event, stored))
+            accepted.append((event, encode_event(event, merged=merged, field="batch")))
         except PayloadError as exc:
             rejected.append(Rejection(index, _message_id(item), exc.field, exc.message))
     return accepted, rejected

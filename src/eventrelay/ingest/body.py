@@ -13,18 +13,16 @@ from typing import Any
 
 import orjson
 
-from eventrelay.core.asgi import Receive
+from eventrelay.core.asgi import Message, Receive
 from eventrelay.core.errors import PayloadError
-from eventrelay.core.spec import (
-    BATCH_LIMIT,
-    MAX_BATCH_BYTES,
-)
+from eventrelay.core.spec import BATCH_LIMIT, EVENT_DEPTH_LIMIT, MAX_BATCH_BYTES
 
 MAX_BODY_BYTES = MAX_BATCH_BYTES
 """Bytes read off the wire: a gzip body is smaller than its JSON, and no valid request's JSON
 is over the batch limit, so nothing valid is ever longer."""
 MAX_DECOMPRESSED_BYTES = MAX_BATCH_BYTES
 """Bytes a gzip body may inflate to (gzip bomb guard): the largest valid JSON is one full batch."""
+_PARSER_DEPTH_ERROR = "depth limit exceeded"  # how orjson says a body nests past its 1,024 levels
 
 
 async def read_body(receive: Receive, content_length: int | None) -> bytes:
@@ -32,19 +30,29 @@ async def read_body(receive: Receive, content_length: int | None) -> bytes:
     if content_length is not None and content_length > MAX_BODY_BYTES:
         raise _too_large(f"request body is {content_length} bytes")
     message = await receive()
-    body: bytes = message.get("body", b"")
+    body: bytes = _request_body(message)
     if not message.get("more_body", False):
         return body
     chunks = [body]
     size = len(body)
     while message.get("more_body", False):
         message = await receive()
-        chunk: bytes = message.get("body", b"")
+        chunk: bytes = _request_body(message)
         size += len(chunk)
         if size > MAX_BODY_BYTES:
             raise _too_large(f"request body is over {MAX_BODY_BYTES} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _request_body(message: Message) -> bytes:
+    """The body bytes of an ``http.request`` message. A disconnect (the client went, or the server
+    closed the connection at the body time limit) ends the request: a part of a body is never taken
+    for the whole, even when it happens to be valid JSON."""
+    if message["type"] == "http.disconnect":
+        raise PayloadError("the connection closed before the request body was complete", field="body")
+    body: bytes = message.get("body", b"")
+    return body
 
 
 def gunzip(data: bytes) -> bytes:
@@ -73,6 +81,12 @@ def parse_object(data: bytes) -> dict[str, Any]:
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
+        if exc.msg.startswith(_PARSER_DEPTH_ERROR):
+            raise PayloadError(
+                f"body is nested deeper than the JSON parser reads ({exc}); the limit is {EVENT_DEPTH_LIMIT}",
+                field="body",
+                limit=EVENT_DEPTH_LIMIT,
+            ) from exc
         raise PayloadError(f"body is not valid JSON: {exc}", field="body") from exc
     if not isinstance(value, dict):
         raise PayloadError(f"body must be a JSON object, not {json_type(value)}", field="body")

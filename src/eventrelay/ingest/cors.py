@@ -2,7 +2,9 @@
 
 Browsers send analytics.js events from any site, so every answer carries
 ``Access-Control-Allow-Origin`` (the request's ``Origin`` when it sent one, else ``*``) and a
-preflight ``OPTIONS`` is answered 204 with the methods and headers the clients use.
+preflight ``OPTIONS`` is answered 204 with the methods and headers the clients use. No answer
+allows credentials (``Access-Control-Allow-Credentials``): the write key travels in the body or
+the Basic header, never in a cookie, so no page may make a browser send its cookies here.
 """
 
 from __future__ import annotations
@@ -20,11 +22,7 @@ def cors_headers(origin: bytes | None) -> Headers:
     """Headers for an ordinary answer to a request from ``origin`` (None: not a CORS request)."""
     if not origin:
         return _WILDCARD
-    return [
-        (b"access-control-allow-origin", origin),
-        (b"access-control-allow-credentials", b"true"),
-        (b"vary", b"Origin"),
-    ]
+    return [(b"access-control-allow-origin", origin), (b"vary", b"Origin")]
 
 
 def preflight_headers(requested_headers: bytes | None) -> Headers:

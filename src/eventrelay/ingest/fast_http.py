@@ -4,7 +4,8 @@ uvicorn serves everything on the one port. For each request its HTTP protocol bu
 scope, a request/response cycle with an ``asyncio.Event``, and a task that runs the app through
 its middleware, ``receive`` and two ``send`` calls with header checks: per request, more CPU than
 parsing and validating a ~1 KB event. ``FastIngestProtocol`` (uvicorn's own httptools protocol,
-subclassed) takes the common case off that path: when a request's head shows
+subclassed through ``LimitedHttpProtocol``) takes the common case off that path: when a request's
+head shows
 
     POST <an event or batch path of the Tracking API> HTTP/1.1, with Content-Length within
     MAX_BODY_BYTES, and none of Origin, Expect, Transfer-Encoding, Upgrade, X-Forwarded-For,
@@ -15,27 +16,39 @@ complete, the items go to the queue, and the answer is written from the queue's 
 callback: no task, no ASGI messages. The answer is the same as the ASGI path's (status, body,
 headers), as are the errors; everything else (browsers' CORS requests, gzip-less chunked
 uploads, proxies' forwarded headers, the admin API and page) takes uvicorn's ordinary path to
-the one-port ASGI app. Connection handling (keep-alive timeouts, pipelining, flow control,
-graceful shutdown, malformed requests) stays uvicorn's.
+the one-port ASGI app. Connection handling stays uvicorn's (keep-alive, pipelining, flow control,
+graceful shutdown, malformed requests) plus the time limits and the cap of ``http_limits.py``.
 
-This relies on uvicorn's ``HttpToolsProtocol`` internals (``cycle``, ``headers``, ``url``,
-``parser``, ``on_response_complete``), so the uvicorn version is bounded in pyproject.toml and
-the Tracking API tests run through this protocol (tests/ingest/test_fast_http.py and every test
-that starts ``eventrelay serve``).
+``ingest.fast_path: false`` turns it off (``http_protocol``): every request then takes the ASGI
+app, with the same answers and the same connection limits.
+
+uvicorn internals this relies on (the version is bounded in pyproject.toml,
+``uvicorn[standard]>=0.50,<0.60``; the Tracking API tests run with the fast path on and off:
+tests/ingest/test_http.py, tests/ingest/test_fast_http.py, tests/e2e/test_segment_clients.py):
+
+- ``HttpToolsProtocol`` (through ``LimitedHttpProtocol``, whose own list is in http_limits.py): its
+  parser callbacks ``on_headers_complete``, ``on_body``, ``on_message_complete`` are overridden and
+  call uvicorn's for every request not taken here;
+- request state it reads: ``url`` (the request target, from ``on_url``), ``headers`` (lower-cased
+  name/value pairs, from ``on_header``), ``parser`` (``get_method``, ``get_http_version``,
+  ``should_keep_alive``), ``client`` (the peer address);
+- ``cycle``: set to a ``_FastCycle`` that has the four attributes uvicorn's protocol reads of a
+  cycle (``response_complete``, ``keep_alive``, ``disconnected``, ``message_event``) plus
+  ``response_started`` (read by ``LimitedHttpProtocol``);
+- ``transport`` and ``on_response_complete()`` (hands the connection back: the keep-alive timer,
+  the next pipelined request); answers are written by ``LimitedHttpProtocol.write_answer``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
-
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from eventrelay.core.errors import StorageError
-from eventrelay.ingest.app import ROUTES, IngestApp, Prepared, answer_headers
+from eventrelay.ingest.app import ROUTES, IngestApp, Prepared
 from eventrelay.ingest.body import MAX_BODY_BYTES
 from eventrelay.ingest.cors import Headers, cors_headers
+from eventrelay.ingest.http_limits import ConnectionLimits, LimitedHttpProtocol, bind_protocol
 
 log = logging.getLogger("eventrelay.ingest")
 
@@ -59,7 +72,8 @@ class _Pending:
 
 class _FastCycle:
     """What uvicorn's protocol reads of a cycle (``response_complete``, ``keep_alive``,
-    ``disconnected``, ``message_event``), plus this request's own state."""
+    ``disconnected``, ``message_event``) and ``LimitedHttpProtocol`` (``response_started``), plus
+    this request's own state. The answer is written at once, so it starts and completes together."""
 
     __slots__ = (
         "authorization",
@@ -89,10 +103,14 @@ class _FastCycle:
         self.disconnected = False
         self.message_event = _Pending()
 
+    @property
+    def response_started(self) -> bool:
+        return self.response_complete
 
-class FastIngestProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with the Tracking API's event POSTs answered directly.
-    Bind it to an app with ``fast_ingest_protocol(ingest)``."""
+
+class FastIngestProtocol(LimitedHttpProtocol):
+    """uvicorn's httptools protocol (with the connection limits) and the Tracking API's event POSTs
+    answered directly. Bind it to an app with ``http_protocol(ingest, limits, fast_path=True)``."""
 
     ingest: IngestApp
 
@@ -101,6 +119,7 @@ class FastIngestProtocol(HttpToolsProtocol):
         if cycle is None:
             super().on_headers_complete()
         else:
+            self.head_received()
             self.cycle = cycle  # type: ignore[assignment]
 
     def on_body(self, body: bytes) -> None:
@@ -113,6 +132,7 @@ class FastIngestProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         cycle = self.cycle
         if isinstance(cycle, _FastCycle):
+            self.body_received()
             self._accept(cycle)
         else:
             super().on_message_complete()
@@ -179,23 +199,15 @@ class FastIngestProtocol(HttpToolsProtocol):
     def _answer(self, cycle: _FastCycle, status: int, body: bytes, extra: Headers) -> None:
         """Write the answer as uvicorn's cycle would, then hand the connection back to uvicorn."""
         cycle.response_complete = True
-        transport = self.transport
-        if cycle.disconnected or transport.is_closing():
+        if cycle.disconnected or self.transport.is_closing():
             return
-        parts = [STATUS_LINE[status]]
-        headers = answer_headers(status, body, [*_NO_ORIGIN, *extra])
-        for name, value in (*self.server_state.default_headers, *headers):
-            parts += (name, b": ", value, b"\r\n")
-        if not cycle.keep_alive:
-            parts.append(b"connection: close\r\n")
-        parts += (b"\r\n", body)
-        transport.write(b"".join(parts))
-        if not cycle.keep_alive:
-            transport.close()
+        self.write_answer(status, body, [*_NO_ORIGIN, *extra], close=not cycle.keep_alive)
         self.on_response_complete()
 
 
-def fast_ingest_protocol(ingest: IngestApp) -> type[FastIngestProtocol]:
-    """A ``FastIngestProtocol`` class bound to ``ingest`` (uvicorn's ``http=`` setting takes a class)."""
-    attributes: dict[str, Any] = {"ingest": ingest}
-    return type("BoundFastIngestProtocol", (FastIngestProtocol,), attributes)
+def http_protocol(ingest: IngestApp, limits: ConnectionLimits, *, fast_path: bool) -> type[LimitedHttpProtocol]:
+    """The protocol class for uvicorn's ``http=`` setting (``Runtime.server_config``): the connection
+    limits always, and the fast path for ``ingest``'s event POSTs when ``fast_path`` (``ingest.fast_path``)."""
+    if fast_path:
+        return bind_protocol(FastIngestProtocol, limits, ingest=ingest)
+    return bind_protocol(LimitedHttpProtocol, limits)

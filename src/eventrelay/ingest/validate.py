@@ -2,8 +2,9 @@
 
 ``validate`` checks an event of a known call type and raises ``PayloadError`` naming the first
 wrong field. It also makes the one change Segment makes while validating: identifiers sent
-as numbers (``"userId": 42``) become strings. ``null`` is the same as absent everywhere
-(analytics-python sends ``"anonymousId": null`` beside a ``userId``).
+as numbers (``"userId": 42``) become strings, exactly (a number id that cannot be kept exactly
+is refused). ``null`` is the same as absent everywhere (analytics-python sends
+``"anonymousId": null`` beside a ``userId``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from eventrelay.ingest.body import json_type
 # Fields with a required JSON type when present (null counts as absent).
 _OBJECT_FIELDS = ("context", "integrations", "properties", "traits")
 _STRING_FIELDS = ("timestamp", "sentAt", "originalTimestamp", "name", "category")
+MAX_EXACT_FLOAT = 2**53
+"""A number id read as a float is exact only up to here: past it (``1e300``, or an integer beyond
+64 bits, which the parser reads as a float: 2^70 -> 1.1805916207174113e+21) its digits are gone,
+so it is refused, naming the field, rather than stored as a different id."""
 _OBJECT_OK = frozenset({dict, type(None)})
 _STRING_OK = frozenset({str, type(None)})
 
@@ -84,6 +89,12 @@ def _identifier(event: dict[str, Any], key: str) -> str | None:
     if value is None:
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, float) and abs(value) > MAX_EXACT_FLOAT:  # an int (up to 64 bits) is exact
+            raise PayloadError(
+                f"{key} is a number too large to keep exactly (beyond 2^53, or 64 bits for an integer); "
+                "send it as a string",
+                field=key,
+            )
         text = str(value)
         event[key] = text
         return text

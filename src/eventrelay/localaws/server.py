@@ -122,12 +122,19 @@ class LocalAwsServer:
             "no AWS credentials found: using local-only credentials (access key %s) for the local endpoint",
             LOCAL_ACCESS_KEY,
         )
+        # botocore would go on to log "Found credentials in environment variables" about these very
+        # keys, which reads as if real ones had been found after all.
+        if not log.isEnabledFor(logging.DEBUG):
+            logging.getLogger("botocore.credentials").setLevel(logging.WARNING)
 
 
-async def start_from_config(config: Config, base_dir: Path | None = None) -> LocalAwsServer:
-    """Start the endpoint ``config.localaws`` describes and make this process's AWS calls reach it."""
+async def start_from_config(
+    config: Config, base_dir: Path | None = None, *, echo: Echo | None = None
+) -> LocalAwsServer:
+    """Start the endpoint ``config.localaws`` describes and make this process's AWS calls reach it.
+    ``echo`` receives what handlers print (default: stdout when ``localaws.echo_logs`` is true)."""
     settings = config.localaws or LocalAws()
-    server = await LocalAwsServer(settings, config=config, base_dir=base_dir).start()
+    server = await LocalAwsServer(settings, config=config, base_dir=base_dir, echo=echo).start()
     server.export_endpoint_env()
     server.ensure_base_credentials()
     return server

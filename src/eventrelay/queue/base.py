@@ -50,7 +50,8 @@ class Queue(Protocol):
         """The job is settled (delivered); remove it."""
 
     async def retry(self, job: Job, due_at: float) -> None:
-        """The attempt failed but may succeed later: due again at ``due_at``; attempts + 1."""
+        """The attempt failed but may succeed later: due again at ``due_at``; attempts + 1.
+        ``job.batch`` is kept with it (None clears it): the next claim returns it."""
 
     async def postpone(self, job: Job, due_at: float) -> None:
         """The attempt was refused before it ran (throttled): due again at ``due_at``, attempts
@@ -60,10 +61,11 @@ class Queue(Protocol):
         """Keep the job out of delivery, for inspection and ``redrive``; never dropped."""
 
     async def redrive(self, destination: str, message_ids: Sequence[str] | None = None) -> int:
-        """Make dead-lettered jobs of ``destination`` (all, or those ids) due now with a
-        fresh attempt count and a fresh retry window: ``attempts`` 0, ``first_attempt_at``
-        None, ``redriven_at`` now (kept through later retries); ``received_at`` unchanged.
-        Returns how many."""
+        """Make dead-lettered jobs of ``destination`` (all, or those ids), and jobs waiting for a
+        retry (attempted before, not claimed now), due now with a fresh attempt count and a fresh
+        retry window: ``attempts`` 0, ``first_attempt_at`` None, ``redriven_at`` now (kept through
+        later retries); ``received_at`` unchanged. Jobs never attempted yet and claimed jobs are
+        left alone. Returns how many moved."""
         ...
 
     async def depth(self, destination: str | None = None) -> int:

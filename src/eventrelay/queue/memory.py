@@ -98,7 +98,8 @@ class MemoryQueue:
         if job.handle in self._jobs:
             j, _, _ = self._jobs[job.handle]
             first = j.first_attempt_at or time.time()
-            self._jobs[job.handle] = (replace(j, attempts=j.attempts + 1, first_attempt_at=first), due_at, 0.0)
+            retried = replace(j, attempts=j.attempts + 1, first_attempt_at=first, batch=job.batch)
+            self._jobs[job.handle] = (retried, due_at, 0.0)
 
     async def postpone(self, job: Job, due_at: float) -> None:
         if job.handle in self._jobs:
@@ -117,8 +118,13 @@ class MemoryQueue:
         for handle, (job, _status, _reason) in list(self._dead.items()):
             if job.destination == destination and (wanted is None or job.message_id in wanted):
                 del self._dead[handle]
-                fresh = replace(job, attempts=0, first_attempt_at=None, redriven_at=now)
+                fresh = replace(job, attempts=0, first_attempt_at=None, redriven_at=now, batch=None)
                 self._jobs[handle] = (fresh, now, 0.0)
+                moved += 1
+        for handle, (job, _due, lease) in list(self._jobs.items()):
+            retrying = job.attempts > 0 and lease <= now
+            if retrying and job.destination == destination and (wanted is None or job.message_id in wanted):
+                self._jobs[handle] = (replace(job, attempts=0, first_attempt_at=None, redriven_at=now), now, 0.0)
                 moved += 1
         return moved
 

@@ -35,9 +35,10 @@ log = logging.getLogger("eventrelay")
 class Runtime:
     """Everything one eventrelay process runs, built from one ``Config``."""
 
-    def __init__(self, config: Config, *, role: Role = "all") -> None:
+    def __init__(self, config: Config, *, role: Role = "all", config_file: str | None = None) -> None:
         self.config = config
         self.role = role
+        self.config_file = config_file  # the file ``config`` was read from, if any (the page names it)
         token = config.admin.token.get_secret_value() if config.admin.token else None
         self.generated_admin_token = token is None
         self.admin_token: str = token or secrets.token_urlsafe(32)
@@ -97,30 +98,40 @@ class Runtime:
         """The one-port ASGI app: the Tracking API (``ingest``, a new one by default) on ``/v1/``,
         the admin API and page on the rest."""
         from eventrelay.admin.app import build_admin_app
-        from eventrelay.ingest.app import IngestApp
 
-        return one_port(ingest or IngestApp(self), build_admin_app(self))
+        return one_port(ingest or self._ingest_app(), build_admin_app(self))
 
     def server_config(self, **settings: Any) -> uvicorn.Config:
-        """The uvicorn settings ``serve`` runs with: the one-port app, and the Tracking API's
-        event POSTs answered by ``FastIngestProtocol`` (``ingest/fast_http.py``). ``settings``:
-        host, port, and other ``uvicorn.Config`` arguments."""
+        """The uvicorn settings ``serve`` runs with: the one-port app, the connection limits of
+        ``ingest`` (head/body/keep-alive time limits, the connection cap: ``ingest/http_limits.py``)
+        and, unless ``ingest.fast_path`` is false, the Tracking API's event POSTs answered by
+        ``FastIngestProtocol`` (``ingest/fast_http.py``). ``settings``: host, port, and other
+        ``uvicorn.Config`` arguments."""
         import uvicorn
 
-        from eventrelay.ingest.app import IngestApp
-        from eventrelay.ingest.fast_http import fast_ingest_protocol
+        from eventrelay.ingest.fast_http import http_protocol
+        from eventrelay.ingest.http_limits import ConnectionLimits, default_max_connections
 
-        ingest = IngestApp(self)
+        options = self.config.ingest
+        ingest = self._ingest_app()
+        outgoing = sum(d.delivery.concurrency for d in self.config.destinations)  # an fd per attempt in flight
+        limits = ConnectionLimits(
+            head_timeout=options.head_timeout,
+            body_timeout=options.body_timeout,
+            max_connections=options.max_connections or default_max_connections(outgoing),
+        )
         defaults: dict[str, Any] = {
             "lifespan": "off",
             "access_log": False,
             "log_level": "warning",
             "loop": "none",
             "server_header": False,
+            "ws": "none",  # no WebSocket endpoint: an Upgrade is served as plain HTTP
+            "timeout_keep_alive": options.keep_alive_timeout,
         }
         return uvicorn.Config(
             self.asgi(ingest),
-            http=fast_ingest_protocol(ingest),
+            http=http_protocol(ingest, limits, fast_path=options.fast_path),
             **{**defaults, **settings},
         )
 
@@ -128,6 +139,14 @@ class Runtime:
         return next((d for d in self.config.destinations if d.name == name), None)
 
     # -- internals ----------------------------------------------------------------------------
+    def _ingest_app(self) -> IngestApp:
+        """The Tracking API of this runtime, its settings endpoint pointed as ``ingest`` says."""
+        from eventrelay.ingest.app import IngestApp
+        from eventrelay.ingest.settings_endpoint import ApiOrigin
+
+        options = self.config.ingest
+        return IngestApp(self, ApiOrigin(options.public_url, tuple(options.allowed_hosts)))
+
     def _apply_sources(self, config: Config) -> None:
         self._sources_by_key = {s.write_key.get_secret_value(): s.name for s in config.sources}
 

@@ -4,7 +4,9 @@
 
 const TOKEN_KEY = "eventrelay.adminToken";
 const REFRESH_MS = 5000;
-const state = { range: "1h", selected: null, busy: false, timer: null };
+const DELIVERED_SAMPLES = 2;  // recent successful deliveries shown beside the failures (Segment shows both)
+// view: "delivery" | "settings" (tabs of the selected destination); creating: the New destination form is open.
+const state = { range: "1h", selected: null, busy: false, timer: null, view: "delivery", creating: false };
 
 function $(id) { return document.getElementById(id); }
 
@@ -35,6 +37,11 @@ function takeTokenFromFragment() {
 
 class Unauthorized extends Error {}
 
+// An API refusal: the message, and for a 422 the wrong fields ([{field, message}]).
+class ApiError extends Error {
+  constructor(message, status, errors) { super(message); this.status = status; this.errors = errors || []; }
+}
+
 async function api(path, options) {
   const opts = Object.assign({ headers: {} }, options || {});
   opts.headers = Object.assign({ Authorization: "Bearer " + token(), Accept: "application/json" }, opts.headers);
@@ -42,8 +49,8 @@ async function api(path, options) {
   if (response.status === 401) throw new Unauthorized("The admin token was refused.");
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
-    const message = body.error && body.error.message ? body.error.message : "HTTP " + response.status;
-    throw new Error(message);
+    const error = body.error || {};
+    throw new ApiError(error.message || "HTTP " + response.status, response.status, error.errors);
   }
   return body;
 }
@@ -88,6 +95,15 @@ function pretty(value) {
   return typeof value === "string" ? value : JSON.stringify(value, null, 2);
 }
 
+// Lambda's Python runtime ends each traceback line with \r (one log record, several lines): show them as lines.
+function logLines(text) { return String(text).replace(/\r\n?/g, "\n"); }
+
+function post(path, body) {
+  return api(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body || {}) });
+}
+
+function destinationPath(name, tail) { return "/api/v1/destinations/" + encodeURIComponent(name) + tail; }
+
 function cell(text, cls) { return el("td", cls ? { class: cls } : {}, text); }
 
 async function refresh() {
@@ -96,7 +112,7 @@ async function refresh() {
   try {
     const data = await api("/api/v1/destinations?range=" + encodeURIComponent(state.range));
     renderDestinations(data.destinations);
-    if (state.selected) await renderDetail(state.selected);
+    if (state.selected && !state.creating && state.view === "delivery") await renderDetail(state.selected);
     setStatus("Updated " + new Date().toLocaleTimeString() + " · refreshes every " + REFRESH_MS / 1000 + " s");
   } catch (err) {
     if (err instanceof Unauthorized) showLogin(err.message);
@@ -106,67 +122,80 @@ async function refresh() {
   }
 }
 
+function select(name) {
+  const changed = state.selected !== name || state.creating;
+  state.selected = name;
+  state.creating = false;
+  showView(state.view, changed);
+  refresh();
+}
+
+// Show the Event Delivery or the Settings tab of the selected destination (reload = read its settings again).
+function showView(view, reload) {
+  state.view = view;
+  $("views").hidden = state.creating;
+  $("detail-title").textContent = state.creating ? "New destination" : "Destination";
+  if (state.creating) $("detail-name").textContent = "";
+  for (const [tab, panel, name] of [["tab-delivery", "view-delivery", "delivery"], ["tab-settings", "view-settings", "settings"]]) {
+    $(tab).setAttribute("aria-selected", String(view === name));
+    $(panel).hidden = view !== name;
+  }
+  if (view === "settings" && reload) showSettings(state.creating ? null : state.selected);
+}
+
 function renderDestinations(list) {
   const body = $("destinations").querySelector("tbody");
   body.replaceChildren();
   $("no-destinations").hidden = list.length > 0;
-  if (!list.some((d) => d.name === state.selected)) state.selected = list.length ? list[0].name : null;
+  if (!state.creating && !list.some((d) => d.name === state.selected)) {
+    state.selected = list.length ? list[0].name : null;
+    if (state.selected && state.view === "settings") showSettings(state.selected);
+  }
   for (const d of list) {
-    const row = el("tr", { "data-destination": d.name, onclick: () => { state.selected = d.name; refresh(); } },
+    const row = el("tr", { "data-destination": d.name, onclick: () => select(d.name) },
       cell(d.name), cell(d.function || ""),
       cell(d.counts.delivered, "num delivered"), cell(d.counts.failed, "num failed"),
       cell(d.counts.retrying, "num retrying"), cell(d.counts.discarded, "num discarded"),
       cell(fmtMs(d.latency_ms.p50), "num"), cell(fmtMs(d.latency_ms.p95), "num"), cell(fmtMs(d.latency_ms.p99), "num"),
       cell(d.queue_depth, "num"));
-    if (d.name === state.selected) row.className = "selected";
+    if (d.name === state.selected && !state.creating) row.className = "selected";
     body.append(row);
   }
-  $("detail").hidden = !state.selected;
+  $("detail").hidden = !state.selected && !state.creating;
+  if (!state.creating) $("detail-name").textContent = state.selected || "";
 }
 
 async function renderDetail(name) {
-  const base = "/api/v1/destinations/" + encodeURIComponent(name);
   const q = "?destination=" + encodeURIComponent(name) + "&limit=50";
-  const [stats, samples, failed, discarded] = await Promise.all([
-    api(base + "/stats?range=" + encodeURIComponent(state.range)),
-    api(base + "/samples?limit=3"),
+  const [stats, samples, delivered, failed, discarded, retrying] = await Promise.all([
+    api(destinationPath(name, "/stats?range=" + encodeURIComponent(state.range))),
+    api(destinationPath(name, "/samples?limit=3")),
+    api(destinationPath(name, "/samples?category=delivered&limit=" + DELIVERED_SAMPLES)),
     api("/api/v1/deliveries" + q + "&status=failed"),
     api("/api/v1/deliveries" + q + "&status=discarded"),
+    api("/api/v1/deliveries" + q + "&status=retrying"),
   ]);
-  $("detail-name").textContent = name;
+  if (name !== state.selected || state.view !== "delivery") return;  // the person moved on meanwhile
   renderChart(stats.series);
+  renderLatency(stats);
   renderErrors(stats.errors);
-  renderSamples(samples.samples);
+  renderSamples(delivered.samples.concat(samples.samples).sort((a, b) => b.at - a.at));
+  renderRetrying(name, retrying.deliveries);
   renderFailed(name, failed.deliveries.concat(discarded.deliveries));
 }
 
-function renderChart(series) {
-  const svg = $("chart");
-  const ns = "http://www.w3.org/2000/svg";
-  svg.replaceChildren();
-  const buckets = series.buckets;
-  const totals = buckets.map((b) => b.delivered + Object.values(b.errors).reduce((a, n) => a + n, 0));
-  const max = Math.max(1, ...totals);
-  const w = 600 / buckets.length;
-  buckets.forEach((b, i) => {
-    const bad = totals[i] - b.delivered;
-    const hOk = (b.delivered / max) * 150;
-    const hBad = (bad / max) * 150;
-    for (const [cls, h, y] of [["ok", hOk, 160 - hOk], ["bad", hBad, 160 - hOk - hBad]]) {
-      if (h <= 0) continue;
-      const r = document.createElementNS(ns, "rect");
-      r.setAttribute("class", cls);
-      r.setAttribute("x", String(i * w + 0.5));
-      r.setAttribute("y", String(y));
-      r.setAttribute("width", String(Math.max(0.5, w - 1)));
-      r.setAttribute("height", String(h));
-      const title = document.createElementNS(ns, "title");
-      title.textContent = new Date(b.start * 1000).toLocaleTimeString() + ": " + b.delivered + " delivered, " + bad + " failed";
-      r.append(title);
-      svg.append(r);
-    }
-  });
-  $("chart-scale").textContent = "(max " + max + " attempts per " + Math.round(series.bucket_seconds) + " s)";
+function events(n) { return n + " event" + (n === 1 ? "" : "s"); }
+
+function renderLatency(stats) {
+  const all = stats.latency_ms;
+  const first = stats.first_attempt_latency_ms;
+  const parts = ["Receipt to delivery, retries included (" + events(all.count) + " delivered): P50 " +
+    fmtMs(all.p50) + " · P95 " + fmtMs(all.p95) + " · P99 " + fmtMs(all.p99)];
+  if (first) {
+    parts.push("Delivered by their first attempt (" + events(first.count) + "): P50 " + fmtMs(first.p50) +
+      " · P95 " + fmtMs(first.p95) + " · P99 " + fmtMs(first.p99));
+  }
+  $("latency").replaceChildren(...parts.map((p) => el("span", { class: "latency-line" }, p)));
 }
 
 function renderErrors(errors) {
@@ -183,7 +212,7 @@ function renderErrors(errors) {
 function renderSamples(samples) {
   const box = $("samples");
   box.replaceChildren();
-  if (!samples.length) { box.append(el("p", {}, "No failed attempts to show.")); return; }
+  if (!samples.length) { box.append(el("p", {}, "No attempts to show yet.")); return; }
   for (const s of samples) {
     const r = s.response;
     const response = [
@@ -192,21 +221,42 @@ function renderSamples(samples) {
       "Message: " + (r.error_message || "–"),
     ];
     if (r.executed_version) response.push("Executed version: " + r.executed_version);
-    box.append(el("article", { class: "sample", "data-category": s.category },
+    if (s.batch) {
+      // the event travelled in a batch: which one, and what the function answered for it
+      response.push("Batch: " + s.batch.id + " (" + s.batch.size + " events, " + s.batch.bytes + " bytes)");
+      if (r.body) response.push("Body: " + r.body);
+    }
+    if (s.warning) response.push("Warning: " + s.warning);
+    const ok = s.category === "delivered";
+    box.append(el("article", { class: "sample" + (ok ? " ok" : " bad"), "data-category": s.category },
       el("h4", {}, s.category_name + " · " + s.message_id + " · attempt " + s.attempt + " · " + fmtTime(s.at)),
       el("div", { class: "panes" },
         el("div", {}, el("h5", {}, "You sent"), el("pre", { class: "sent" }, pretty(s.you_sent))),
         el("div", {}, el("h5", {}, "Request to destination"), el("pre", { class: "request" }, pretty(s.request))),
         el("div", {}, el("h5", {}, "Response from destination"),
           el("pre", { class: "response" }, response.join("\n")),
-          el("h5", {}, "Log tail"), el("pre", { class: "log-tail" }, r.log_tail || noTail(r))))));
+          el("h5", {}, "Log tail"), el("pre", { class: "log-tail" }, r.log_tail ? logLines(r.log_tail) : noTail(r))))));
   }
 }
 
 function noTail(response) {
   // Only an invoke that reached the function can have a log tail.
-  if (response.status === 200) return "(none: set log_type: Tail on the destination)";
+  if (response.status === 200) return "(none: set Log Type to Tail in this destination's Settings)";
   return response.status === null ? "(none: no answer arrived)" : "(none: the function did not run)";
+}
+
+function renderRetrying(name, rows) {
+  const body = $("retrying").querySelector("tbody");
+  body.replaceChildren();
+  $("no-retrying").hidden = rows.length > 0;
+  $("retry-all").disabled = rows.length === 0;
+  rows.sort((a, b) => (a.next_attempt_at || 0) - (b.next_attempt_at || 0));
+  for (const d of rows) {
+    const button = el("button", { type: "button", onclick: () => retryNow(name, [d.message_id]) }, "Retry now");
+    body.append(el("tr", { "data-message-id": d.message_id },
+      cell(d.message_id), cell(d.error || d.category), cell(d.attempts, "num"),
+      cell(fmtTime(d.next_attempt_at), "next-attempt"), el("td", {}, button)));
+  }
 }
 
 function renderFailed(name, rows) {
@@ -215,25 +265,32 @@ function renderFailed(name, rows) {
   body.replaceChildren();
   $("no-failed").hidden = rows.length > 0;
   for (const d of rows.slice(0, 50)) {
-    const button = el("button", { type: "button", onclick: () => redrive(name, [d.message_id]) }, "Re-drive");
+    const button = el("button", { type: "button", onclick: () => redriveFailed(name, [d.message_id]) }, "Re-drive");
     body.append(el("tr", { "data-message-id": d.message_id },
       cell(d.message_id), cell(d.status), cell(d.error || d.category), cell(d.attempts, "num"),
       cell(fmtTime(d.updated_at)), el("td", {}, button)));
   }
 }
 
-async function redrive(name, ids) {
-  const body = ids ? { message_ids: ids } : {};
+// Re-drive: failed/discarded events (the Failed table) or retrying ones (Retry now); says why when none moved.
+async function redrive(name, body, resultId) {
   try {
-    const result = await api("/api/v1/destinations/" + encodeURIComponent(name) + "/redrive", {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
-    });
-    $("redrive-result").textContent = "Re-drove " + result.redriven + " event" + (result.redriven === 1 ? "" : "s") + ".";
+    const result = await post(destinationPath(name, "/redrive"), body);
+    const n = result.redriven;
+    $(resultId).textContent = n ? "Re-drove " + n + " event" + (n === 1 ? "" : "s") + "." : result.message + ".";
     refresh();
   } catch (err) {
     if (err instanceof Unauthorized) showLogin(err.message);
-    else $("redrive-result").textContent = "Re-drive failed: " + err.message;
+    else $(resultId).textContent = "Re-drive failed: " + err.message;
   }
+}
+
+function redriveFailed(name, ids) {
+  redrive(name, ids ? { message_ids: ids } : { status: ["failed", "discarded"] }, "redrive-result");
+}
+
+function retryNow(name, ids) {
+  redrive(name, ids ? { message_ids: ids } : { status: ["retrying"] }, "retry-result");
 }
 
 function start() {
@@ -247,7 +304,11 @@ function start() {
   for (const b of document.querySelectorAll("#ranges button")) {
     b.addEventListener("click", () => { state.range = b.dataset.range; showApp(); });
   }
-  $("redrive-all").addEventListener("click", () => { if (state.selected) redrive(state.selected, null); });
+  $("redrive-all").addEventListener("click", () => { if (state.selected) redriveFailed(state.selected, null); });
+  $("retry-all").addEventListener("click", () => { if (state.selected) retryNow(state.selected, null); });
+  $("tab-delivery").addEventListener("click", () => { showView("delivery", false); refresh(); });
+  $("tab-settings").addEventListener("click", () => showView("settings", true));
+  $("new-destination").addEventListener("click", () => { state.creating = true; showView("settings", true); $("detail").hidden = false; });
   window.addEventListener("hashchange", () => { takeTokenFromFragment(); if (token()) showApp(); });
   if (token()) showApp(); else showLogin();
 }

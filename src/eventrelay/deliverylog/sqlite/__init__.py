@@ -11,8 +11,9 @@ commits. Reads run on a second connection in their own thread; neither ever bloc
 loop. WAL lets other processes (the CLI) read, and write briefly, while a server runs.
 
 Retention: at most ``max_attempts`` attempt rows and ``max_age`` seconds of history; event bodies
-(kept for failed attempts only, for samples) on at most ``max_bodies`` rows. Pruning runs in the
-writer thread in bounded batches so it never holds the write lock for long.
+(kept for failed attempts, and one delivered attempt per destination and second, for samples) on
+at most ``max_bodies`` rows. Pruning runs in the writer thread in bounded batches so it never holds
+the write lock for long.
 
 Modules: ``log`` (the ``DeliveryLog``), ``writes`` (write operations, the writer's side,
 retention), ``queries`` (reads and stats), ``schema`` (tables, statements, connection),

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from eventrelay.core.errors import StorageError
+from eventrelay.core.outcome import Category
 from eventrelay.core.records import AttemptRecord, finished_at
 from eventrelay.deliverylog.base import DeliveryRow, Stats
+from eventrelay.deliverylog.samples import DeliveredSamples
 from eventrelay.deliverylog.sqlite.queries import FAILURE_CATEGORIES, conditions, stats
 from eventrelay.deliverylog.sqlite.rows import attempt_row, delivery_row, to_attempt, to_delivery
 from eventrelay.deliverylog.sqlite.schema import ATTEMPT_COLUMNS, DELIVERY_COLUMNS, connect
@@ -58,6 +60,7 @@ class SQLiteDeliveryLog:
         )
         self._reader: ThreadPoolExecutor | None = None
         self._read_conn: sqlite3.Connection | None = None
+        self._samples = DeliveredSamples()
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -76,7 +79,7 @@ class SQLiteDeliveryLog:
     # -- writes -------------------------------------------------------------------------------
     async def record(self, attempts: Sequence[AttemptRecord]) -> None:
         if attempts:
-            rows = [(attempt_row(a), delivery_row(a)) for a in attempts]
+            rows = [(attempt_row(a, self._samples.keep(a)), delivery_row(a)) for a in attempts]
             await self._writer.submit(Write(lambda conn: insert(conn, rows), len(rows)))
 
     async def redriven(self, destination: str, message_ids: Sequence[str] | None, at: float) -> int:
@@ -141,15 +144,14 @@ class SQLiteDeliveryLog:
 
     async def samples(self, destination: str, category: str | None = None, limit: int = 5) -> list[AttemptRecord]:
         categories = [category] if category is not None else list(FAILURE_CATEGORIES)
-        sql = (
-            f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE destination = ? AND category = ? "
-            "ORDER BY finished_at DESC, id DESC LIMIT ?"
-        )
+        sql = f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE destination = ? AND category = ? "
+        latest = "ORDER BY finished_at DESC, id DESC LIMIT ?"
 
         def query(conn: sqlite3.Connection) -> list[Any]:
             out: list[Any] = []
             for cat in categories:
-                out.extend(conn.execute(sql, (destination, cat, limit)).fetchall())
+                kept = "AND event IS NOT NULL " if cat == Category.DELIVERED else ""  # sampled: those kept
+                out.extend(conn.execute(sql + kept + latest, (destination, cat, limit)).fetchall())
             return out
 
         found = [to_attempt(r) for r in await self._read(query)]

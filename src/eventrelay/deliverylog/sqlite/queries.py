@@ -12,7 +12,7 @@ from eventrelay.deliverylog.stats import (
     add_to_bucket,
     bucket_width,
     empty_buckets,
-    latency_of,
+    latencies_of,
     sort_errors,
 )
 
@@ -41,14 +41,13 @@ def stats(conn: sqlite3.Connection, destination: str, since: float, until: float
         (destination, since, until),
     ):
         counts[status] = n
-    latencies = [
-        v
-        for (v,) in conn.execute(
-            "SELECT (delivered_at - received_at) * 1000.0 FROM deliveries WHERE destination = ? "
+    total, first = latencies_of(
+        conn.execute(
+            "SELECT (delivered_at - received_at) * 1000.0, attempts FROM deliveries WHERE destination = ? "
             "AND status = 'delivered' AND updated_at BETWEEN ? AND ? ORDER BY updated_at DESC LIMIT ?",
             (destination, since, until, MAX_LATENCY_SAMPLE),
         )
-    ]
+    )
     errors = sort_errors(
         ErrorCount(Category(cat), n, events)
         for cat, n, events in conn.execute(
@@ -66,4 +65,4 @@ def stats(conn: sqlite3.Connection, destination: str, since: float, until: float
         (since, width, len(buckets) - 1, destination, since, until),
     ):
         add_to_bucket(buckets, int(index), category, n)
-    return Stats(destination, since, until, counts, latency_of(latencies), errors, buckets, width)
+    return Stats(destination, since, until, counts, total, errors, buckets, width, first)

@@ -12,9 +12,10 @@ from eventrelay.core.records import AttemptRecord, error_text, finished_at
 from eventrelay.deliverylog.base import DeliveryRow
 
 
-def attempt_row(a: AttemptRecord) -> tuple[Any, ...]:
-    """The ``attempts`` row of ``a`` (``INSERT_ATTEMPT``): the event body only on a failure."""
-    delivered = a.category is Category.DELIVERED
+def attempt_row(a: AttemptRecord, keep_delivered_event: bool = False) -> tuple[Any, ...]:
+    """The ``attempts`` row of ``a`` (``INSERT_ATTEMPT``): the event body on a failure, and on a
+    delivery when ``keep_delivered_event`` (a sample)."""
+    delivered = a.category is Category.DELIVERED and not keep_delivered_event
     return (
         a.message_id,
         a.destination,
@@ -39,6 +40,10 @@ def attempt_row(a: AttemptRecord) -> tuple[Any, ...]:
         a.response_body,
         None if delivered or not a.event else a.event,
         a.next_attempt_at,
+        a.batch_id,
+        a.batch_size,
+        a.batch_bytes,
+        a.warning,
     )
 
 
@@ -86,6 +91,10 @@ def to_attempt(r: Sequence[Any]) -> AttemptRecord:
         response_body=r[20],
         event=bytes(r[21]) if r[21] is not None else b"",
         next_attempt_at=r[22],
+        batch_id=r[23],
+        batch_size=r[24],
+        batch_bytes=r[25],
+        warning=r[26],
     )
 
 

@@ -22,7 +22,8 @@ CREATE TABLE IF NOT EXISTS attempts (
     started_at REAL NOT NULL, finished_at REAL NOT NULL, latency_ms REAL NOT NULL, received_at REAL NOT NULL,
     function TEXT, qualifier TEXT, invocation_type TEXT, status_code INTEGER, error_type TEXT,
     error_message TEXT, log_tail TEXT, executed_version TEXT, request TEXT, response_body TEXT,
-    event BLOB, next_attempt_at REAL
+    event BLOB, next_attempt_at REAL,
+    batch_id TEXT, batch_size INTEGER, batch_bytes INTEGER, warning TEXT
 );
 CREATE INDEX IF NOT EXISTS attempts_message ON attempts(message_id, destination);
 -- covering indexes: the stats queries read only the index, never the wide attempt rows
@@ -35,18 +36,29 @@ CREATE TABLE IF NOT EXISTS deliveries (
     received_at REAL NOT NULL, updated_at REAL NOT NULL, delivered_at REAL, next_attempt_at REAL,
     PRIMARY KEY (message_id, destination)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS deliveries_latency
-    ON deliveries(destination, status, updated_at, received_at, delivered_at);
+-- covering the latency query (attempts: first-attempt latency); replaces deliveries_latency
+DROP INDEX IF EXISTS deliveries_latency;
+CREATE INDEX IF NOT EXISTS deliveries_latency_attempts
+    ON deliveries(destination, status, updated_at, received_at, delivered_at, attempts);
 CREATE INDEX IF NOT EXISTS deliveries_dest_time ON deliveries(destination, updated_at);
 CREATE INDEX IF NOT EXISTS deliveries_time ON deliveries(updated_at);
 """
 
+# Columns added after the first layout, each ``ALTER TABLE attempts ADD COLUMN`` on a file
+# that lacks it (``add_columns``: instant in SQLite, NULL in the rows already there).
+ADDED_ATTEMPT_COLUMNS = (
+    ("batch_id", "TEXT"),
+    ("batch_size", "INTEGER"),
+    ("batch_bytes", "INTEGER"),
+    ("warning", "TEXT"),
+)
 ATTEMPT_COLUMNS = (
     "message_id, destination, source, call_type, attempt, status, category, started_at, finished_at, "
     "latency_ms, received_at, function, qualifier, invocation_type, status_code, error_type, error_message, "
-    "log_tail, executed_version, request, response_body, event, next_attempt_at"
+    "log_tail, executed_version, request, response_body, event, next_attempt_at, "
+    "batch_id, batch_size, batch_bytes, warning"
 )
-INSERT_ATTEMPT = f"INSERT INTO attempts ({ATTEMPT_COLUMNS}) VALUES ({', '.join('?' * 23)})"
+INSERT_ATTEMPT = f"INSERT INTO attempts ({ATTEMPT_COLUMNS}) VALUES ({', '.join('?' * 27)})"
 UPSERT_DELIVERY = """
 INSERT INTO deliveries (message_id, destination, source, call_type, function, category, attempts, status,
                         error, received_at, updated_at, delivered_at, next_attempt_at)
@@ -66,3 +78,11 @@ DELIVERY_COLUMNS = (
 def connect(path: Path) -> sqlite3.Connection:
     """A connection to the log's file. ``synchronous=NORMAL``: see the package doc."""
     return sqlite.connect(path, synchronous="NORMAL", busy_timeout_ms=BUSY_TIMEOUT_MS, cache_kib=CACHE_KIB)
+
+
+def add_columns(conn: sqlite3.Connection) -> None:
+    """Give a file of an earlier layout the columns added since (``ADDED_ATTEMPT_COLUMNS``)."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(attempts)")}
+    for name, kind in ADDED_ATTEMPT_COLUMNS:
+        if name not in have:
+            conn.execute(f"ALTER TABLE attempts ADD COLUMN {name} {kind}")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eventrelay.deliverylog.sqlite.schema import INSERT_ATTEMPT, SCHEMA, UPSERT_DELIVERY, connect
+from eventrelay.deliverylog.sqlite.schema import INSERT_ATTEMPT, SCHEMA, UPSERT_DELIVERY, add_columns, connect
 
 DEFAULT_MAX_AGE = 7 * 86400.0  # keep a week of history, as the page's longest range
 DEFAULT_MAX_ATTEMPTS = 1_000_000  # ~1 KB per attempt row: about 1 GB at most
@@ -53,6 +53,7 @@ class LogStore:
         conn = connect(self.path)
         try:
             conn.executescript(SCHEMA)
+            add_columns(conn)
         except BaseException:
             conn.close()
             raise
@@ -79,10 +80,11 @@ def insert(conn: sqlite3.Connection, rows: Rows) -> None:
 
 
 def mark_retrying(conn: sqlite3.Connection, destination: str, ids: list[str] | None, at: float) -> int:
-    """Failed or discarded deliveries of ``destination`` (all, or ``ids``) are retrying again at ``at``."""
+    """Failed, discarded or retrying deliveries of ``destination`` (all, or ``ids``) are retrying
+    again, their next attempt at ``at`` (a redrive makes retrying events due at once too)."""
     base = (
         "UPDATE deliveries SET status = 'retrying', updated_at = ?, next_attempt_at = ? "
-        "WHERE destination = ? AND status IN ('failed', 'discarded')"
+        "WHERE destination = ? AND status IN ('failed', 'discarded', 'retrying')"
     )
     if ids is None:
         return int(conn.execute(base, (at, at, destination)).rowcount)

@@ -87,17 +87,7 @@ class AwsLambdaDestination:
         return True
 
     async def send(self, request: SendRequest, timeout: float) -> Outcome:  # noqa: ASYNC109 (the Destination protocol)
-        ref = self._refs.get(str(request.event.get("type")), self._default)
-        started = time.perf_counter()
-        try:
-            async with asyncio.timeout(timeout):
-                outcome = await self._attempt(ref, request.body, request.source, self.settings.invocation_type)
-        except TimeoutError:
-            outcome = self._failure(ref, TIMED_OUT, f"no answer within {timeout:g} s")
-        except Exception as exc:  # a bug must not kill the worker; the attempt is retried
-            log.exception("destination %s: unexpected error", self.name)
-            outcome = self._failure(ref, "InternalError", f"eventrelay internal error: {type(exc).__name__}")
-        outcome.latency_ms = (time.perf_counter() - started) * 1000.0
+        outcome, _ = await self._timed(self.function_of(request.event), request.body, request.source, timeout)
         return outcome
 
     # -- TargetedDestination: flow control per function ------------------------------------------
@@ -157,12 +147,45 @@ class AwsLambdaDestination:
         return results
 
     # -- internals ------------------------------------------------------------------------------
+    def function_of(self, event: Mapping[str, Any]) -> FunctionRef:
+        """The function ``event`` goes to (its call type's override, else ``lambda``)."""
+        return self._refs.get(str(event.get("type")), self._default)
+
+    async def _timed(
+        self,
+        ref: FunctionRef,
+        body: bytes,
+        source: str | None,
+        timeout: float,  # noqa: ASYNC109
+    ) -> tuple[Outcome, InvokeResponse | None]:
+        """One invoke of ``ref`` with ``body`` bounded by ``timeout``, measured: its outcome and
+        the answer (None when none came)."""
+        started = time.perf_counter()
+        answer: InvokeResponse | None = None
+        try:
+            async with asyncio.timeout(timeout):
+                outcome, answer = await self._invoke(ref, body, source, self.settings.invocation_type)
+        except TimeoutError:
+            outcome = self._failure(ref, TIMED_OUT, f"no answer within {timeout:g} s")
+        except Exception as exc:  # a bug must not kill the worker; the attempt is retried
+            log.exception("destination %s: unexpected error", self.name)
+            outcome = self._failure(ref, "InternalError", f"eventrelay internal error: {type(exc).__name__}")
+        outcome.latency_ms = (time.perf_counter() - started) * 1000.0
+        return outcome, answer
+
     async def _attempt(self, ref: FunctionRef, body: bytes, source: str | None, invocation_type: str) -> Outcome:
+        outcome, _ = await self._invoke(ref, body, source, invocation_type)
+        return outcome
+
+    async def _invoke(
+        self, ref: FunctionRef, body: bytes, source: str | None, invocation_type: str
+    ) -> tuple[Outcome, InvokeResponse | None]:
         role_external_id = external_id_for(self.external_id, source)
         if role_external_id is None:
-            return self._failure(
+            failure = self._failure(
                 ref, NO_EXTERNAL_ID, "no External ID: configure workspace.id (or pass the event's source)"
             )
+            return failure, None
         try:
             invoker = self._invoker or await self._ready()
             session = self._session()
@@ -181,13 +204,13 @@ class AwsLambdaDestination:
                 )
                 outcome = self._outcome(ref, resp)
                 if outcome.category is not Category.INVALID_CREDENTIALS or not first_try:
-                    return outcome
+                    return outcome, resp
                 # the session token was refused (expired, revoked): re-assume once
                 log.info("destination %s: session refused (%s), re-assuming", self.name, outcome.error_type)
                 self._cache.invalidate(session, req, refused=creds)
             raise AssertionError("unreachable")
         except AwsError as exc:
-            return self._failure(ref, exc.code, str(exc), status=exc.status)
+            return self._failure(ref, exc.code, str(exc), status=exc.status), None
 
     async def _ready(self) -> LambdaInvoker:
         async with self._ready_lock:

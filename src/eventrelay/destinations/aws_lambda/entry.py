@@ -9,14 +9,17 @@ from eventrelay.destinations.kind import BuildSpec, DestinationType, FunctionUse
 
 
 def build(spec: BuildSpec[AwsLambdaSettings]) -> Destination:
-    from eventrelay.destinations.aws_lambda.destination import AwsLambdaDestination  # botocore: when used
+    """One event per invoke, or with ``batch`` set a ``BatchDestination`` (``batching.py``)."""
+    from eventrelay.destinations.aws_lambda.batching import BatchingAwsLambdaDestination  # botocore: when used
+    from eventrelay.destinations.aws_lambda.destination import AwsLambdaDestination
 
-    return AwsLambdaDestination(
-        spec.name,
-        spec.settings,
-        external_id=spec.workspace_id,  # None: each event's source id
-        concurrency=spec.concurrency,  # one pooled connection per attempt in flight
-    )
+    external_id = spec.workspace_id  # None: each event's source id
+    concurrency = spec.concurrency  # one pooled connection per attempt (single or batch) in flight
+    if spec.settings.batch is not None:
+        return BatchingAwsLambdaDestination(
+            spec.name, spec.settings, spec.settings.batch, external_id=external_id, concurrency=concurrency
+        )
+    return AwsLambdaDestination(spec.name, spec.settings, external_id=external_id, concurrency=concurrency)
 
 
 def iam(settings: AwsLambdaSettings) -> IamNeeds:
@@ -39,7 +42,9 @@ def iam(settings: AwsLambdaSettings) -> IamNeeds:
 
 
 def summary(settings: AwsLambdaSettings) -> dict[str, str | None]:
-    return {"function": settings.lambda_}
+    batch = settings.batch
+    shown = None if batch is None else f"{batch.max_events} events, {batch.max_bytes} bytes, {batch.max_wait:g}s"
+    return {"function": settings.lambda_, "batch": shown}
 
 
 AWS_LAMBDA = DestinationType(

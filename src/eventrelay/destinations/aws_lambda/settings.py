@@ -10,8 +10,9 @@ import re
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from eventrelay.core.duration import Duration
 from eventrelay.core.external_id import EXTERNAL_ID_REFUSAL
 from eventrelay.core.spec import CALL_TYPES
 from eventrelay.destinations.aws_lambda.function_name import FunctionRef, parse_function_name
@@ -20,6 +21,14 @@ MAX_CLIENT_CONTEXT_BYTES = 3583  # AWS: X-Amz-Client-Context, base64-encoded, at
 CLIENT_CONTEXT_KEYS = frozenset({"custom", "env", "client"})  # the only keys Lambda's Python runtime keeps
 REGION_PATTERN = re.compile(r"^(eusc-)?[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 ROLE_ARN_PATTERN = re.compile(r"^arn:aws[a-zA-Z-]*:iam::\d{12}:role(/|/[\x21-\x7E]{1,510}/)[\w+=,.@-]{1,64}$")
+# AWS Invoke request payload limits (Lambda quotas): what ``batch.max_bytes`` may be at most.
+MAX_PAYLOAD_BYTES = {"RequestResponse": 6_291_456, "Event": 1_048_576}  # 6 MB synchronous, 1 MB asynchronous
+DEFAULT_BATCH_EVENTS = 100
+MAX_BATCH_EVENTS = 10_000  # events per invoke at most: beyond, one slow event holds up too many others
+DEFAULT_BATCH_BYTES = 1_048_576  # 1 MB: within both invocation types' limits
+MIN_BATCH_BYTES = 1_024  # below this hardly an event fits: surely a unit mistake (bytes, not KB)
+DEFAULT_BATCH_WAIT = 1.0  # seconds
+MAX_BATCH_WAIT = 60.0  # seconds: a waiting event is leased, and its latency grows by the wait
 
 
 class Functions(BaseModel):
@@ -47,6 +56,25 @@ class Functions(BaseModel):
         return getattr(self, call_type, None) if call_type in CALL_TYPES else None
 
 
+class BatchSettings(BaseModel):
+    """``batch``: many events per invoke, as ``{"batch": [event, ...]}`` (the /v1/batch shape).
+
+    A batch leaves when it holds ``max_events``, when one more event would take the payload over
+    ``max_bytes``, or ``max_wait`` after its first event, whichever comes first; it holds the
+    events of one function only. An event too large to fit alone is not sent: it ends as a
+    configuration error with the reason."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    max_events: int = Field(default=DEFAULT_BATCH_EVENTS, ge=1, le=MAX_BATCH_EVENTS)
+    """Events per invoke at most, 1 to 10,000. Default 100."""
+    max_bytes: int = Field(default=DEFAULT_BATCH_BYTES, ge=MIN_BATCH_BYTES)
+    """The whole encoded payload at most, in bytes: at most 6,291,456 (6 MB) for RequestResponse
+    and 1,048,576 (1 MB) for Event, AWS's Invoke limits. Default 1,048,576."""
+    max_wait: Duration = Field(default=DEFAULT_BATCH_WAIT, ge=0, le=MAX_BATCH_WAIT)
+    """How long a batch waits for more events after its first (an idle destination adds at most
+    this to an event's latency; a busy one sends full batches at once), up to 60s. Default 1s."""
+
+
 class AwsLambdaSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -69,6 +97,8 @@ class AwsLambdaSettings(BaseModel):
     """AWS endpoint override for STS and Lambda (local runtime, LocalStack, moto, VPC endpoint)."""
     role_session_name: str = Field(default="eventrelay-lambda", pattern=r"^[\w+=,.@-]{2,64}$")
     """RoleSessionName used with AssumeRole. Default eventrelay-lambda."""
+    batch: BatchSettings | None = None
+    """Many events per invoke (``batch: {}`` for the defaults). Default: one event per invoke."""
 
     @field_validator("external_id", mode="before")
     @classmethod
@@ -104,6 +134,18 @@ class AwsLambdaSettings(BaseModel):
         size = len(encode_client_context(v) or b"")
         if size > MAX_CLIENT_CONTEXT_BYTES:
             raise ValueError(f"encodes to {size} bytes; AWS allows at most {MAX_CLIENT_CONTEXT_BYTES} (base64 JSON)")
+        return v
+
+    @field_validator("batch")
+    @classmethod
+    def _batch_fits_the_invocation_type(cls, v: BatchSettings | None, info: ValidationInfo) -> BatchSettings | None:
+        invocation_type = info.data.get("invocation_type", "RequestResponse")
+        limit = MAX_PAYLOAD_BYTES[invocation_type]
+        if v is not None and v.max_bytes > limit:
+            raise ValueError(
+                f"max_bytes {v.max_bytes} is over {limit}, AWS's payload limit for {invocation_type} invokes"
+                " (the whole encoded payload counts)"
+            )
         return v
 
     @field_validator("endpoint_url")

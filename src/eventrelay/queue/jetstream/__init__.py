@@ -11,15 +11,17 @@ Layout and names: see ``names.py``. In short:
 - Each destination has one durable pull consumer (``d-<destination>``, explicit acks,
   ``AckWait`` = the first claim's lease, i.e. attempt timeout + margin) shared by every delivery
   process: JetStream hands each message to one claimer at a time.
-- ``retry`` is a NAK with delay. A message cannot change on NAK, so the attempt count and the
-  first attempt's time of a retried job live in a small KV bucket ``P_ATTEMPTS`` keyed by the
-  message (written on retry, read only when a message comes back; entries expire with
+- ``retry`` is a NAK with delay. A message cannot change on NAK, so the attempt count, the
+  first attempt's time and the delivery's reply subject of a retried job live in a small KV
+  bucket ``P_ATTEMPTS`` keyed by destination and message (``attempts.py``: written on retry,
+  read only when a message comes back, deleted when the job settles, entries expire with
   ``max_age``). A lease that lapsed (a crash mid-attempt) is not an attempt, as in SQLite.
   ``extend`` is an in-progress ack. ``dead_letter`` publishes to ``P_DEAD`` (no age limit) and
-  acks; ``redrive`` republishes from there as a fresh message and deletes the dead letter. The
-  fresh message has a new stream sequence, so no attempt count in ``P_ATTEMPTS`` (keyed by
-  sequence) applies to it: attempts start at 0. It carries ``Er-Redriven-At`` (the re-drive
-  time, where its retry window starts) next to the unchanged ``Er-Received-At``.
+  acks; ``redrive`` republishes from there as a fresh message and deletes the dead letter, and
+  for a job waiting for a retry publishes a fresh copy of its work message and acks the waiting
+  one through its reply subject. The fresh message has a new stream sequence, so no attempt
+  count applies to it: attempts start at 0. It carries ``Er-Redriven-At`` (the re-drive time,
+  where its retry window starts) next to the unchanged ``Er-Received-At``.
 - The stream keeps messages by age (limits retention, ``max_age`` default 7 days), acked ones
   included: it doubles as the replay archive. ``max_age`` must exceed every destination's
   retry window (default 4 h): a job still waiting after ``max_age`` (a destination disabled for
@@ -27,7 +29,8 @@ Layout and names: see ``names.py``. In short:
   consumers (pending + unacknowledged), refreshed at most every ``BOUND_REFRESH`` seconds.
 
 Modules: ``queue`` (the ``Queue``), ``names`` (subjects, streams, headers), ``messages`` (jobs
-to messages and back), ``fetch`` (non-blocking pulls), ``keepalive`` (leases over AckWait).
+to messages and back), ``attempts`` (retried jobs' state), ``fetch`` (non-blocking pulls),
+``keepalive`` (leases over AckWait).
 The connection, stream set-up and error translation are ``storage/nats.py``'s, shared with the
 JetStream delivery log.
 """

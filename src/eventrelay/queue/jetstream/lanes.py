@@ -42,6 +42,7 @@ from eventrelay.core.records import Accepted, Job
 from eventrelay.queue.base import BlockedLane
 from eventrelay.queue.jetstream.messages import lane_header, lane_token_of
 from eventrelay.queue.jetstream.names import H_LANE, Names
+from eventrelay.storage.nats import translate
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +171,10 @@ class Lanes:
 
     async def settled(self, job: Job) -> None:
         if "lane" in job.meta:
-            await self._ledger_().settled(job)
+            try:
+                await self._ledger_().settled(job)
+            except (TimeoutError, NatsError) as exc:
+                raise translate(exc, "settle") from exc
             self.view.settled(job)
 
     async def waits(self, job: Job, due_at: float, *, counted: bool) -> None:

@@ -3,7 +3,6 @@ messages (names in ``names.py``), and the ``Job`` a delivered message is."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 
@@ -93,21 +92,17 @@ def dead_headers(job: Job, status: DeadStatus, reason: str) -> dict[str, str]:
     }
 
 
-def redriven_headers(destination: str, dead_seq: int, dead: dict[str, str], redriven_at: float) -> dict[str, str]:
-    """The headers of the fresh work message a dead letter (``dead``, at ``dead_seq``) becomes:
-    the event's own, without the dead letter's or an attempt count, with the re-drive time."""
-    fresh = {k: v for k, v in dead.items() if k.startswith("Er-") and not k.startswith("Er-Dead")}
+def redriven_headers(destination: str, origin: str, old: dict[str, str], redriven_at: float) -> dict[str, str]:
+    """The headers of the fresh work message a dead letter or a waiting work message (``old``;
+    ``origin``: its stream sequence, ``w``-prefixed for a work message) becomes: the event's own,
+    without a dead letter's or an attempt count, with the re-drive time. Its ``Nats-Msg-Id`` makes
+    a repeated redrive of the same message publish it once."""
+    fresh = {k: v for k, v in old.items() if k.startswith("Er-") and not k.startswith("Er-Dead")}
     fresh.pop(H_ATTEMPTS, None)
     fresh.pop(H_LANE_TOKEN, None)  # the subject carries it again
     fresh[H_REDRIVEN_AT] = repr(redriven_at)  # Er-Received-At stays: the event's receipt
-    fresh[MSG_ID] = f"redrive/{destination}/{fresh.get(H_MESSAGE_ID, '')}/{dead_seq}"
+    fresh[MSG_ID] = f"redrive/{destination}/{fresh.get(H_MESSAGE_ID, '')}/{origin}"
     return fresh
-
-
-def attempts_key(job: Job) -> str:
-    """The work message's stream sequence, bound to its identity (a re-created stream reuses sequences)."""
-    ident = hashlib.sha1(f"{job.destination}/{job.message_id}".encode()).hexdigest()[:16]
-    return f"{job.meta.get('seq', '0')}-{ident}"
 
 
 def _time_header(headers: dict[str, str], name: str) -> float | None:

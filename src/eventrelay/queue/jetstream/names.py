@@ -6,7 +6,7 @@ Layout (``P`` = ``storage.stream``, default ``EVENTRELAY``)::
                              P.job.<destination>.<source>.<lane>   ... of a destination ordered by user (lanes.py)
                              P.unrouted.<source>            events no destination wanted (dedup + archive)
     stream P_DEAD   subjects P.dead.<destination>           dead letters, kept until redriven
-    KV P_ATTEMPTS   <seq>-<hash> -> {attempts, first}       attempt count of retried jobs
+    KV P_ATTEMPTS   <dest hash>.<seq>-<hash> -> {attempts, first, reply}   retried jobs (attempts.py)
     KV P_LANES      <hash>.<lane> -> {done, wait}           per-user lanes: the last settled sequence
     consumer d-<destination> on P, filter P.job.<destination>.>   durable pull consumer shared by all
                                                                    delivery processes

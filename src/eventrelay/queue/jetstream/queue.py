@@ -7,25 +7,24 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Collection, Sequence
-from dataclasses import replace
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext, api
-from nats.js.errors import KeyNotFoundError, NotFoundError
-from nats.js.kv import KeyValue
+from nats.js.errors import NotFoundError
 
 from eventrelay.core.errors import QueueFull, StorageError
 from eventrelay.core.records import Accepted, DeadStatus, Job
 from eventrelay.queue.base import BlockedLane
+from eventrelay.queue.jetstream.attempts import AttemptStore, Waiting
 from eventrelay.queue.jetstream.fetch import pull
 from eventrelay.queue.jetstream.keepalive import IN_PROGRESS, Keepalive
 from eventrelay.queue.jetstream.lanes import Lanes
 from eventrelay.queue.jetstream.messages import (
-    attempts_key,
     dead_headers,
     job_of,
+    lane_token_of,
     redriven_headers,
     work_headers,
 )
@@ -68,8 +67,8 @@ class JetStreamQueue:
         self._js: JetStreamContext | None = None
         self._ack_wait: dict[str, float] = {}  # destination -> AckWait its consumer has
         self._consumer_lock = asyncio.Lock()
-        self._kv: KeyValue | None = None
-        self._claimed: set[str] = set()  # handles claimed here and not settled
+        self._retries: AttemptStore | None = None
+        self._claimed: dict[str, str] = {}  # handle -> work message's stream sequence, claimed here, not settled
         self._keepalive = Keepalive(lambda handle, payload: self._client().publish(handle, payload))
         self._waiting = 0  # waiting jobs counted at the last refresh + published since
         self._lanes = Lanes(self.names)  # per-user ordering (lanes.py)
@@ -81,8 +80,10 @@ class JetStreamQueue:
             self._nc, self._js = await connect(self.servers, self._connect_name)
             await self._ensure_stream(self.names.stream, self.names.work_subjects(), self.max_age)
             await self._ensure_stream(self.names.dead_stream, self.names.dead_subjects(), None)
-            self._kv = await self._open_attempts_bucket()
-            await self._lanes.start(self._js, replicas=self.replicas, max_age=self.max_age)
+            self._retries = await AttemptStore.open(
+                self._jsc(), self.names.attempts_bucket, ttl=self.max_age, replicas=self.replicas
+            )
+            await self._lanes.start(self._jsc(), replicas=self.replicas, max_age=self.max_age)
         except (TimeoutError, NatsError, OSError) as exc:
             raise StorageError(
                 f"cannot open JetStream stream {self.names.stream} on {redact(self.servers)}: {exc}"
@@ -143,7 +144,7 @@ class JetStreamQueue:
             except (TimeoutError, NatsError) as exc:  # the messages not answered return after AckWait
                 raise translate(exc, "claim") from exc
         jobs = await asyncio.gather(*(self._job(m, destination) for m in msgs))
-        self._claimed.update(j.handle for j in jobs)
+        self._claimed.update((j.handle, j.meta.get("seq", "")) for j in jobs)
         if lease_seconds > ack_wait + ACK_WAIT_SLACK:
             for job in jobs:
                 self._keepalive.start(job.handle, ack_wait, lease_seconds)
@@ -163,16 +164,13 @@ class JetStreamQueue:
             self._keepalive.start(job.handle, ack_wait, lease_seconds)
 
     async def ack(self, job: Job) -> None:
-        await self._lane_settled(job)
+        await self._lanes.settled(job)
         await self._settle(job, b"+ACK")
+        await self._attempts().settled(job)
 
     async def retry(self, job: Job, due_at: float) -> None:
         now = time.time()
-        state = {"attempts": job.attempts + 1, "first": job.first_attempt_at or now}
-        try:
-            await self._attempts().put(attempts_key(job), json.dumps(state).encode())
-        except (TimeoutError, NatsError) as exc:
-            raise translate(exc, "retry") from exc
+        await self._attempts().retried(job, now)
         delay = due_at - now
         await self._lanes.waits(job, due_at, counted=True)
         await self._settle(job, b"-NAK " + json.dumps({"delay": int(delay * 1e9)}).encode() if delay > 0 else b"-NAK")
@@ -189,15 +187,28 @@ class JetStreamQueue:
             await self._publish(self.names.dead_subject(job.destination), job.body, headers)
         except (TimeoutError, NatsError) as exc:
             raise translate(exc, "dead letter") from exc
-        await self._lane_settled(job)  # after the dead letter is stored: its lane moves on
+        await self._lanes.settled(job)  # after the dead letter is stored: its lane moves on
         await self._settle(job, b"+ACK")
+        await self._attempts().settled(job)
 
     async def redrive(self, destination: str, message_ids: Sequence[str] | None = None) -> int:
+        """Dead letters become fresh work messages; jobs waiting for a delayed retry get a fresh
+        work message due now and their waiting message is acked. A job claimed here is left alone;
+        one being attempted by another process at that very moment may be delivered twice
+        (at-least-once)."""
         wanted = set(message_ids) if message_ids is not None else None
+        redriven_at = time.time()
+        moved = await self._redrive_dead(destination, wanted, redriven_at)
+        claimed = set(self._claimed.values())
+        for waiting in await self._attempts().waiting(destination, wanted):
+            if str(waiting.seq) not in claimed:
+                moved += await self._retry_now(destination, waiting, redriven_at)
+        return moved
+
+    async def _redrive_dead(self, destination: str, wanted: set[str] | None, redriven_at: float) -> int:
         js = self._jsc()
         moved, seq = 0, 1
         subject = self.names.dead_subject(destination)
-        redriven_at = time.time()
         while True:
             try:
                 raw = await js.get_msg(self.names.dead_stream, seq, subject=subject, next=True)
@@ -212,6 +223,37 @@ class JetStreamQueue:
                 continue
             await self._redrive_one(destination, raw.seq, headers, raw.data or b"", redriven_at)
             moved += 1
+
+    async def _retry_now(self, destination: str, waiting: Waiting, redriven_at: float) -> int:
+        """A fresh copy of the waiting job's work message, due now; the waiting one acked."""
+        try:
+            raw = await self._jsc().get_msg(self.names.stream, waiting.seq)
+        except NotFoundError:  # past max_age: nothing waits any more
+            await self._attempts().forget(waiting.key)
+            return 0
+        except (TimeoutError, NatsError) as exc:
+            raise translate(exc, "redrive") from exc
+        if lane_token_of(raw.subject or "") is not None and waiting.reply is not None:
+            # a lane's head keeps its place (a fresh copy would go behind the lane's later events):
+            # offered again now, its attempt count forgotten (its window is still its own)
+            try:
+                await self._client().request(waiting.reply, b"-NAK", timeout=SETTLE_TIMEOUT)
+            except (TimeoutError, NatsError) as exc:
+                raise translate(exc, "redrive") from exc
+            await self._attempts().forget(waiting.key)
+            return 1
+        headers = dict(raw.headers or {})
+        fresh = redriven_headers(destination, f"w{waiting.seq}", headers, redriven_at)
+        try:
+            await self._publish(
+                self.names.job_subject(destination, fresh.get(H_SOURCE, "unknown")), raw.data or b"", fresh
+            )
+            if waiting.reply is not None:
+                await self._client().request(waiting.reply, b"+ACK", timeout=SETTLE_TIMEOUT)
+        except (TimeoutError, NatsError) as exc:
+            raise translate(exc, "redrive") from exc
+        await self._attempts().forget(waiting.key)
+        return 1
 
     async def depth(self, destination: str | None = None) -> int:
         """Per consumer: not yet delivered + delivered and not acked (leased or waiting for a
@@ -249,12 +291,6 @@ class JetStreamQueue:
     async def _reply(self, msg: Msg, payload: bytes) -> None:
         await self._client().publish(msg.reply, payload)
 
-    async def _lane_settled(self, job: Job) -> None:
-        try:
-            await self._lanes.settled(job)
-        except (TimeoutError, NatsError) as exc:
-            raise translate(exc, "settle") from exc
-
     async def _subject_counts(self, subjects: str) -> dict[str, int]:
         info = await self._jsc().stream_info(self.names.stream, subjects_filter=subjects)
         return dict(info.state.subjects or {})
@@ -270,49 +306,20 @@ class JetStreamQueue:
             raise StorageError("the JetStream queue is not started")
         return self._js
 
-    def _attempts(self) -> KeyValue:
-        if self._kv is None:
+    def _attempts(self) -> AttemptStore:
+        if self._retries is None:
             raise StorageError("the JetStream queue is not started")
-        return self._kv
-
-    async def _open_attempts_bucket(self) -> KeyValue:
-        js = self._jsc()
-        bucket = self.names.attempts_bucket
-        try:
-            return await js.key_value(bucket)
-        except NotFoundError:
-            config = api.KeyValueConfig(
-                bucket=bucket,
-                history=1,
-                ttl=self.max_age,
-                replicas=self.replicas,
-                storage=api.StorageType.FILE,
-            )
-            return await js.create_key_value(config)
+        return self._retries
 
     async def _job(self, msg: Msg, destination: str) -> Job:
-        job = job_of(msg, destination)
-        delivered = msg.metadata.num_delivered
-        if delivered <= 1:
-            return job
-        attempts, first = 0, None
-        try:
-            entry = await self._attempts().get(attempts_key(job))
-            state = json.loads(entry.value or b"{}")
-            attempts, first = int(state["attempts"]), float(state["first"])
-        except KeyNotFoundError:
-            pass  # delivered again after a lapsed lease, never retried
-        except (TimeoutError, NatsError, ValueError, KeyError) as exc:
-            log.warning("jetstream: attempt count of %s unreadable (%s); counting deliveries", job.message_id, exc)
-            attempts = delivered - 1
-        return replace(job, attempts=attempts, first_attempt_at=first)
+        return await self._attempts().read(job_of(msg, destination), msg.metadata.num_delivered)
 
     async def _publish(self, subject: str, body: bytes, headers: dict[str, str]) -> api.PubAck:
         return await self._jsc().publish(subject, body, timeout=API_TIMEOUT, headers=headers)
 
     async def _settle(self, job: Job, payload: bytes) -> None:
         """Ack/NAK and wait until the server has applied it (so depth and other claimers see it)."""
-        self._claimed.discard(job.handle)
+        self._claimed.pop(job.handle, None)
         self._keepalive.stop(job.handle)
         try:
             await self._client().request(job.handle, payload, timeout=SETTLE_TIMEOUT)
@@ -322,7 +329,7 @@ class JetStreamQueue:
     async def _redrive_one(
         self, destination: str, dead_seq: int, headers: dict[str, str], body: bytes, redriven_at: float
     ) -> None:
-        fresh = redriven_headers(destination, dead_seq, headers, redriven_at)
+        fresh = redriven_headers(destination, str(dead_seq), headers, redriven_at)
         source = fresh.get(H_SOURCE, "unknown")
         subject = self.names.job_subject(destination, source)
         if H_LANE_TOKEN in headers:  # back in its lane, at its end

@@ -42,7 +42,7 @@ _JOBS = """
         json_group_array(json_array(
             id, message_id, attempts, iif(first_attempt_at IS NULL, NULL, printf('%!.17g', first_attempt_at)),
             source, call_type, printf('%!.17g', received_at), length(body),
-            iif(redriven_at IS NULL, NULL, printf('%!.17g', redriven_at)), lane
+            iif(redriven_at IS NULL, NULL, printf('%!.17g', redriven_at)), batch, lane
         )),
         CAST(group_concat(body, '') AS BLOB)
     FROM jobs WHERE id IN (SELECT value FROM json_each(?))
@@ -183,7 +183,7 @@ class Claim:
         jobs: list[Job] = []
         end = 0
         rows = orjson.loads(fields)
-        for job_id, message_id, attempts, first, source, call_type, received_at, size, redriven, lane in rows:
+        for job_id, message_id, attempts, first, source, call_type, received_at, size, redriven, batch, lane in rows:
             start, end = end, end + size
             first_at = None if first is None else float(first)
             body = bodies[start:end]
@@ -199,6 +199,7 @@ class Claim:
                     attempts,
                     first_at,
                     redriven_at=None if redriven is None else float(redriven),
+                    batch=batch,
                     lane=lane,
                 )
             )
@@ -245,6 +246,7 @@ class Retry:
 
     job_id: int
     due_at: float
+    batch: str | None = None  # the job's batch key from now (None clears it)
     counted: bool = True
 
     staged = False
@@ -252,11 +254,11 @@ class Retry:
     rows = 1
 
     def run(self, tx: Tx, store: Store) -> None:
-        tx.conn.execute(_RETRY if self.counted else _POSTPONE, (self.due_at, tx.now, self.job_id))
+        tx.conn.execute(_RETRY if self.counted else _POSTPONE, (self.due_at, self.batch, tx.now, self.job_id))
 
 
 _POSTPONE = (
-    "UPDATE jobs SET due_at = ?, leased = 0, first_attempt_at = COALESCE(first_attempt_at, ?)"
+    "UPDATE jobs SET due_at = ?, leased = 0, batch = ?, first_attempt_at = COALESCE(first_attempt_at, ?)"
     " WHERE id = ? AND state = 'ready'"
 )
 _RETRY = _POSTPONE.replace("leased = 0,", "leased = 0, attempts = attempts + 1,")
@@ -288,15 +290,23 @@ class DeadLetter:
 
 # A fresh attempt count and retry window from now (due_at and redriven_at are both the
 # transaction's time); received_at is left alone. Retry and DeadLetter keep redriven_at.
-_REDRIVE = (
-    "UPDATE jobs SET state = 'ready', due_at = ?, leased = 0, attempts = 0, first_attempt_at = NULL,"
-    " redriven_at = ?, dead_status = NULL, reason = NULL WHERE destination = ? AND state = 'dead'"
+_FRESH = "due_at = ?, leased = 0, attempts = 0, first_attempt_at = NULL, redriven_at = ?, batch = NULL"
+_REDRIVE_DEAD = (
+    f"UPDATE jobs SET state = 'ready', {_FRESH}, dead_status = NULL, reason = NULL"
+    " WHERE destination = ? AND state = 'dead'"
 )
+# Jobs waiting for a retry: attempted before (attempts > 0) and not claimed (leased = 0). Never
+# attempted jobs are due anyway; a claimed one is being attempted right now.
+_REDRIVE_RETRYING = (
+    f"UPDATE jobs SET {_FRESH} WHERE destination = ? AND state = 'ready' AND leased = 0 AND attempts > 0"
+)
+_BY_ID = " AND message_id IN (SELECT value FROM json_each(?))"
 
 
 @dataclass(frozen=True, slots=True)
 class Redrive:
-    """Dead jobs back to ready. Not bounded by max_events: it is an operator's deliberate act."""
+    """Dead jobs back to ready, and retrying jobs due now. Not bounded by max_events: it is an
+    operator's deliberate act."""
 
     destination: str
     message_ids: Sequence[str] | None
@@ -306,14 +316,13 @@ class Redrive:
     rows = 1
 
     def run(self, tx: Tx, store: Store) -> int:
-        if self.message_ids is None:
-            moved = tx.conn.execute(_REDRIVE, (tx.now, tx.now, self.destination)).rowcount
-        else:
-            ids = json_list(list(dict.fromkeys(self.message_ids)))
-            sql = f"{_REDRIVE} AND message_id IN (SELECT value FROM json_each(?))"
-            moved = tx.conn.execute(sql, (tx.now, tx.now, self.destination, ids)).rowcount
-        tx.count(self.destination, moved)
-        return moved
+        args: tuple[object, ...] = (tx.now, tx.now, self.destination)
+        by_id = ""
+        if self.message_ids is not None:
+            args, by_id = (*args, json_list(list(dict.fromkeys(self.message_ids)))), _BY_ID
+        revived = tx.conn.execute(_REDRIVE_DEAD + by_id, args).rowcount
+        tx.count(self.destination, revived)  # dead jobs join the waiting ones; retrying ones were counted
+        return int(revived + tx.conn.execute(_REDRIVE_RETRYING + by_id, args).rowcount)
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,10 +101,10 @@ class SQLiteQueue:
         await self._submit(Ack(_job_id(job), _lane(job)))
 
     async def retry(self, job: Job, due_at: float) -> None:
-        await self._submit(Retry(_job_id(job), due_at))
+        await self._submit(Retry(_job_id(job), due_at, job.batch))
 
     async def postpone(self, job: Job, due_at: float) -> None:
-        await self._submit(Retry(_job_id(job), due_at, counted=False))
+        await self._submit(Retry(_job_id(job), due_at, job.batch, counted=False))
 
     async def dead_letter(self, job: Job, status: DeadStatus, reason: str) -> None:
         await self._submit(DeadLetter(_job_id(job), status, reason, _lane(job)))
@@ -115,10 +115,10 @@ class SQLiteQueue:
         return self._submit(Ack(_job_id(job), _lane(job)))
 
     def retry_nowait(self, job: Job, due_at: float) -> asyncio.Future[None]:
-        return self._submit(Retry(_job_id(job), due_at))
+        return self._submit(Retry(_job_id(job), due_at, job.batch))
 
     def postpone_nowait(self, job: Job, due_at: float) -> asyncio.Future[None]:
-        return self._submit(Retry(_job_id(job), due_at, counted=False))
+        return self._submit(Retry(_job_id(job), due_at, job.batch, counted=False))
 
     def dead_letter_nowait(self, job: Job, status: DeadStatus, reason: str) -> asyncio.Future[None]:
         return self._submit(DeadLetter(_job_id(job), status, reason, _lane(job)))

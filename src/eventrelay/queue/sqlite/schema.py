@@ -16,7 +16,8 @@ index range scan and dedup a key lookup):
   window runs from it. It is a column of its own rather than a reuse of ``first_attempt_at``
   (the first attempt's time, NULL until one fails) or ``received_at`` (the event's receipt,
   which the delivery log and latency figures must keep): each keeps one meaning. NULL costs
-  one byte per row, and only a redrive writes it.
+  one byte per row, and only a redrive writes it. ``batch`` is the key of the whole batch a job
+  is retried with (``Job.batch``; NULL, one byte, for every job not retried as part of a batch).
 - ``dedup``: messageIds seen within the dedup window, ``WITHOUT ROWID`` so the key is the table
   (one b-tree, not a table plus an index). Expiry walks the key space in bounded slices.
 """
@@ -52,6 +53,7 @@ SCHEMA = (
         attempts INTEGER NOT NULL DEFAULT 0,
         first_attempt_at REAL,
         redriven_at REAL,
+        batch TEXT,
         message_id TEXT NOT NULL,
         source TEXT NOT NULL,
         call_type TEXT NOT NULL,
@@ -73,9 +75,14 @@ LANE_INDEX = (
 )
 
 # PRAGMA user_version of files with the tables above. 0 with tables present: the first layout
-# (events + jobs + dedup); 2: jobs without ``redriven_at``. No migration before the first
-# release: such a file is refused clearly.
-SCHEMA_VERSION = 3
+# (events + jobs + dedup); 2: jobs without ``redriven_at``: refused clearly (no migration before
+# the first release). 3: jobs without ``batch``, 4: without ``lane``: migrated in place
+# (``MIGRATIONS``; a job without a lane keeps no order, as one appended before ordering was on).
+SCHEMA_VERSION = 5
+MIGRATIONS = {  # from layout -> to the next (instant: a nullable column costs SQLite no rewrite)
+    3: "ALTER TABLE jobs ADD COLUMN batch TEXT",
+    4: "ALTER TABLE jobs ADD COLUMN lane TEXT",
+}
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -92,7 +99,7 @@ def connect(path: Path) -> sqlite3.Connection:
         _check_version(conn)
         for statement in SCHEMA:
             conn.execute(statement)
-        _add_lanes(conn)
+        conn.execute(LANE_INDEX)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except BaseException:
         conn.close()
@@ -100,19 +107,13 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _add_lanes(conn: sqlite3.Connection) -> None:
-    """The ``lane`` column (per-user ordering, ``lanes.py``) and its index. A file of this layout
-    made before lanes existed gets the column added: a nullable column costs SQLite no rewrite,
-    and its jobs, without a lane, keep no order (as jobs appended before ordering was on)."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
-    if "lane" not in columns:
-        conn.execute("ALTER TABLE jobs ADD COLUMN lane TEXT")
-    conn.execute(LANE_INDEX)
-
-
 def _check_version(conn: sqlite3.Connection) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     tables = conn.execute("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table'").fetchone()[0]
+    while tables and version in MIGRATIONS:
+        conn.execute(MIGRATIONS[version])
+        version += 1
+        conn.execute(f"PRAGMA user_version = {version}")
     if tables and version != SCHEMA_VERSION:
         raise sqlite3.DatabaseError(
             f"the file has queue layout {version}, this eventrelay uses {SCHEMA_VERSION};"
