@@ -16,7 +16,11 @@ shared and its speed drifts by 2-3x within a minute, so each figure and its ceil
 interleaved slices (--rounds) and are summed. Also printed: process CPU per event (the figure
 least disturbed by other programs' disk use), events per commit, and issue 8's absolute goals.
 
-    python bench/queue_commit.py [--events N] [--rounds R] [--dir DIR]
+    python bench/queue_commit.py [--events N] [--rounds R] [--dir DIR] [--archive]
+
+``--archive``: the queue keeps the archive (the default configuration: every accepted event is
+also written once to the archive table, in the append's commit); without it, as with
+``archive: {enabled: false}``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import uuid
 from pathlib import Path
 
 from eventrelay.core.records import Accepted
+from eventrelay.queue.archive import ArchiveLimits
 from eventrelay.queue.sqlite import SQLiteQueue
 
 BODY = b'{"type":"track","event":"Order Completed","properties":{"pad":"' + b"x" * 1140 + b'"}}'  # 1.2 KB
@@ -128,7 +133,7 @@ class Tally:
         print(f"    ratio to ceiling {rate / raw:.2f}; issue 8 goal {goal:,.0f}/s {verdict}")
 
 
-async def run(directory: Path, total: int, rounds: int) -> None:
+async def run(directory: Path, total: int, rounds: int, archive: ArchiveLimits | None) -> None:
     slice_ = total // rounds
     raw = _raw(directory / "raw.db")
     raw_dq = _raw(directory / "raw-dequeue.db")
@@ -140,7 +145,9 @@ async def run(directory: Path, total: int, rounds: int) -> None:
     )
     plan = ((single, 1, APPENDERS, slice_ // 4), (batch, 100, 100, slice_))
     for tally, per_call, per_commit, n in plan:
-        queue = SQLiteQueue(directory / f"queue-{per_call}.db", max_events=10_000_000, dedup_window=86_400.0)
+        queue = SQLiteQueue(
+            directory / f"queue-{per_call}.db", max_events=10_000_000, dedup_window=86_400.0, archive=archive
+        )
         await queue.start()
         for _ in range(rounds):
             tally.raw_seconds += raw_insert(raw, n, per_commit)
@@ -163,7 +170,8 @@ async def run(directory: Path, total: int, rounds: int) -> None:
         await queue.close()
     raw.close()
     raw_dq.close()
-    print(f"1.2 KB events, WAL, synchronous=FULL; {rounds} interleaved rounds of queue and ceiling:")
+    kept = "with the archive" if archive else "without an archive"
+    print(f"1.2 KB events, WAL, synchronous=FULL, {kept}; {rounds} interleaved rounds of queue and ceiling:")
     single.report(GOALS["single"], "events")
     batch.report(GOALS["batch"], "events")
     drain.report(GOALS["drain"], "jobs")
@@ -174,6 +182,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000, help="events per measurement (default 100,000)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--dir", type=Path, default=None, help="where the files go (default: a temp dir)")
+    parser.add_argument("--archive", action="store_true", help="keep the archive (the default configuration)")
     args = parser.parse_args()
     try:
         import uvloop  # the server runs on uvloop
@@ -184,7 +193,8 @@ def main() -> None:
         loop_name = "asyncio"
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         print(f"files in {tmp}; loop: {loop_name}; cores: {os.cpu_count()}")
-        asyncio.run(run(Path(tmp), args.events, args.rounds))
+        archive = ArchiveLimits(7 * 86400.0, 10**12) if args.archive else None
+        asyncio.run(run(Path(tmp), args.events, args.rounds, archive))
 
 
 if __name__ == "__main__":

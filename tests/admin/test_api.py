@@ -142,7 +142,7 @@ async def test_stats_give_counts_latency_and_an_error_table_with_fix_hints(
     )
     status, body = await get(http, served, "/api/v1/destinations/lambda-prod/stats", range="1h")
     assert status == 200
-    assert body["counts"] == {"delivered": 100, "failed": 1, "retrying": 1, "discarded": 1}
+    assert body["counts"] == {"delivered": 100, "failed": 1, "retrying": 1, "discarded": 1, "filtered": 0}
     assert body["latency_ms"]["p50"] == pytest.approx(50, abs=0.05)
     assert body["latency_ms"]["p99"] == pytest.approx(99, abs=0.05)
     errors = {e["category"]: e for e in body["errors"]}

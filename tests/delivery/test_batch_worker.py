@@ -219,3 +219,17 @@ async def test_batch_size_and_bytes_are_on_the_metrics(harness: Harness, count: 
     await eventually(lambda: len(harness.statuses("b-metrics")) == count, what="all recorded")
     assert sample("eventrelay_batch_events_count") == 4 and sample("eventrelay_batch_events_sum") == count
     assert sample("eventrelay_batch_bytes_sum") > 0
+
+
+async def test_filters_apply_to_a_batching_destination_before_its_events_are_batched(harness: Harness) -> None:
+    from eventrelay.config.filters import Filter, build_filters
+    from eventrelay.delivery.engine import Target
+
+    dest = FakeBatchDestination("b-filter", limits(max_events=10))
+    filters = build_filters(None, [Filter.model_validate({"if": 'messageId = "m2"', "drop": True})])
+    await harness.engine({"b-filter": Target(dest, policy(), filters)})  # type: ignore[dict-item]
+    await append(harness.queue, ("b-filter",), "m1", "m2", "m3")
+    await eventually(lambda: len(harness.statuses("b-filter")) == 3 and len(harness.queue._jobs) == 0)
+
+    assert harness.statuses("b-filter") == {"m1": "delivered", "m2": "filtered", "m3": "delivered"}
+    assert sorted(dest.sent()) == ["m1", "m3"]  # the filtered event never travels in a batch

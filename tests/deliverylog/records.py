@@ -22,7 +22,11 @@ ERRORS: dict[Category, tuple[int | None, str | None, str | None]] = {
     Category.THROTTLED: (429, "TooManyRequestsException", "Rate exceeded"),
     Category.AWS_ERROR: (503, "ServiceException", "service unavailable"),
     Category.CONFIGURATION: (404, "ResourceNotFoundException", "Function not found"),
+    Category.FILTERED: (None, None, None),
 }
+
+
+_STATUS: dict[Category, DeliveryStatus] = {Category.DELIVERED: "delivered", Category.FILTERED: "filtered"}
 
 
 def attempt(
@@ -37,6 +41,8 @@ def attempt(
     latency_ms: float = 10.0,
     log_tail: str | None = None,
     event: dict[str, Any] | None = None,
+    filter: str | None = None,
+    replay: str | None = None,
 ) -> AttemptRecord:
     """One attempt that started at ``at``; status defaults to delivered/retrying by category."""
     code, err_type, err_msg = ERRORS[category]
@@ -57,7 +63,7 @@ def attempt(
         source="web",
         call_type="track",
         attempt=n,
-        status=status or ("delivered" if category is Category.DELIVERED else "retrying"),
+        status=status or _STATUS.get(category, "retrying"),
         category=category,
         started_at=at,
         latency_ms=latency_ms,
@@ -78,5 +84,7 @@ def attempt(
         },
         response_body=orjson.dumps({"errorMessage": err_msg}).decode() if err_msg else None,
         event=orjson.dumps(body),
+        filter=filter,
+        replay=replay,
         next_attempt_at=None if category is Category.DELIVERED else at + 2,
     )

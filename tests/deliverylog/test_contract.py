@@ -121,7 +121,37 @@ async def test_stats_count_events_by_state_in_the_range(log: DeliveryLog) -> Non
         ]
     )
     stats = await log.stats("lambda-prod", T, T + 600)
-    assert stats.counts == {"delivered": 2, "failed": 1, "retrying": 1, "discarded": 1}
+    assert stats.counts == {"delivered": 2, "failed": 1, "retrying": 1, "discarded": 1, "filtered": 0}
+
+
+async def test_a_filtered_event_is_counted_as_filtered_never_as_an_error(log: DeliveryLog) -> None:
+    by = 'filters[0]: drop if event = "Order Completed"'
+    await log.record([attempt("f1", Category.FILTERED, at=T + 1, filter=by), attempt("d1", at=T + 2)])
+
+    (row,) = await log.deliveries(status="filtered")
+    assert (row.message_id, row.category, row.error, row.filter) == ("f1", Category.FILTERED, None, by)
+    assert row.to_json()["filter"] == by
+    stats = await log.stats("lambda-prod", T, T + 600)
+    assert (stats.counts["filtered"], stats.counts["delivered"], stats.counts["failed"]) == (1, 1, 0)
+    assert stats.errors == []
+    assert sum(b.filtered for b in stats.buckets) == 1 and all(not b.errors for b in stats.buckets)
+    assert await log.samples("lambda-prod") == []
+    (recorded,) = await log.attempts("f1")
+    assert recorded.filter == by
+
+
+async def test_an_attempt_of_a_replay_carries_the_replay_id(log: DeliveryLog) -> None:
+    await log.record([attempt("m1", at=T + 1)])
+    await log.record([attempt("m1", n=2, at=T + 5, replay="rp_1")])
+
+    (row,) = await log.deliveries()
+    assert (row.replay, row.to_json()["replay"]) == ("rp_1", "rp_1")
+    first, second = await log.attempts("m1")
+    assert (first.replay, second.replay) == (None, "rp_1")
+    await log.record([attempt("m2", Category.FILTERED, at=T + 6, replay="rp_1"), attempt("m3", at=T + 7)])
+    counts = await log.replay_counts("rp_1")
+    assert (counts["delivered"], counts["filtered"], counts["failed"]) == (1, 1, 0)
+    assert sum((await log.replay_counts("rp_other")).values()) == 0
 
 
 async def test_latency_percentiles_are_nearest_rank_over_delivered_events(log: DeliveryLog) -> None:

@@ -118,14 +118,15 @@ async def test_using_a_closed_log_is_a_storage_error(tmp_path: Path) -> None:
 
 
 async def test_a_file_without_the_batch_columns_gets_them_and_keeps_its_history(tmp_path: Path) -> None:
-    from eventrelay.deliverylog.sqlite.schema import ADDED_ATTEMPT_COLUMNS
+    from eventrelay.deliverylog.sqlite.schema import ADDED_COLUMNS
 
     path = tmp_path / "log.db"
     async with opened(path) as log:
         await log.record([attempt("m-old", Category.TIMEOUT, at=T)])
     with sqlite3.connect(path) as conn:  # as a file written before batches: without those columns
-        for name, _ in ADDED_ATTEMPT_COLUMNS:
-            conn.execute(f"ALTER TABLE attempts DROP COLUMN {name}")
+        for table, column in ADDED_COLUMNS:
+            if column.split()[0].startswith("batch_") or column.startswith("warning"):
+                conn.execute(f"ALTER TABLE {table} DROP COLUMN {column.split()[0]}")
 
     async with opened(path) as log:
         [old] = await log.attempts("m-old")
@@ -135,3 +136,22 @@ async def test_a_file_without_the_batch_columns_gets_them_and_keeps_its_history(
         await log.record([batched])
         [new] = await log.attempts("m-new")
         assert (new.batch_id, new.batch_size, new.batch_bytes) == ("b1", 2, 300)
+
+
+async def test_a_file_of_the_layout_before_filters_and_replays_gets_their_columns(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    async with opened(path) as log:
+        await log.record([attempt("m1", at=T)])
+    conn = sqlite3.connect(path)  # back to the layout without filter and replay columns
+    for table in ("attempts", "deliveries"):
+        conn.execute("DROP INDEX IF EXISTS deliveries_replay")
+        conn.execute(f"ALTER TABLE {table} DROP COLUMN filter")
+        conn.execute(f"ALTER TABLE {table} DROP COLUMN replay")
+    conn.commit()
+    conn.close()
+
+    async with opened(path) as log:
+        await log.record([attempt("m2", Category.FILTERED, at=T + 1, filter="only: true", replay="rp_x")])
+        rows = {r.message_id: r for r in await log.deliveries()}
+    assert (rows["m1"].filter, rows["m1"].replay) == (None, None)
+    assert (rows["m2"].status, rows["m2"].filter, rows["m2"].replay) == ("filtered", "only: true", "rp_x")

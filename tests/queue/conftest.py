@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from eventrelay.core.records import Accepted
+from eventrelay.queue.archive import ArchiveLimits
 from eventrelay.queue.sqlite import SQLiteQueue
 
 BODY = b'{"type":"track","event":"Order Completed","properties":{"pad":"' + b"x" * 1100 + b'"}}'  # ~1.2 KB
@@ -23,13 +24,19 @@ def event(*destinations: str, message_id: str | None = None) -> Accepted:
 
 @pytest.fixture
 async def open_queue(tmp_path: Path) -> AsyncIterator[OpenQueue]:
-    """``await open_queue(path=..., max_events=..., dedup_window=...)``: a started SQLiteQueue."""
+    """``await open_queue(path=..., max_events=..., dedup_window=..., archive=...)``: a started SQLiteQueue."""
     opened: list[SQLiteQueue] = []
 
     async def _open(
-        path: Path | None = None, *, max_events: int = 1_000_000, dedup_window: float = 3600.0
+        path: Path | None = None,
+        *,
+        max_events: int = 1_000_000,
+        dedup_window: float = 3600.0,
+        archive: ArchiveLimits | None = None,
     ) -> SQLiteQueue:
-        queue = SQLiteQueue(path or tmp_path / "queue.db", max_events=max_events, dedup_window=dedup_window)
+        queue = SQLiteQueue(
+            path or tmp_path / "queue.db", max_events=max_events, dedup_window=dedup_window, archive=archive
+        )
         await queue.start()
         opened.append(queue)
         return queue

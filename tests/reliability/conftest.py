@@ -101,9 +101,11 @@ def write_config(
     batch: str | None = None,
     concurrency: int = 8,
     function_concurrency: int = 2,
+    destinations: str | None = None,
 ) -> Path:
-    """The config of the ``sink`` destination and its local function (``handler``'s source);
-    ``batch`` is the destination's batch setting as YAML (None: one event per invoke)."""
+    """The config of the ``sink`` destination (and ``extra_dest``) and its local function
+    (``handler``'s source), or ``destinations`` (a YAML ``destinations:`` block) instead of both;
+    ``batch`` is the sink's batch setting as YAML (None: one event per invoke)."""
     functions = workdir / "functions"
     functions.mkdir(parents=True, exist_ok=True)
     (functions / "sink.py").write_text(handler)
@@ -115,16 +117,7 @@ storage: {{backend: sqlite, path: {workdir / "data"}}}
 admin: {{token: {ADMIN_TOKEN}}}
 sources:
   - {{name: app, write_key: {WRITE_KEY}}}
-destinations:
-  - name: sink
-    settings:
-      lambda: sink
-      region: us-west-2
-      role_address: arn:aws:iam::123456789012:role/eventrelay-invoke
-      endpoint_url: http://127.0.0.1:{aws_port}
-      log_type: Tail{batch_line}
-    delivery: {{timeout: {timeout}, backoff_base: 200ms, backoff_cap: 1s, concurrency: {concurrency}}}
-{extra_dest}
+{destinations or _sink_destination(aws_port, timeout, extra_dest, batch_line, concurrency)}
 localaws:
   port: {aws_port}
   functions_dir: {functions}
@@ -147,6 +140,19 @@ def sink_server(tmp_path: Path, **config: Any) -> Iterator[Server]:
     finally:
         if srv.proc is not None:
             srv.kill()
+
+
+def _sink_destination(aws_port: int, timeout: str, extra_dest: str, batch_line: str, concurrency: int) -> str:
+    return f"""destinations:
+  - name: sink
+    settings:
+      lambda: sink
+      region: us-west-2
+      role_address: arn:aws:iam::123456789012:role/eventrelay-invoke
+      endpoint_url: http://127.0.0.1:{aws_port}
+      log_type: Tail{batch_line}
+    delivery: {{timeout: {timeout}, backoff_base: 200ms, backoff_cap: 1s, concurrency: {concurrency}}}
+{extra_dest}"""
 
 
 @pytest.fixture

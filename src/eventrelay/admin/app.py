@@ -9,11 +9,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from eventrelay.admin import api, config_api, metrics, openapi, page, tester_api
+from eventrelay.admin import api, config_api, metrics, openapi, page, replay_api, tester_api
 from eventrelay.core.asgi import ASGIApp
 
 # Each module exports ``routes(runtime) -> list[BaseRoute]``.
-ROUTE_MODULES = (api, config_api, tester_api, page, metrics, openapi)
+ROUTE_MODULES = (api, config_api, tester_api, replay_api, page, metrics, openapi)
 
 
 def build_admin_app(runtime: Any) -> ASGIApp:

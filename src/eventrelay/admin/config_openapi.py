@@ -7,6 +7,17 @@ from typing import Any
 from eventrelay.admin.config_api import PREFIX
 from eventrelay.destinations import registry
 
+_FILTER = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "if": {"type": "string", "description": "FQL condition (default true)"},
+        "drop": {"type": "boolean", "enum": [True]},
+        "sample": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+        "drop_properties": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        "allow_properties": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+    },
+}
 _CONFIG_FILE = {"type": "string", "description": "read-only: the file that defines it (managed_by file)"}
 
 
@@ -34,6 +45,8 @@ def openapi_paths() -> dict[str, Any]:
             "sources": {"type": ["array", "null"], "items": {"type": "string"}},
             "settings": {"type": "object", "description": "the type's settings (aws_lambda: DESIGN.md section 4)"},
             "delivery": {"type": "object"},
+            "only": {"type": ["string", "null"], "description": "FQL: send only the events that match"},
+            "filters": {"type": "array", "items": _FILTER, "description": "destination filters, in order"},
             "external_id": {"type": ["string", "null"], "description": "read-only: the workspace id"},
             "managed_by": {"type": "string", "enum": ["file", "api"]},
             "config_file": _CONFIG_FILE,

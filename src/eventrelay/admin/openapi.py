@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Route
 
 from eventrelay.admin import config_openapi
 from eventrelay.admin.openapi_admin import admin_paths, admin_schemas
+from eventrelay.admin.openapi_replay import replay_paths
 from eventrelay.core.spec import CALL_TYPES, MAX_BATCH_EVENTS, MAX_MESSAGE_ID_CHARS, SHORT_FORMS
 
 OPENAPI_VERSION = "3.1.0"
@@ -28,7 +29,12 @@ def routes(runtime: Any) -> list[BaseRoute]:
 
 
 def document() -> dict[str, Any]:
-    paths: dict[str, Any] = {**_tracking_paths(), **admin_paths(), **config_openapi.openapi_paths()}
+    paths: dict[str, Any] = {
+        **_tracking_paths(),
+        **admin_paths(),
+        **config_openapi.openapi_paths(),
+        **replay_paths(),
+    }
     return {
         "openapi": OPENAPI_VERSION,
         "info": {

@@ -170,6 +170,8 @@ def admin_schemas() -> dict[str, Any]:
             "updated_at": {"type": "number"},
             "next_attempt_at": num,
             "delivered_at": num,
+            "filter": {"type": ["string", "null"], "description": "filtered: the destination filter that matched"},
+            "replay": {"type": ["string", "null"], "description": "the replay of the latest attempt, if any"},
         },
     }
     sample = {
@@ -182,6 +184,8 @@ def admin_schemas() -> dict[str, Any]:
             "category_name": {"type": "string"},
             "attempt": {"type": "integer"},
             "at": {"type": "number"},
+            "filter": {"type": ["string", "null"]},
+            "replay": {"type": ["string", "null"]},
             "you_sent": {},
             "request": {"type": "object"},
             "response": {"type": "object"},
@@ -288,6 +292,7 @@ def admin_schemas() -> dict[str, Any]:
                                 "properties": {
                                     "start": {"type": "number"},
                                     "delivered": {"type": "integer"},
+                                    "filtered": {"type": "integer"},
                                     "errors": {"type": "object", "additionalProperties": {"type": "integer"}},
                                 },
                             },

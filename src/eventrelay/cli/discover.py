@@ -6,7 +6,7 @@ Every command that reads configuration looks, in this order, for:
 2. the demo's configuration, ``./eventrelay-data/demo.yaml``, written by ``eventrelay serve``
    without ``--config`` run in the current folder.
 
-``redrive`` then asks, in this order: the server of ``--url`` (token: ``--token``, else
+``redrive`` and ``replay`` then ask, in this order: the server of ``--url`` (token: ``--token``, else
 ``$EVENTRELAY_ADMIN_TOKEN``); a server running on that configuration's data directory (found
 through ``cli/running.py``; token: the same, else the configuration's ``admin.token``); else it
 opens the store itself.

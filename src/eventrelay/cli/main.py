@@ -10,7 +10,7 @@ import sys
 from eventrelay.core.errors import ConfigError, EventRelayError
 
 SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a command whose reader closed the pipe
-COMMANDS = ("serve", "validate", "localaws", "deliveries", "redrive", "aws", "check", "send")
+COMMANDS = ("serve", "validate", "localaws", "deliveries", "redrive", "replay", "aws", "check", "send")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,7 +24,7 @@ from eventrelay.cli.admin_client import add_source_options, call_api
 from eventrelay.cli.deliveries import parse_flag_time
 from eventrelay.config.model import Config
 from eventrelay.core.errors import ConfigError
-from eventrelay.core.outcome import Category
+from eventrelay.core.outcome import NOT_FAILURES, Category
 from eventrelay.delivery.redrive import REDRIVABLE, RedriveFilter, redrive, redrive_summary
 
 BAR_WIDTH = 30  # characters of the progress bar
@@ -38,7 +38,7 @@ def add_parser(sub: Any) -> None:
     add_source_options(p)
     p.add_argument(
         "--category",
-        choices=[str(c) for c in Category if c is not Category.DELIVERED],
+        choices=[str(c) for c in Category if c not in NOT_FAILURES],
         help="only events whose last attempt had this category",
     )
     p.add_argument(

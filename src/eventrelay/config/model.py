@@ -20,10 +20,13 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from eventrelay.config.archive import Archive
+from eventrelay.config.filters import Filter, Fql, build_filters
 from eventrelay.core.duration import Duration
 from eventrelay.core.external_id import external_id
 from eventrelay.destinations import registry
 from eventrelay.destinations.kind import DestinationType
+from eventrelay.filters.rules import Filters
 
 MIN_SECRET_LENGTH = 16  # write keys and admin tokens: shorter ones are guessable
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # source/destination names appear in URLs and metrics
@@ -189,6 +192,9 @@ class DeliveryPolicy(Strict):
     """First retry within this delay (full jitter, doubling). Default 2s."""
     backoff_cap: Duration = Field(default=300.0, gt=0)
     """Longest delay between attempts. Default 5m."""
+    replay_share: float = Field(default=0.5, gt=0, le=1)
+    """Share of ``concurrency`` a replay into this destination may use, so live traffic keeps
+    flowing. Default 0.5 (half)."""
 
 
 class Destination(Strict):
@@ -205,6 +211,11 @@ class Destination(Strict):
     """``user``: one user's events (``userId``, else ``anonymousId``) are delivered in the order
     they were received; an event being retried holds back only its user's later events, until it
     is delivered or ends failed (its own retry window and attempt cap). Default ``none``."""
+    only: Fql | None = None
+    """Send only the events that match this FQL condition (``config/filters.py``). Default: every event."""
+    filters: list[Filter] = Field(default_factory=list)
+    """Destination filters, applied in order after ``only``: drop, sample, drop_properties,
+    allow_properties (``config/filters.py``). Default none."""
 
     @field_validator("type")
     @classmethod
@@ -225,6 +236,10 @@ class Destination(Strict):
     def kind(self) -> DestinationType[Any]:
         """This destination's registered type."""
         return registry.get(self.type)
+
+    def compiled_filters(self) -> Filters:
+        """``only`` and ``filters`` compiled for delivery."""
+        return build_filters(self.only, self.filters)
 
 
 class LocalAwsFunction(Strict):
@@ -284,6 +299,7 @@ class Config(Strict):
     sources: list[Source] = Field(default_factory=list)
     destinations: list[Destination] = Field(default_factory=list)
     localaws: LocalAws | None = None
+    archive: Archive = Field(default_factory=Archive)
 
     @field_validator("storage", mode="wrap")
     @classmethod

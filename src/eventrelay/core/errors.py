@@ -2,9 +2,11 @@
 
     EventRelayError
     ├── ConfigError                 a configuration value is wrong (names the field path)
+    │   └── ExpressionError         a filter expression (FQL) does not parse (position, what was expected)
     ├── IngestError                 a Tracking API request is refused (HTTP 4xx; names field/limit)
     │   ├── AuthError               unknown or missing write key (401)
     │   └── PayloadError            malformed body, limit exceeded, missing field (400)
+    ├── ReplayError                 a replay cannot be made, found or changed (status: 404 or 409)
     ├── StorageError                the queue or delivery log failed
     │   ├── QueueFull               the store is over its bound (429 + Retry-After)
     │   └── DiskFull                the disk refused a write (503)
@@ -42,6 +44,20 @@ class ConfigErrors(ConfigError):
         self.message = str(self)
 
 
+class ExpressionError(ConfigError):
+    """A filter expression (the FQL subset of ``filters/``) does not parse.
+
+    ``position`` is the 1-based character where the problem is, ``expected`` what would have been
+    valid there and ``found`` what was there instead ("the end" past the last character). The
+    field path is the configuration's (``destinations[0].filters[2].if``), or empty."""
+
+    def __init__(self, position: int, expected: str, found: str, path: str = "") -> None:
+        self.position = position
+        self.expected = expected
+        self.found = found
+        super().__init__(path, f"at character {position}: expected {expected}, found {found}")
+
+
 class IngestError(EventRelayError):
     """A Tracking API request is refused. ``status`` is the HTTP status to answer."""
 
@@ -63,6 +79,15 @@ class AuthError(IngestError):
 class PayloadError(IngestError):
     status = 400
     code = "invalid_payload"
+
+
+class ReplayError(EventRelayError):
+    """A replay cannot be made (no such destination, the archive is off), found or changed.
+    ``status`` is the HTTP status the admin API answers with."""
+
+    def __init__(self, message: str, *, status: int = 409) -> None:
+        self.status = status
+        super().__init__(message)
 
 
 class StorageError(EventRelayError):

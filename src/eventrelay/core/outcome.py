@@ -20,6 +20,7 @@ class Category(StrEnum):
     THROTTLED = "throttled"
     AWS_ERROR = "aws_error"
     CONFIGURATION = "configuration"
+    FILTERED = "filtered"  # a destination filter kept the event from this destination: not sent, not an error
 
 
 HUMAN_NAMES: dict[Category, str] = {
@@ -31,7 +32,11 @@ HUMAN_NAMES: dict[Category, str] = {
     Category.THROTTLED: "Throttled",
     Category.AWS_ERROR: "AWS Error",
     Category.CONFIGURATION: "Configuration Error",
+    Category.FILTERED: "Filtered",
 }
+
+# Categories that are not failures: the error table, failure samples and failure counts leave them out.
+NOT_FAILURES = frozenset({Category.DELIVERED, Category.FILTERED})
 
 
 class Verdict(StrEnum):
@@ -41,6 +46,7 @@ class Verdict(StrEnum):
     RETRY = "retry"  # retry at a time from the policy
     DISCARD = "discard"  # dead-letter as discarded (not retried; can be re-driven)
     BACKOFF_DESTINATION = "backoff_destination"  # retry, and pause the whole destination
+    FILTERED = "filtered"  # ack without sending: a destination filter matched (never retried)
 
 
 @dataclass(slots=True)
@@ -60,6 +66,7 @@ class Outcome:
     response_body: str | None = None  # "Response from destination" (truncated)
     retry_after: float | None = None  # seconds, when the destination said so
     latency_ms: float = 0.0
+    filter: str | None = None  # filtered: the destination filter that matched (``filters[2]: drop if ...``)
 
     @property
     def ok(self) -> bool:

@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from eventrelay.core.outcome import Category
+from eventrelay.core.outcome import NOT_FAILURES, Category
 
 DeadStatus = Literal["failed", "discarded"]
 
 
-DeliveryStatus = Literal["delivered", "retrying", "failed", "discarded"]
+DeliveryStatus = Literal["delivered", "retrying", "failed", "discarded", "filtered"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +63,7 @@ class Job:
     # a failing batch can be split in halves. None: the job batches with whatever is due.
     batch: str | None = None
     lane: str | None = None  # set when the destination orders by user: the job's user lane
+    replay: str | None = None  # the replay that made this job (None: live traffic); see delivery/replay.py
 
 
 @dataclass(slots=True)
@@ -97,6 +98,8 @@ class AttemptRecord:
     batch_size: int | None = None
     batch_bytes: int | None = None
     warning: str | None = None  # e.g. an unknown batchItemFailures itemIdentifier, ignored
+    filter: str | None = None  # filtered: the destination filter that matched (``filters[2]: drop if ...``)
+    replay: str | None = None  # the replay this attempt belongs to (None: live traffic)
 
 
 def finished_at(a: AttemptRecord) -> float:
@@ -105,8 +108,8 @@ def finished_at(a: AttemptRecord) -> float:
 
 
 def error_text(a: AttemptRecord) -> str | None:
-    """The one-line error a delivery row shows: ``ErrorType: message`` (None when delivered)."""
-    if a.category is Category.DELIVERED:
+    """The one-line error a delivery row shows: ``ErrorType: message`` (None when delivered or filtered)."""
+    if a.category in NOT_FAILURES:
         return None
     parts = [p for p in (a.error_type, a.error_message) if p]
     return ": ".join(parts) if parts else str(a.category)

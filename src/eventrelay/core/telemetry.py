@@ -35,6 +35,12 @@ FAILED = Counter(
     ["destination", "category"],
     registry=REGISTRY,
 )
+FILTERED = Counter(
+    "eventrelay_events_filtered_total",
+    "Events a destination filter kept from the destination (not sent; not a failure)",
+    ["destination"],
+    registry=REGISTRY,
+)
 RETRIES = Counter(
     "eventrelay_delivery_retries_total", "Attempts scheduled for retry", ["destination"], registry=REGISTRY
 )
@@ -44,6 +50,8 @@ CONCURRENCY_LIMIT = Gauge(
     ["destination", "function"],
     registry=REGISTRY,
 )
+ARCHIVE_BYTES = Gauge("eventrelay_archive_bytes", "Bytes of accepted events kept for replay", registry=REGISTRY)
+ARCHIVE_EVENTS = Gauge("eventrelay_archive_events", "Accepted events kept for replay", registry=REGISTRY)
 QUEUE_DEPTH = Gauge("eventrelay_queue_depth", "Jobs waiting per destination", ["destination"], registry=REGISTRY)
 ATTEMPT_SECONDS = Histogram(
     "eventrelay_attempt_duration_seconds",
@@ -96,6 +104,11 @@ def rejected(reason: str, count: int = 1) -> None:
     _child(REJECTED, reason).inc(count)
 
 
+def archive_size(events: int, size: int) -> None:
+    ARCHIVE_EVENTS.set(events)
+    ARCHIVE_BYTES.set(size)
+
+
 def queue_depth(destination: str, depth: int) -> None:
     _child(QUEUE_DEPTH, destination).set(depth)
 
@@ -114,6 +127,7 @@ class DestinationMeter:
         self._delivered = DELIVERED.labels(destination)
         self._end_to_end = END_TO_END_SECONDS.labels(destination)
         self._retried = RETRIES.labels(destination)
+        self._filtered = FILTERED.labels(destination)
         self._attempts: dict[str, Any] = {}
         self._failed: dict[str, Any] = {}
 
@@ -147,6 +161,10 @@ class DestinationMeter:
 
     def retried(self) -> None:
         self._retried.inc()
+
+    def filtered(self) -> None:
+        """A destination filter kept an event from the destination."""
+        self._filtered.inc()
 
     def failed(self, category: str) -> None:
         """An event ended failed or discarded."""

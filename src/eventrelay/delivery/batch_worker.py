@@ -31,9 +31,11 @@ from eventrelay.core.records import Job
 from eventrelay.delivery.batch_results import batch_id_of, settle_batch
 from eventrelay.delivery.batcher import Batch, Batcher
 from eventrelay.delivery.decide import Settlement
+from eventrelay.delivery.filtering import screen
 from eventrelay.delivery.flow import Permit
 from eventrelay.delivery.worker import UNSETTLED_MAX, DestinationWorker
 from eventrelay.destinations.base import BatchDestination, BatchOutcome, SendRequest
+from eventrelay.filters.rules import Filters
 
 log = logging.getLogger("eventrelay.delivery")
 
@@ -72,8 +74,8 @@ class BatchWorker(DestinationWorker):
         if self._stopped.is_set():  # claimed while stopping: due again for whoever claims next
             self._release(job)
             return
-        request = _request(job)
-        if request is None:  # not a JSON object: the single-event path records it (configuration)
+        request = _request(job, self.filters)
+        if request is None:  # not a JSON object (configuration) or filtered: the single-event path records it
             super()._launch(job)
             return
         now = asyncio.get_running_loop().time()
@@ -196,10 +198,14 @@ class BatchWorker(DestinationWorker):
             return BatchOutcome(failed, [failed] * len(batch), 0)
 
 
-def _request(job: Job) -> SendRequest | None:
-    """The request for ``job``; None when its body is not a JSON object."""
+def _request(job: Job, filters: Filters) -> SendRequest | None:
+    """The request for ``job`` after the destination's filters; None when its body is not a JSON
+    object or a filter keeps it out (the single-event path then records why, sending nothing)."""
     try:
         event = orjson.loads(job.body)
     except orjson.JSONDecodeError:
         return None
-    return SendRequest(job.body, event, job.source, job.message_id) if isinstance(event, dict) else None
+    if not isinstance(event, dict):
+        return None
+    screened = screen(filters, job, event)
+    return screened if isinstance(screened, SendRequest) else None

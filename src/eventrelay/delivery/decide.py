@@ -1,6 +1,7 @@
 """What to do with a job after one attempt: a pure function from (job, outcome, policy) to a ``Settlement``.
 
 SUCCESS                          -> record delivered, ack
+FILTERED                         -> record filtered (with the filter that matched), ack: never retried
 RETRY                            -> record retrying, retry at the RetryPolicy's time
                                     (or, when it gives up: record failed, dead letter "failed");
                                     the window runs from the receipt, or from the last re-drive
@@ -27,7 +28,7 @@ from eventrelay.core.outcome import Category, Outcome, Verdict
 from eventrelay.core.records import AttemptRecord, DeadStatus, DeliveryStatus, Job
 from eventrelay.delivery.retry import RetryPolicy
 
-Action = Literal["ack", "retry", "postpone", "dead_letter"]
+Action = Literal["ack", "filter", "retry", "postpone", "dead_letter"]  # filter: an ack of an event not sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,8 @@ def decide(
     verdict = outcome.verdict
     if verdict is Verdict.SUCCESS:
         return Settlement(job, _record(job, outcome, "delivered", started_at), "ack")
+    if verdict is Verdict.FILTERED:
+        return Settlement(job, _record(job, outcome, "filtered", started_at), "filter")
     if verdict is Verdict.DISCARD:
         reason = _reason(outcome)
         return Settlement(
@@ -157,4 +160,6 @@ def _record(
         response_body=outcome.response_body,
         event=job.body,
         next_attempt_at=next_attempt_at,
+        filter=outcome.filter,
+        replay=job.replay,
     )

@@ -1,6 +1,6 @@
 """The delivery engine: one ``DestinationWorker`` per destination, one shared ``Settler``.
 
-    engine = DeliveryEngine(queue, log, {"lambda-prod": (destination, policy)})
+    engine = DeliveryEngine(queue, log, {"lambda-prod": Target(destination, policy, filters)})
     await engine.start()
     engine.notify(("lambda-prod",))     # ingest appended work: claim now
     await engine.set_targets({...})     # hot reconfigure
@@ -17,18 +17,31 @@ import contextlib
 import logging
 import random
 from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 from eventrelay.config.model import DeliveryPolicy
 from eventrelay.core import telemetry
 from eventrelay.delivery.batch_worker import BatchWorker
+from eventrelay.delivery.filtering import NO_FILTERS
 from eventrelay.delivery.handoff import Reservation
 from eventrelay.delivery.settler import Settler
 from eventrelay.delivery.worker import DestinationWorker
 from eventrelay.deliverylog.base import DeliveryLog
 from eventrelay.destinations.base import BatchDestination, Destination
+from eventrelay.filters.rules import Filters
 from eventrelay.queue.base import Queue
 
-Targets = Mapping[str, tuple[Destination, DeliveryPolicy]]
+
+class Target(NamedTuple):
+    """What one destination's worker runs with."""
+
+    destination: Destination
+    policy: DeliveryPolicy
+    filters: Filters = NO_FILTERS
+
+
+# A plain (destination, policy) pair is a Target without filters.
+Targets = Mapping[str, Target | tuple[Destination, DeliveryPolicy]]
 QUEUE_DEPTH_INTERVAL = 5.0  # seconds between eventrelay_queue_depth refreshes (a COUNT per destination)
 
 log = logging.getLogger("eventrelay.delivery")
@@ -45,7 +58,7 @@ class DeliveryEngine:
     ) -> None:
         self._queue = queue
         self._settler = Settler(queue, log)
-        self._targets: dict[str, tuple[Destination, DeliveryPolicy]] = dict(targets)
+        self._targets = _targets(targets)
         self._workers: dict[str, DestinationWorker] = {}
         self._rng = rng
         self._depth_task: asyncio.Task[None] | None = None
@@ -54,8 +67,8 @@ class DeliveryEngine:
 
     async def start(self) -> None:
         self._settler.start()
-        for name, (destination, policy) in self._targets.items():
-            self._start_worker(name, destination, policy)
+        for name, target in self._targets.items():
+            self._start_worker(name, target)
         self._depth_task = asyncio.create_task(self._report_depth(), name="eventrelay-queue-depth")
         self._started = True
 
@@ -81,18 +94,18 @@ class DeliveryEngine:
         not pause; leases keep the two from taking the same job.
         """
         async with self._lock:
-            self._targets = dict(targets)
+            self._targets = _targets(targets)
             if not self._started:
                 return
             draining: list[DestinationWorker] = []
             for name, worker in list(self._workers.items()):
-                target = targets.get(name)
-                if target is None or target[0] is not worker.destination or target[1] != worker.policy:
+                target = self._targets.get(name)
+                if target is None or not _runs(worker, target):
                     worker.stop_claiming()
                     draining.append(self._workers.pop(name))
-            for name, (destination, policy) in targets.items():
+            for name, target in self._targets.items():
                 if name not in self._workers:
-                    self._start_worker(name, destination, policy)
+                    self._start_worker(name, target)
             await asyncio.gather(*(w.drain() for w in draining))
 
     def notify(self, destinations: Iterable[str] | None = None) -> None:
@@ -129,12 +142,15 @@ class DeliveryEngine:
             for name, w in self._workers.items()
         }
 
-    def _start_worker(self, name: str, destination: Destination, policy: DeliveryPolicy) -> None:
+    def _start_worker(self, name: str, target: Target) -> None:
+        destination, policy, filters = target
         worker: DestinationWorker
         if isinstance(destination, BatchDestination):  # configured with batch: batches in its slots
-            worker = BatchWorker(name, destination, policy, self._queue, self._settler, rng=self._rng)
+            worker = BatchWorker(name, destination, policy, self._queue, self._settler, rng=self._rng, filters=filters)
         else:
-            worker = DestinationWorker(name, destination, policy, self._queue, self._settler, rng=self._rng)
+            worker = DestinationWorker(
+                name, destination, policy, self._queue, self._settler, rng=self._rng, filters=filters
+            )
         self._workers[name] = worker
         worker.start()
 
@@ -146,3 +162,14 @@ class DeliveryEngine:
                 except Exception:
                     log.debug("queue depth of %s unavailable", name, exc_info=True)
             await asyncio.sleep(QUEUE_DEPTH_INTERVAL)
+
+
+def _targets(targets: Targets) -> dict[str, Target]:
+    return {name: Target(*target) for name, target in targets.items()}
+
+
+def _runs(worker: DestinationWorker, target: Target) -> bool:
+    """Whether ``worker`` already runs ``target`` (else it is swapped for a new one)."""
+    return (
+        target.destination is worker.destination and target.policy == worker.policy and target.filters == worker.filters
+    )

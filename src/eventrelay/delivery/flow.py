@@ -54,7 +54,7 @@ class Permit:
 @dataclass(slots=True)
 class Parked:
     job: Job
-    event: Mapping[str, Any]
+    event: dict[str, Any]
     since: float  # when it was parked, or its lease last extended
 
 
@@ -80,16 +80,22 @@ class FlowControl:
         self.in_flight = 0
         self.parked = 0
         self._reader: asyncio.Task[None] | None = None
+        self._started = False
         for target in names:
             self._limit(target)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
-        """Read the targets' reserved concurrency now and every ``CAPACITY_REFRESH`` seconds."""
-        if self._targeted is not None:
+        """Ready to take work. The targets' reserved concurrency is read when the first job comes
+        (no AWS call for a destination without traffic), then every ``CAPACITY_REFRESH`` seconds."""
+        self._started = True
+
+    def _read_soon(self) -> None:
+        if self._targeted is not None and self._reader is None and self._started:
             self._reader = asyncio.create_task(self._read_capacity(self._targeted), name=f"eventrelay-flow-{self.name}")
 
     async def close(self) -> None:
+        self._started = False
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -118,8 +124,9 @@ class FlowControl:
             free += max(0, room + PREFETCH * limit.current - (len(waiting) if waiting else 0))
         return min(total, free)
 
-    def admit(self, job: Job, event: Mapping[str, Any], now: float) -> Permit | None:
+    def admit(self, job: Job, event: dict[str, Any], now: float) -> Permit | None:
         """A permit for ``job`` to start now, or None: it waits (in order) until ``ready``."""
+        self._read_soon()
         target = self.target(event)
         limit = self._limit(target)
         waiting = self._parked.get(target)
@@ -132,6 +139,7 @@ class FlowControl:
     def acquire(self, event: Mapping[str, Any], now: float) -> Permit | None:
         """A permit for one invoke to ``event``'s target now (a batch of it is one invoke), or
         None when the target or the ceiling has no room; nothing is parked."""
+        self._read_soon()
         target = self.target(event)
         limit = self._limit(target)
         if self.in_flight >= self.ceiling or limit.room(now) <= 0:
@@ -147,7 +155,7 @@ class FlowControl:
         if permit.limit.current != before:
             telemetry.concurrency_limit(self.name, permit.target, permit.limit.current)
 
-    def ready(self, now: float) -> Iterator[tuple[Job, Mapping[str, Any], Permit]]:
+    def ready(self, now: float) -> Iterator[tuple[Job, dict[str, Any], Permit]]:
         """Parked jobs that may start now, each with its permit, in the order they were parked."""
         for target, waiting in list(self._parked.items()):
             limit = self._limits[target]

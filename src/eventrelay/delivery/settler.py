@@ -124,7 +124,7 @@ class Settler:
 
     def _apply(self, s: Settlement) -> Awaitable[Any]:
         try:
-            if s.action == "ack":
+            if s.action in ("ack", "filter"):
                 return self._calls.ack(s.job)
             if s.action == "retry":
                 return self._calls.retry(s.job, s.due_at if s.due_at is not None else time.time())

@@ -6,8 +6,9 @@ backoff), so a slow or failing destination never slows another.
     loop: paused? sleep until the pause ends
           free slots? claim up to that many due jobs (lease = timeout + margin), start one task each
           nothing due? wait for notify() or an idle timeout that grows 10 ms -> 500 ms
-    task: parse the body, send (the destination bounds the attempt by the timeout, measures it
-          and classifies it: destinations/base.py), decide, hand the settlement to the settler
+    task: parse the body, apply the destination's filters (delivery/filtering.py: a filtered
+          event is not sent), send (the destination bounds the attempt by the timeout, measures
+          it and classifies it: destinations/base.py), decide, hand the settlement to the settler
           (which records it, batched, then makes the queue call), freeing the slot at once
 
 Free slots come from flow control (``flow.py``): an adaptive limit per function (AIMD on
@@ -26,7 +27,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -36,9 +37,11 @@ from eventrelay.core import telemetry
 from eventrelay.core.outcome import Category, Outcome, Verdict
 from eventrelay.core.records import Job, finished_at
 from eventrelay.delivery.decide import Settlement, decide
+from eventrelay.delivery.filtering import NO_FILTERS, screen
 from eventrelay.delivery.flow import FlowControl, Permit
 from eventrelay.delivery.settler import Settler
-from eventrelay.destinations.base import Destination, SendRequest
+from eventrelay.destinations.base import Destination
+from eventrelay.filters.rules import Filters
 from eventrelay.queue.base import OrderedQueue, Queue
 
 CLAIM_BATCH_MAX = 256  # jobs per claim: one storage round trip feeds many attempts
@@ -70,10 +73,12 @@ class DestinationWorker:
         *,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        filters: Filters = NO_FILTERS,
     ) -> None:
         self.name = name
         self.destination = destination
         self.policy = policy
+        self.filters = filters
         self._queue = queue
         self._settler = settler
         self._clock = clock
@@ -250,7 +255,7 @@ class DestinationWorker:
         if permit is not None:
             self._start(job, event, permit)
 
-    def _start(self, job: Job, event: Mapping[str, Any] | None, permit: Permit | None) -> None:
+    def _start(self, job: Job, event: dict[str, Any] | None, permit: Permit | None) -> None:
         task = asyncio.create_task(self._attempt(job, event, permit))
         self._inflight.add(task)
         task.add_done_callback(self._done)
@@ -266,7 +271,7 @@ class DestinationWorker:
             self._kick.set()
 
     # -- one attempt ---------------------------------------------------------------------------
-    async def _attempt(self, job: Job, event: Mapping[str, Any] | None, permit: Permit | None) -> None:
+    async def _attempt(self, job: Job, event: dict[str, Any] | None, permit: Permit | None) -> None:
         started = self._clock()
         try:
             outcome = await self._send(job, event)
@@ -276,7 +281,8 @@ class DestinationWorker:
             raise
         if permit is not None:
             self._flow.release(permit, outcome, self._clock())
-        self._meter.attempt(str(outcome.category), outcome.latency_ms / 1000.0)
+        if outcome.verdict is not Verdict.FILTERED:  # a filtered event made no attempt
+            self._meter.attempt(str(outcome.category), outcome.latency_ms / 1000.0)
         now = self._clock()
         not_before = self._pace(outcome, now)
         settlement = decide(
@@ -294,6 +300,8 @@ class DestinationWorker:
             record = settlement.record
             if settlement.action == "ack":
                 self._meter.delivered(finished_at(record) - record.received_at)
+            elif settlement.action == "filter":
+                self._meter.filtered()
             elif settlement.action in ("retry", "postpone"):
                 self._meter.retried()
             else:
@@ -307,10 +315,10 @@ class DestinationWorker:
         if self._waiting_for_slot:
             self._waiting_for_slot = False
             self._kick.set()
-        elif ok and settlement.job.lane is not None and settlement.action in ("ack", "dead_letter"):
+        elif ok and settlement.job.lane is not None and settlement.action in ("ack", "filter", "dead_letter"):
             self._kick.set()  # a user lane's head left: its next event is due now (ordering: user)
 
-    async def _send(self, job: Job, event: Mapping[str, Any] | None) -> Outcome:
+    async def _send(self, job: Job, event: dict[str, Any] | None) -> Outcome:
         if event is None:
             return Outcome(
                 Category.CONFIGURATION,
@@ -318,7 +326,9 @@ class DestinationWorker:
                 error_type="InvalidEvent",
                 error_message="the stored event is not a JSON object",
             )
-        request = SendRequest(job.body, event, job.source, job.message_id)
+        request = screen(self.filters, job, event)
+        if isinstance(request, Outcome):
+            return request
         try:
             return await self.destination.send(request, self.policy.timeout)
         except Exception as exc:  # the contract says never; if one does, retry rather than lose the event

@@ -27,6 +27,8 @@ class DeliveryRow:
     updated_at: float
     next_attempt_at: float | None = None
     delivered_at: float | None = None
+    filter: str | None = None  # filtered: the destination filter that matched
+    replay: str | None = None  # the replay of the latest attempt (None: live traffic)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -43,6 +45,8 @@ class DeliveryRow:
             "updated_at": self.updated_at,
             "next_attempt_at": self.next_attempt_at,
             "delivered_at": self.delivered_at,
+            "filter": self.filter,
+            "replay": self.replay,
         }
 
 
@@ -71,6 +75,7 @@ class Bucket:
 
     start: float
     delivered: int = 0
+    filtered: int = 0
     errors: dict[str, int] = field(default_factory=dict)  # category -> failed attempts
 
 
@@ -125,6 +130,11 @@ class DeliveryLog(Protocol):
         category, up to ``limit`` of each failure category. ``delivered`` gives recent successful
         deliveries: a store may keep the event of only some of them (the SQLite store: one per
         destination per second) and answers those."""
+        ...
+
+    async def replay_counts(self, replay_id: str) -> dict[str, int]:
+        """The events of a replay by their state (every status of ``STATUSES``), from the
+        latest attempt of each (event, destination) that was the replay's."""
         ...
 
     async def redriven(self, destination: str, message_ids: Sequence[str] | None, at: float) -> int:

@@ -57,6 +57,11 @@ _DESCRIPTIONS: dict[Category, tuple[str, str]] = {
         "Check the destination's function name, qualifier (version/alias) and region, and the event "
         "size; fix the setting, then re-drive.",
     ),
+    Category.FILTERED: (
+        "A destination filter (only or filters in the destination's settings) kept the event from the "
+        "destination: it was not sent. Not an error, never retried.",
+        "Nothing to fix; if the event should have been sent, change the filter named in the record.",
+    ),
 }
 
 

@@ -197,6 +197,9 @@ class JetStreamDeliveryLog:
     async def samples(self, destination: str, category: str | None = None, limit: int = 5) -> list[AttemptRecord]:
         return await (await self._caught_up()).samples(destination, category, limit)
 
+    async def replay_counts(self, replay_id: str) -> dict[str, int]:
+        return await (await self._caught_up()).replay_counts(replay_id)
+
     # -- internals -------------------------------------------------------------------------------
     def _jsc(self) -> JetStreamContext:
         if self._js is None:

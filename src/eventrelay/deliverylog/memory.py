@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from eventrelay.core.outcome import Category
+from eventrelay.core.outcome import NOT_FAILURES, Category
 from eventrelay.core.records import AttemptRecord, error_text, finished_at
 from eventrelay.deliverylog.base import DeliveryRow, Stats
 from eventrelay.deliverylog.samples import DeliveredSamples
-from eventrelay.deliverylog.stats import compute_stats
+from eventrelay.deliverylog.stats import STATUSES, compute_stats
 
 
 class MemoryDeliveryLog:
@@ -27,8 +27,10 @@ class MemoryDeliveryLog:
     async def record(self, attempts: Sequence[AttemptRecord]) -> None:
         for a in attempts:
             delivered = a.category is Category.DELIVERED
-            # As the SQLite store: the event body is kept for failed attempts and a sample of delivered ones.
-            self.records.append(replace(a, event=b"") if delivered and not self._samples.keep(a) else a)
+            # As the SQLite store: the event body is kept for failed attempts and a sample of delivered ones
+            # (a filtered event, never sent, keeps none).
+            kept = (not delivered and a.category not in NOT_FAILURES) or (delivered and self._samples.keep(a))
+            self.records.append(a if kept else replace(a, event=b""))
             key = (a.message_id, a.destination)
             before = self.rows.get(key)
             end = finished_at(a)
@@ -46,6 +48,8 @@ class MemoryDeliveryLog:
                 updated_at=end,
                 next_attempt_at=a.next_attempt_at,
                 delivered_at=end if delivered else None,
+                filter=a.filter,
+                replay=a.replay,
             )
 
     async def deliveries(
@@ -82,7 +86,7 @@ class MemoryDeliveryLog:
             a
             for a in self.records
             if a.destination == destination
-            and (a.category is not Category.DELIVERED or (category == Category.DELIVERED and a.event))
+            and (a.category not in NOT_FAILURES or (category == Category.DELIVERED and a.event))
             and category in (None, str(a.category))
         ]
         failed.sort(key=finished_at, reverse=True)
@@ -93,6 +97,13 @@ class MemoryDeliveryLog:
                 taken[a.category] = taken.get(a.category, 0) + 1
                 out.append(a)
         return out
+
+    async def replay_counts(self, replay_id: str) -> dict[str, int]:
+        counts = dict.fromkeys(STATUSES, 0)
+        for row in self.rows.values():
+            if row.replay == replay_id:
+                counts[row.status] += 1
+        return counts
 
     async def redriven(self, destination: str, message_ids: Sequence[str] | None, at: float) -> int:
         wanted = set(message_ids) if message_ids is not None else None

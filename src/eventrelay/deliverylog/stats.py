@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 import orjson
 
 from eventrelay.core.duration import parse_duration
-from eventrelay.core.outcome import HUMAN_NAMES, Category
+from eventrelay.core.outcome import HUMAN_NAMES, NOT_FAILURES, Category
 from eventrelay.core.records import AttemptRecord, finished_at
 from eventrelay.deliverylog.base import Bucket, DeliveryRow, ErrorCount, Latency, Stats
 from eventrelay.deliverylog.hints import hint
@@ -24,7 +24,7 @@ from eventrelay.deliverylog.hints import hint
 RANGES: dict[str, float] = {"10m": 600.0, "1h": 3600.0, "24h": 86400.0, "7d": 7 * 86400.0}
 SERIES_BUCKETS = 60  # points of the chart: enough to see a spike, few enough to draw and send cheaply
 MAX_RANGE_SECONDS = 366 * 86400.0  # a custom range longer than a year is a typo, not a question
-STATUSES = ("delivered", "failed", "retrying", "discarded")
+STATUSES = ("delivered", "failed", "retrying", "discarded", "filtered")
 REDACTED = "[redacted]"
 # Keys whose values are never shown in a sample, at any depth (defence in depth: the destination
 # already keeps credentials out of ``request``). ``writeKey`` may arrive in an event body.
@@ -70,6 +70,8 @@ def add_to_bucket(buckets: list[Bucket], index: int, category: str, count: int) 
     bucket = buckets[index]
     if category == Category.DELIVERED:
         bucket.delivered += count
+    elif category == Category.FILTERED:
+        bucket.filtered += count
     else:
         bucket.errors[category] = bucket.errors.get(category, 0) + count
 
@@ -102,7 +104,7 @@ def compute_stats(
         if rec.destination != destination or not since <= end <= until:
             continue
         add_to_bucket(buckets, bucket_index(end, since, width), str(rec.category), 1)
-        if rec.category is not Category.DELIVERED:
+        if rec.category not in NOT_FAILURES:
             n, ids = per_category.get(rec.category, (0, set()))
             ids.add(rec.message_id)
             per_category[rec.category] = (n + 1, ids)
@@ -123,7 +125,10 @@ def stats_json(stats: Stats, *, external_id: str | None = None, timeout_s: float
         "errors": [_error_json(e, external_id, timeout_s) for e in stats.errors],
         "series": {
             "bucket_seconds": stats.bucket_seconds,
-            "buckets": [{"start": b.start, "delivered": b.delivered, "errors": b.errors} for b in stats.buckets],
+            "buckets": [
+                {"start": b.start, "delivered": b.delivered, "filtered": b.filtered, "errors": b.errors}
+                for b in stats.buckets
+            ],
         },
     }
 
@@ -159,6 +164,8 @@ def sample_json(rec: AttemptRecord) -> dict[str, Any]:
         "attempt": rec.attempt,
         "status": rec.status,
         "at": finished_at(rec),
+        "filter": rec.filter,
+        "replay": rec.replay,
         "you_sent": event_json(rec.event),
         "request": request,
         "batch": batch_json(rec),

@@ -8,18 +8,20 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from eventrelay.config.model import Config
 from eventrelay.config.model import Destination as DestinationConfig
 from eventrelay.core.asgi import ASGIApp, Receive, Scope, Send
-from eventrelay.delivery.engine import DeliveryEngine
+from eventrelay.delivery.engine import DeliveryEngine, Target
 from eventrelay.delivery.intake import QueueSink
+from eventrelay.delivery.replay import Replays
 from eventrelay.delivery.routing import route
 from eventrelay.deliverylog.base import DeliveryLog
 from eventrelay.destinations.base import Destination
 from eventrelay.ingest.sink import EventSink
+from eventrelay.queue.archive import ArchiveQueue
 from eventrelay.queue.base import OrderedQueue, Queue
 from eventrelay.runtime.build import build_destination, open_log, open_queue
 
@@ -47,6 +49,7 @@ class Runtime:
         self.destinations: dict[str, Destination] = {}
         self.engine: DeliveryEngine | None = None
         self.sink: EventSink = QueueSink(self.queue)  # the Tracking API's hand-off (ingest.sink.EventSink)
+        self.replays = Replays(self.queue, self.log, self, self._notify)  # delivery/replay.py
         self._sources_by_key: dict[str, str] = {}
         self._apply_sources(config)
 
@@ -60,8 +63,11 @@ class Runtime:
             self.engine = DeliveryEngine(self.queue, self.log, self._engine_targets())
             await self.engine.start()
             self.sink = QueueSink(self.queue, self.engine)
+            if isinstance(self.queue, ArchiveQueue):
+                await self.replays.resume()  # replays a stop interrupted go on where they were
 
     async def stop(self) -> None:
+        await self.replays.stop()
         if self.engine is not None:
             await self.engine.stop()
         for dest in self.destinations.values():
@@ -139,6 +145,10 @@ class Runtime:
         return next((d for d in self.config.destinations if d.name == name), None)
 
     # -- internals ----------------------------------------------------------------------------
+    def _notify(self, destinations: Iterable[str]) -> None:
+        if self.engine is not None:
+            self.engine.notify(destinations)
+
     def _ingest_app(self) -> IngestApp:
         """The Tracking API of this runtime, its settings endpoint pointed as ``ingest`` says."""
         from eventrelay.ingest.app import IngestApp
@@ -157,9 +167,9 @@ class Runtime:
         elif any(d.ordering == "user" for d in config.destinations):
             log.warning("the %s queue keeps no per-user order: ordering: user is ignored", config.storage.backend)
 
-    def _engine_targets(self) -> dict[str, tuple[Destination, Any]]:
+    def _engine_targets(self) -> dict[str, Target]:
         return {
-            d.name: (self.destinations[d.name], d.delivery)
+            d.name: Target(self.destinations[d.name], d.delivery, d.compiled_filters())
             for d in self.config.destinations
             if d.enabled and d.name in self.destinations
         }

@@ -156,6 +156,7 @@ function renderDestinations(list) {
       cell(d.name), cell(d.function || ""),
       cell(d.counts.delivered, "num delivered"), cell(d.counts.failed, "num failed"),
       cell(d.counts.retrying, "num retrying"), cell(d.counts.discarded, "num discarded"),
+      cell(d.counts.filtered, "num filtered"),
       cell(fmtMs(d.latency_ms.p50), "num"), cell(fmtMs(d.latency_ms.p95), "num"), cell(fmtMs(d.latency_ms.p99), "num"),
       cell(d.queue_depth, "num"));
     if (d.name === state.selected && !state.creating) row.className = "selected";

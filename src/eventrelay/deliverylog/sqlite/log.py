@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from eventrelay.core.errors import StorageError
 from eventrelay.core.outcome import Category
 from eventrelay.core.records import AttemptRecord, finished_at
 from eventrelay.deliverylog.base import DeliveryRow, Stats
@@ -29,7 +26,8 @@ from eventrelay.deliverylog.sqlite.writes import (
     mark_retrying,
     prune,
 )
-from eventrelay.storage.sqlite import translate
+from eventrelay.deliverylog.stats import STATUSES
+from eventrelay.storage.sqlite_reader import SqliteReader
 from eventrelay.storage.sqlite_writer import GroupCommitWriter
 
 T = TypeVar("T")
@@ -58,23 +56,21 @@ class SQLiteDeliveryLog:
             thread_name="eventrelay-deliverylog-writer",
             max_rows=MAX_WRITE_BATCH,
         )
-        self._reader: ThreadPoolExecutor | None = None
-        self._read_conn: sqlite3.Connection | None = None
+        self._reader = SqliteReader(
+            lambda: connect(self.path), f"the delivery log {self.path}", "eventrelay-deliverylog-reader"
+        )
         self._samples = DeliveredSamples()
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
-        if self._reader is not None:
+        if self._reader.started:
             return
         await self._writer.start()  # the writer has opened the file and made the schema
-        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eventrelay-deliverylog-reader")
+        self._reader.start()
 
     async def close(self) -> None:
         await self._writer.close()
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            await asyncio.get_running_loop().run_in_executor(reader, self._close_reader)
-            reader.shutdown(wait=True)
+        await self._reader.close()
 
     # -- writes -------------------------------------------------------------------------------
     async def record(self, attempts: Sequence[AttemptRecord]) -> None:
@@ -95,23 +91,7 @@ class SQLiteDeliveryLog:
 
     # -- reads --------------------------------------------------------------------------------
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self._reader is None:
-            raise StorageError(f"the delivery log {self.path} is not started")
-        return await asyncio.get_running_loop().run_in_executor(self._reader, self._run_read, fn)
-
-    def _run_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        try:
-            if self._read_conn is None:
-                self._read_conn = connect(self.path)
-                self._read_conn.execute("PRAGMA query_only = 1")
-            return fn(self._read_conn)
-        except sqlite3.Error as exc:
-            raise translate(exc, f"reading the delivery log {self.path}") from exc
-
-    def _close_reader(self) -> None:
-        if self._read_conn is not None:
-            self._read_conn.close()
-            self._read_conn = None
+        return await self._reader.read(fn)
 
     async def deliveries(
         self,
@@ -157,6 +137,11 @@ class SQLiteDeliveryLog:
         found = [to_attempt(r) for r in await self._read(query)]
         found.sort(key=finished_at, reverse=True)
         return found
+
+    async def replay_counts(self, replay_id: str) -> dict[str, int]:
+        sql = "SELECT status, COUNT(*) FROM deliveries WHERE replay = ? GROUP BY status"
+        rows = await self._read(lambda conn: conn.execute(sql, (replay_id,)).fetchall())
+        return {**dict.fromkeys(STATUSES, 0), **dict(rows)}
 
     async def stats(self, destination: str, since: float, until: float) -> Stats:
         return await self._read(lambda conn: stats(conn, destination, since, until))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from eventrelay.core.outcome import Category
+from eventrelay.core.outcome import NOT_FAILURES, Category
 from eventrelay.deliverylog.base import ErrorCount, Stats
 from eventrelay.deliverylog.stats import (
     STATUSES,
@@ -19,7 +19,7 @@ from eventrelay.deliverylog.stats import (
 # Percentiles are computed over at most the latest this many deliveries of the range: exact below it,
 # a recent sample of 200k above it (a 7-day range of a busy destination stays a sub-second query).
 MAX_LATENCY_SAMPLE = 200_000
-FAILURE_CATEGORIES = tuple(str(c) for c in Category if c is not Category.DELIVERED)
+FAILURE_CATEGORIES = tuple(str(c) for c in Category if c not in NOT_FAILURES)
 
 
 def conditions(**filters: str | None) -> tuple[list[str], list[Any]]:

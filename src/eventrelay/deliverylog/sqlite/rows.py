@@ -7,15 +7,16 @@ from typing import Any
 
 import orjson
 
-from eventrelay.core.outcome import Category
+from eventrelay.core.outcome import NOT_FAILURES, Category
 from eventrelay.core.records import AttemptRecord, error_text, finished_at
 from eventrelay.deliverylog.base import DeliveryRow
 
 
 def attempt_row(a: AttemptRecord, keep_delivered_event: bool = False) -> tuple[Any, ...]:
     """The ``attempts`` row of ``a`` (``INSERT_ATTEMPT``): the event body on a failure, and on a
-    delivery when ``keep_delivered_event`` (a sample)."""
-    delivered = a.category is Category.DELIVERED and not keep_delivered_event
+    delivery when ``keep_delivered_event`` (a sample); never for a filtered event (not sent)."""
+    delivered = a.category is Category.DELIVERED
+    kept = bool(a.event) and (keep_delivered_event if delivered else a.category not in NOT_FAILURES)
     return (
         a.message_id,
         a.destination,
@@ -38,12 +39,14 @@ def attempt_row(a: AttemptRecord, keep_delivered_event: bool = False) -> tuple[A
         a.executed_version,
         orjson.dumps(a.request).decode() if a.request else None,
         a.response_body,
-        None if delivered or not a.event else a.event,
+        a.event if kept else None,
         a.next_attempt_at,
         a.batch_id,
         a.batch_size,
         a.batch_bytes,
         a.warning,
+        a.filter,
+        a.replay,
     )
 
 
@@ -63,6 +66,8 @@ def delivery_row(a: AttemptRecord) -> tuple[Any, ...]:
         end,
         end if a.category is Category.DELIVERED else None,
         a.next_attempt_at,
+        a.filter,
+        a.replay,
     )
 
 
@@ -95,6 +100,8 @@ def to_attempt(r: Sequence[Any]) -> AttemptRecord:
         batch_size=r[24],
         batch_bytes=r[25],
         warning=r[26],
+        filter=r[27],
+        replay=r[28],
     )
 
 
@@ -114,4 +121,6 @@ def to_delivery(r: Sequence[Any]) -> DeliveryRow:
         updated_at=r[10],
         next_attempt_at=r[11],
         delivered_at=r[12],
+        filter=r[13],
+        replay=r[14],
     )

@@ -14,6 +14,7 @@ import orjson
 
 from eventrelay.core.errors import QueueFull
 from eventrelay.core.records import Accepted, DeadStatus, Job
+from eventrelay.queue.sqlite.archive_store import archived_size
 from eventrelay.queue.sqlite.lanes import DUE_HEADS, block_behind_heads
 from eventrelay.queue.sqlite.tx import Tx, json_list
 from eventrelay.storage.sqlite_writer import WriteOp
@@ -42,7 +43,7 @@ _JOBS = """
         json_group_array(json_array(
             id, message_id, attempts, iif(first_attempt_at IS NULL, NULL, printf('%!.17g', first_attempt_at)),
             source, call_type, printf('%!.17g', received_at), length(body),
-            iif(redriven_at IS NULL, NULL, printf('%!.17g', redriven_at)), batch, lane
+            iif(redriven_at IS NULL, NULL, printf('%!.17g', redriven_at)), batch, replay, lane
         )),
         CAST(group_concat(body, '') AS BLOB)
     FROM jobs WHERE id IN (SELECT value FROM json_each(?))
@@ -104,6 +105,12 @@ class Append:
         fresh.update(new)
         tx.dedup_rows.extend((mid, now) for mid in new)
         job_rows = tx.job_rows
+        if store.archive is not None:  # every accepted event once, in this same commit
+            archive_rows = tx.archive_rows
+            for mid, item in new.items():
+                size = archived_size(item)
+                archive_rows.append((item.received_at, mid, item.source, item.call_type, size, item.body))
+                tx.archived_bytes += size
         ordered = store.ordered
         for mid, item in new.items():
             destinations = item.destinations
@@ -183,7 +190,20 @@ class Claim:
         jobs: list[Job] = []
         end = 0
         rows = orjson.loads(fields)
-        for job_id, message_id, attempts, first, source, call_type, received_at, size, redriven, batch, lane in rows:
+        for (
+            job_id,
+            message_id,
+            attempts,
+            first,
+            source,
+            call_type,
+            received_at,
+            size,
+            redriven,
+            batch,
+            replay,
+            lane,
+        ) in rows:
             start, end = end, end + size
             first_at = None if first is None else float(first)
             body = bodies[start:end]
@@ -200,6 +220,7 @@ class Claim:
                     first_at,
                     redriven_at=None if redriven is None else float(redriven),
                     batch=batch,
+                    replay=replay,
                     lane=lane,
                 )
             )

@@ -9,7 +9,10 @@ from pathlib import Path
 
 from eventrelay.core.errors import StorageError
 from eventrelay.core.records import Accepted, DeadStatus, Job
+from eventrelay.queue.archive import ArchivedEvent, ArchiveInfo, ArchiveLimits, ReplayRecord, ReplayState, Span, Window
 from eventrelay.queue.base import BlockedLane
+from eventrelay.queue.sqlite.archive_reads import ArchiveReader
+from eventrelay.queue.sqlite.archive_store import CreateReplay, EndReplay, EnqueueReplay
 from eventrelay.queue.sqlite.lanes import BlockedLanes, SetOrdering
 from eventrelay.queue.sqlite.ops import (
     Ack,
@@ -34,17 +37,27 @@ MAX_BATCH_ROWS = 4_000
 
 
 class SQLiteQueue:
-    """``Queue`` (also ``GroupCommitQueue``, ``HandoffQueue`` and ``OrderedQueue``) on a SQLite file. ``commits``
-    counts committed transactions (group commit ratio: compare with ``operations``)."""
+    """``Queue`` (also ``GroupCommitQueue``, ``HandoffQueue``, ``ArchiveQueue`` and ``OrderedQueue``)
+    on a SQLite file. ``commits`` counts committed transactions (group commit ratio: compare with
+    ``operations``). ``archive``: how long and how much of the accepted events to keep after
+    delivery (None: none)."""
 
-    def __init__(self, path: Path, *, max_events: int = 1_000_000, dedup_window: float = 86400.0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_events: int = 1_000_000,
+        dedup_window: float = 86400.0,
+        archive: ArchiveLimits | None = None,
+    ) -> None:
         self.path = Path(path)
         self.max_events = max_events
         self.dedup_window = dedup_window
         self._ready: Counter[str] = Counter()  # waiting (not dead) jobs per destination, committed
+        self._archive = ArchiveReader(self.path, archive)
         self._ordered: frozenset[str] = frozenset()  # as the writer's Store has it (lanes.py)
         self._writer: GroupCommitWriter[Op, Counter[str]] = GroupCommitWriter(
-            Store(self.path, max_events=max_events, dedup_window=dedup_window),
+            Store(self.path, max_events=max_events, dedup_window=dedup_window, archive=archive),
             what=f"the queue database {self.path}",
             thread_name="eventrelay-sqlite",
             max_rows=MAX_BATCH_ROWS,
@@ -63,9 +76,11 @@ class SQLiteQueue:
         return self._writer.operations
 
     async def start(self) -> None:
-        await self._writer.start()
+        await self._writer.start()  # the file and its tables exist from here on
+        self._archive.start()
 
     async def close(self) -> None:
+        await self._archive.close()
         await self._writer.close()
 
     async def append(self, items: Sequence[Accepted]) -> list[bool]:
@@ -150,6 +165,41 @@ class SQLiteQueue:
         a size bound for operators, and a full disk for tests."""
         pages: int = await self._submit(SetMaxPages(max_pages))
         return pages
+
+    # -- the archive and replays (queue/archive.py) ---------------------------------------------
+    async def archive_info(self) -> ArchiveInfo:
+        return await self._archive.info()
+
+    async def archive_span(self, window: Window) -> Span:
+        return await self._archive.span(window)
+
+    async def archived(self, window: Window, after_seq: int, last_seq: int, limit: int) -> list[ArchivedEvent]:
+        return await self._archive.archived(window, after_seq, last_seq, limit)
+
+    async def create_replay(self, replay: ReplayRecord) -> None:
+        await self._submit(CreateReplay(replay))
+
+    async def replays(self, destination: str | None = None) -> list[ReplayRecord]:
+        return await self._archive.replays(destination)
+
+    async def replay(self, replay_id: str) -> ReplayRecord | None:
+        return await self._archive.replay(replay_id)
+
+    async def enqueue_replay(
+        self, replay_id: str, cursor: int, new_cursor: int, seqs: Sequence[int], skipped: int
+    ) -> bool:
+        done: bool = await self._submit(EnqueueReplay(replay_id, cursor, new_cursor, seqs, skipped))
+        return done
+
+    async def replay_waiting(self, replay_id: str) -> int:
+        return await self._archive.jobs(replay_id, "ready")
+
+    async def replay_dead(self, replay_id: str) -> int:
+        return await self._archive.jobs(replay_id, "dead")
+
+    async def end_replay(self, replay_id: str, state: ReplayState) -> int:
+        removed: int = await self._submit(EndReplay(replay_id, state))
+        return removed
 
 
 def _lane(job: Job) -> tuple[str, str] | None:

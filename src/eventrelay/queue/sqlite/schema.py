@@ -20,6 +20,11 @@ index range scan and dedup a key lookup):
   is retried with (``Job.batch``; NULL, one byte, for every job not retried as part of a batch).
 - ``dedup``: messageIds seen within the dedup window, ``WITHOUT ROWID`` so the key is the table
   (one b-tree, not a table plus an index). Expiry walks the key space in bounded slices.
+- ``archive``: every accepted event once, in receipt order (``seq``), kept after delivery for
+  replay (``archive_store.py``), written in the append's own commit; ``archive_meta`` (one row)
+  counts its events and bytes so the size is known without a scan. ``replays``: each replay's
+  window and cursor; a replay's jobs carry its id in ``jobs.replay`` (NULL for live traffic: one
+  byte, and only replay jobs are in the ``jobs_replay`` index).
 """
 
 from __future__ import annotations
@@ -43,6 +48,47 @@ PRAGMAS = (
     "PRAGMA journal_size_limit=67108864",  # truncate the WAL back to 64 MB after a checkpoint
 )
 
+ARCHIVE_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS archive (
+        seq INTEGER PRIMARY KEY,
+        received_at REAL NOT NULL,
+        message_id TEXT NOT NULL,
+        source TEXT NOT NULL,
+        call_type TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        body BLOB NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS archive_time ON archive (received_at)",
+    """CREATE TABLE IF NOT EXISTS archive_meta (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        events INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        pruned_until REAL
+    )""",
+    "INSERT OR IGNORE INTO archive_meta (id, events, bytes) VALUES (1, 0, 0)",
+    """CREATE TABLE IF NOT EXISTS replays (
+        id TEXT PRIMARY KEY,
+        destination TEXT NOT NULL,
+        since REAL NOT NULL,
+        until REAL NOT NULL,
+        source TEXT,
+        call_type TEXT,
+        event TEXT,
+        condition TEXT,
+        max_waiting INTEGER NOT NULL,
+        first_seq INTEGER,
+        last_seq INTEGER,
+        matched INTEGER NOT NULL,
+        cursor INTEGER NOT NULL,
+        enqueued INTEGER NOT NULL DEFAULT 0,
+        skipped INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        finished_at REAL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS jobs_replay ON jobs (replay, state) WHERE replay IS NOT NULL",
+)
+
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS jobs (
         id INTEGER PRIMARY KEY,
@@ -60,11 +106,13 @@ SCHEMA = (
         received_at REAL NOT NULL,
         dead_status TEXT,
         reason TEXT,
-        lane TEXT,
-        body BLOB NOT NULL
+        body BLOB NOT NULL,
+        replay TEXT,
+        lane TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS jobs_claim ON jobs (destination, state, due_at)",
     "CREATE TABLE IF NOT EXISTS dedup (message_id TEXT PRIMARY KEY, seen_at REAL NOT NULL) WITHOUT ROWID",
+    *ARCHIVE_SCHEMA,
 )
 
 # Waiting jobs by lane, oldest first: finds a lane's head and the jobs behind it. Partial: only
@@ -76,13 +124,13 @@ LANE_INDEX = (
 
 # PRAGMA user_version of files with the tables above. 0 with tables present: the first layout
 # (events + jobs + dedup); 2: jobs without ``redriven_at``: refused clearly (no migration before
-# the first release). 3: jobs without ``batch``, 4: without ``lane``: migrated in place
-# (``MIGRATIONS``; a job without a lane keeps no order, as one appended before ordering was on).
-SCHEMA_VERSION = 5
-MIGRATIONS = {  # from layout -> to the next (instant: a nullable column costs SQLite no rewrite)
-    3: "ALTER TABLE jobs ADD COLUMN batch TEXT",
-    4: "ALTER TABLE jobs ADD COLUMN lane TEXT",
-}
+# the first release). 3: jobs without ``batch``; 4: before the archive (no ``jobs.replay``; the
+# archive tables are created by SCHEMA and start empty); 5: jobs without ``lane`` (per-user
+# ordering; a job without a lane keeps no order, as one appended before ordering was on): all
+# migrated in place (``MIGRATIONS``).
+SCHEMA_VERSION = 6
+# from layout -> the column that layout lacks (added in place, instant; NULL in the rows already there)
+MIGRATIONS = {3: ("batch", "TEXT"), 4: ("replay", "TEXT"), 5: ("lane", "TEXT")}
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -111,7 +159,9 @@ def _check_version(conn: sqlite3.Connection) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     tables = conn.execute("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table'").fetchone()[0]
     while tables and version in MIGRATIONS:
-        conn.execute(MIGRATIONS[version])
+        column, kind = MIGRATIONS[version]
+        if column not in {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}:
+            conn.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
         version += 1
         conn.execute(f"PRAGMA user_version = {version}")
     if tables and version != SCHEMA_VERSION:

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from eventrelay.core.errors import QueueFull
+from eventrelay.queue.archive import ArchiveLimits
+from eventrelay.queue.sqlite.archive_store import Pruner
 from eventrelay.queue.sqlite.ops import Append, Op
 from eventrelay.queue.sqlite.schema import connect
 from eventrelay.queue.sqlite.tx import Tx
@@ -28,10 +30,14 @@ class Store:
     writer's transaction, keeps what the ops need between batches (the limits, the waiting
     jobs committed, the dedup sweep's position). Writer thread only."""
 
-    def __init__(self, path: Path, *, max_events: int, dedup_window: float) -> None:
+    def __init__(
+        self, path: Path, *, max_events: int, dedup_window: float, archive: ArchiveLimits | None = None
+    ) -> None:
         self.path = path
         self.max_events = max_events
         self.dedup_window = dedup_window
+        self.archive = archive  # None: accepted events are not archived
+        self._pruner = Pruner(archive) if archive is not None else None
         self.committed_ready = 0  # waiting (ready) jobs committed
         self.last_sweep = 0.0
         self.sweep_from = ""  # the dedup sweep's position in the key space ("" = the start)
@@ -78,6 +84,8 @@ class Store:
             except QueueFull as refused:  # raised before the op wrote anything
                 outcomes.append(refused)
         tx.flush()
+        if self._pruner is not None:
+            self._pruner.step(tx, archived=any(isinstance(op, Append) for op in ops))
         return outcomes, tx.delta
 
     def committed(self, change: Counter[str]) -> None:

@@ -32,6 +32,8 @@ _INSERT_JOB = (
     "INSERT INTO jobs (destination, due_at, message_id, source, call_type, received_at, body, leased, lane) VALUES "
 )
 _INSERT_DEDUP = "INSERT OR REPLACE INTO dedup (message_id, seen_at) VALUES "
+_INSERT_ARCHIVE = "INSERT INTO archive (received_at, message_id, source, call_type, size, body) VALUES "
+_COUNT_ARCHIVED = "UPDATE archive_meta SET events = events + ?, bytes = bytes + ? WHERE id = 1"
 _LOOKUP_DEDUP = "SELECT message_id, seen_at FROM dedup WHERE message_id IN (SELECT value FROM json_each(?))"
 _COUNT_READY = (
     "SELECT destination, COUNT(*) FROM jobs WHERE id IN (SELECT value FROM json_each(?)) AND state = 'ready'"
@@ -87,6 +89,8 @@ class Tx:
     job_rows: list[tuple[str, float, str, str, str, float, bytes, int, str | None]] = field(default_factory=list)
     acked: list[int] = field(default_factory=list)  # job ids
     acked_lanes: list[tuple[str, str]] = field(default_factory=list)  # (destination, lane) of acked lane heads
+    archive_rows: list[tuple[float, str, str, str, int, bytes]] = field(default_factory=list)
+    archived_bytes: int = 0  # of ``archive_rows``
 
     @property
     def ready_total(self) -> int:
@@ -124,6 +128,10 @@ class Tx:
         if self.dedup_rows:
             _insert(self.conn, _INSERT_DEDUP, self.dedup_rows)
             self.dedup_rows = []
+        if self.archive_rows:  # before the jobs: an append's handoff reads the jobs' last_insert_rowid()
+            _insert(self.conn, _INSERT_ARCHIVE, self.archive_rows)
+            self.conn.execute(_COUNT_ARCHIVED, (len(self.archive_rows), self.archived_bytes))
+            self.archive_rows, self.archived_bytes = [], 0
         if self.job_rows:
             _insert(self.conn, _INSERT_JOB, self.job_rows)
             self.job_rows = []
