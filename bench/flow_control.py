@@ -32,7 +32,10 @@ from pathlib import Path
 
 import orjson
 
-ROLE_ARN = "arn:aws:iam::123456789012:role/eventrelay-bench"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from delivery_invoke import ROLE_ARN, _sts_answer, bench_env
+
 APPEND_BATCH = 500  # events per queue append
 DEADLINE = 600.0  # seconds for one run to deliver everything
 
@@ -40,17 +43,6 @@ DEADLINE = 600.0  # seconds for one run to deliver everything
 # -- the stub endpoint (its own process) ------------------------------------------------------------
 def _answer(status: str, headers: str, body: bytes) -> bytes:
     return b"HTTP/1.1 %s\r\n%sContent-Length: %d\r\n\r\n%s" % (status.encode(), headers.encode(), len(body), body)
-
-
-def _sts() -> bytes:
-    xml = (
-        '<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult>'
-        "<Credentials><AccessKeyId>BENCH-SESSION-KEY-01</AccessKeyId><SecretAccessKey>bench-secret</SecretAccessKey>"
-        "<SessionToken>bench-token</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials>"
-        f"<AssumedRoleUser><Arn>{ROLE_ARN}/bench</Arn><AssumedRoleId>AROABENCH:bench</AssumedRoleId>"
-        "</AssumedRoleUser></AssumeRoleResult></AssumeRoleResponse>"
-    ).encode()
-    return _answer("200 OK", "Content-Type: text/xml\r\n", xml)
 
 
 OK = _answer("200 OK", "Content-Type: application/json\r\nX-Amz-Executed-Version: $LATEST\r\n", b'{"ok":true}')
@@ -96,7 +88,7 @@ class Stub(asyncio.Protocol):
             elif b"/concurrency" in line:
                 self.transport.write(NOT_FOUND)
             else:
-                self.transport.write(_sts())
+                self.transport.write(_sts_answer())
 
     def _invoke(self) -> None:
         if Stub.running >= Stub.allowed:
@@ -201,15 +193,9 @@ async def run(url: str, events: int, *, users: int = 1000, ordered: bool = False
 
 
 async def main(events: int, allowed: int, latency: float, users: int) -> None:
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="BENCH-BASE-KEY-0001",
-        AWS_SECRET_ACCESS_KEY="bench-base-secret",
-        AWS_EC2_METADATA_DISABLED="true",
-        AWS_CONFIG_FILE="/nonexistent",
-        AWS_SHARED_CREDENTIALS_FILE="/nonexistent",
-    )
     capacity = allowed / latency
     proc, url = start_stub(allowed, latency)
+    bench_env(url)
     try:
         fixed = await run(url, events, fixed=True)
         adaptive = await run(url, events)

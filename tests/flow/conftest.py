@@ -215,3 +215,34 @@ def first_arrivals(seen: list[dict[str, Any]]) -> dict[str, list[int]]:
             known.add(a["id"])
             out.setdefault(a["user"], []).append(a["n"])
     return out
+
+
+def ordered_destination_yaml(write_key: str, aws_port: int, delivery: str) -> str:
+    """YAML: the source ``app`` and the destination ``users`` (``ordering: user``) delivering to
+    ``record-fn`` on the local endpoint at ``aws_port``, for the tests that run ``eventrelay serve``."""
+    return f"""
+sources:
+  - {{name: app, write_key: {write_key}}}
+destinations:
+  - name: users
+    ordering: user
+    settings:
+      lambda: record-fn
+      region: us-west-2
+      role_address: arn:aws:iam::123456789012:role/eventrelay-invoke
+      endpoint_url: http://127.0.0.1:{aws_port}
+    delivery: {delivery}
+"""
+
+
+def record_function_yaml(aws_port: int, functions: Path) -> str:
+    """YAML: the ``localaws`` section running ``record-fn`` (``ORDER_HANDLER``'s ``record``)."""
+    return f"""
+localaws:
+  port: {aws_port}
+  functions_dir: {functions}
+  functions:
+    record-fn: {{handler: ordering.record, concurrency: 4}}
+  roles:
+    eventrelay-invoke: {{}}
+"""

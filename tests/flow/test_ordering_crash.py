@@ -18,7 +18,14 @@ from tests.support.process import free_port
 from tests.support.send import post_batches
 from tests.support.serve import serve_env
 
-from .conftest import ORDER_HANDLER, arrivals, first_arrivals, user_events
+from .conftest import (
+    ORDER_HANDLER,
+    arrivals,
+    first_arrivals,
+    ordered_destination_yaml,
+    record_function_yaml,
+    user_events,
+)
 
 WRITE_KEY = "wk_flow_crash_0123456789abcdef"
 USERS, PER_USER = 20, 30
@@ -31,29 +38,16 @@ def write_config(workdir: Path, port: int, aws_port: int) -> Path:
     functions.mkdir(parents=True, exist_ok=True)
     (functions / "ordering.py").write_text(ORDER_HANDLER)
     config = workdir / "eventrelay.yaml"
-    config.write_text(f"""
+    config.write_text(
+        f"""
 workspace: {{id: ws_flow_crash}}
 storage: {{backend: sqlite, path: {workdir / "data"}}}
 admin: {{token: adm_flow_crash_0123456789abcdef}}
-sources:
-  - {{name: app, write_key: {WRITE_KEY}}}
-destinations:
-  - name: users
-    ordering: user
-    settings:
-      lambda: record-fn
-      region: us-west-2
-      role_address: arn:aws:iam::123456789012:role/eventrelay-invoke
-      endpoint_url: http://127.0.0.1:{aws_port}
-    delivery: {{backoff_base: 50ms, backoff_cap: 200ms, concurrency: 16}}
-localaws:
-  port: {aws_port}
-  functions_dir: {functions}
-  functions:
-    record-fn: {{handler: ordering.record, concurrency: 4}}
-  roles:
-    eventrelay-invoke: {{}}
-""")
+"""
+        + ordered_destination_yaml(WRITE_KEY, aws_port, "{backoff_base: 50ms, backoff_cap: 200ms, concurrency: 16}")
+        + record_function_yaml(aws_port, functions)
+    )
+
     return config
 
 

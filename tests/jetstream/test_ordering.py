@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.flow.conftest import ORDER_HANDLER, arrivals, first_arrivals, user_events
+from tests.flow.conftest import (
+    ORDER_HANDLER,
+    arrivals,
+    first_arrivals,
+    ordered_destination_yaml,
+    record_function_yaml,
+    user_events,
+)
 from tests.support.process import free_port
 from tests.support.send import post_batches
 from tests.support.serve import serve_env, spawn_eventrelay, wait_healthy
@@ -27,33 +34,17 @@ DEADLINE = 120.0
 
 
 def _config(workdir: Path, nats_url: str, aws_port: int, *, data: str, with_localaws: bool = False) -> Path:
-    functions = workdir / "functions"
-    local = f"""
-localaws:
-  port: {aws_port}
-  functions_dir: {functions}
-  functions:
-    record-fn: {{handler: ordering.record, concurrency: 4}}
-  roles:
-    eventrelay-invoke: {{}}
-"""
     path = workdir / f"{data}.yaml"
-    path.write_text(f"""
+    delivery = "{timeout: 10s, backoff_base: 100ms, backoff_cap: 300ms, concurrency: 8}"
+    path.write_text(
+        f"""
 workspace: {{id: ws_jsorder}}
 storage: {{backend: jetstream, servers: ["{nats_url}"], stream: ORD, path: {workdir / data}}}
 admin: {{token: adm_jsorder_0123456789abcdef}}
-sources:
-  - {{name: app, write_key: {WRITE_KEY}}}
-destinations:
-  - name: users
-    ordering: user
-    settings:
-      lambda: record-fn
-      region: us-west-2
-      role_address: arn:aws:iam::123456789012:role/eventrelay-invoke
-      endpoint_url: http://127.0.0.1:{aws_port}
-    delivery: {{timeout: 10s, backoff_base: 100ms, backoff_cap: 300ms, concurrency: 8}}
-{local if with_localaws else ""}""")
+"""
+        + ordered_destination_yaml(WRITE_KEY, aws_port, delivery)
+        + (record_function_yaml(aws_port, workdir / "functions") if with_localaws else "")
+    )
     return path
 
 
