@@ -43,6 +43,7 @@ DEMO_ACCOUNT = "123456789012"
 DEMO_REGION = "us-west-2"
 DEMO_HOST = "127.0.0.1"  # the local AWS endpoint listens on loopback only
 IDENTITY_FILE = "demo-identity.json"  # written by earlier versions: its workspace id and write key are kept
+DEMO_CONCURRENCY = 4  # the local function's runtime processes, and the demo destination's attempts in flight
 EXAMPLE_HANDLER = Path(__file__).parent / "localaws" / "example_functions" / "handler.py"
 SECRET_BYTES = 32  # token_urlsafe(32) gives 43 characters (>= 32 random characters required)
 FILE_MODE = 0o600  # the file holds the admin token and the write key: owner only
@@ -115,7 +116,9 @@ def _config(data: Path, functions: Path, workspace_id: str, write_key: str, port
             "region": DEMO_REGION,
             "functions_dir": str(functions),
             "echo_logs": True,
-            "functions": {DEMO_FUNCTION: {"handler": "handler.handle", "timeout": "3s"}},
+            "functions": {
+                DEMO_FUNCTION: {"handler": "handler.handle", "timeout": "3s", "concurrency": DEMO_CONCURRENCY}
+            },
             "roles": {DEMO_ROLE: {"external_id": workspace_id}},
         },
     }
@@ -136,6 +139,9 @@ def _seed_destination(data: Path, port: int) -> None:
             "role_address": f"arn:aws:iam::{DEMO_ACCOUNT}:role/{DEMO_ROLE}",
             "endpoint_url": f"http://{DEMO_HOST}:{port}",
         },
+        # no more attempts in flight than the local function runs at once: more would wait in its
+        # queue past their timeout and run twice (issue 19's demo probe)
+        "delivery": {"concurrency": DEMO_CONCURRENCY},
     }
     save_entities(store, ApiEntities(entities.sources, [*entities.destinations, destination]))
 

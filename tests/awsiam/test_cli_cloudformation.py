@@ -223,3 +223,23 @@ def test_roles_differ_without_destination_is_a_clear_error(
     code, _, err = run_cli(capsys, "aws", "policy", "--config", str(write_config(config)))
     assert code == 2
     assert "pick one destination with --destination NAME" in err
+
+
+def test_the_optional_concurrency_grant_is_in_the_documents_unless_left_out(
+    write_config: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = str(write_config(VARIANTS["multiple"]))
+    code, out, _ = run_cli(capsys, "aws", "policy", "--config", path)
+    assert code == 0
+    actions = [s["Action"] for s in json.loads(out)["Statement"]]
+    assert actions == ["lambda:InvokeFunction", "lambda:GetFunctionConcurrency"]
+    code, out, _ = run_cli(capsys, "aws", "policy", "--config", path, "--no-optional-grants")
+    assert [s["Action"] for s in json.loads(out)["Statement"]] == ["lambda:InvokeFunction"]
+    code, out, _ = run_cli(capsys, "aws", "cloudformation", "--config", path, "--principal", "111111111111")
+    template = json.loads(out)
+    statements = template["Resources"]["InvokePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statements[1]["Action"] == "lambda:GetFunctionConcurrency"
+    assert all(
+        ":function:" in arn and arn.count(":") == 6
+        for arn in template["Parameters"]["FunctionARN"]["Default"].split(",")
+    )

@@ -122,3 +122,17 @@ def test_invalid_principal_is_refused() -> None:
 
 def test_role_arn_is_the_destinations_role() -> None:
     assert grants.role_arn(make_config(dest())) == ROLE
+
+
+def test_the_optional_grant_reads_the_reserved_concurrency_of_each_function_unqualified() -> None:
+    config = make_config(dest(lambda_="my-fn:live", functions={"identify": "users-fn", "page": "my-fn:7"}))
+    items = grants.grants(config)
+    doc = policy.permission_policy(grants.resource_arns(items), grants.function_arns(items))
+    invoke, read = doc["Statement"]
+    assert invoke["Action"] == "lambda:InvokeFunction"
+    assert (read["Effect"], read["Action"]) == ("Allow", "lambda:GetFunctionConcurrency")
+    assert read["Resource"] == [
+        "arn:aws:lambda:us-west-2:123456789012:function:my-fn",
+        "arn:aws:lambda:us-west-2:123456789012:function:users-fn",
+    ]
+    assert policy.permission_policy(grants.resource_arns(items))["Statement"] == [invoke]

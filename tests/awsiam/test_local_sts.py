@@ -41,12 +41,14 @@ def load_documents(server: LocalAwsServer, trust_doc: dict[str, Any], policy_doc
     assert list(trust["Condition"]) == ["StringEquals"]
     assert list(trust["Condition"]["StringEquals"]) == ["sts:ExternalId"]
     principal = trust["Principal"]["AWS"]
-    (allow,) = policy_doc["Statement"]
+    allow, *optional = policy_doc["Statement"]
     assert (allow["Effect"], allow["Action"]) == ("Allow", "lambda:InvokeFunction")
+    assert [(o["Effect"], o["Action"]) for o in optional] in ([], [("Allow", "lambda:GetFunctionConcurrency")])
     role = LocalAwsRole(
         trusted_principals=[principal] if isinstance(principal, str) else principal,
         external_id=trust["Condition"]["StringEquals"]["sts:ExternalId"],
         allow_invoke=allow["Resource"],
+        allow_get_concurrency=optional[0]["Resource"] if optional else [],
     )
     server.sts_api.roles = Roles.from_config(None, LocalAws(roles={ROLE.rsplit("/", 1)[1]: role}))
 

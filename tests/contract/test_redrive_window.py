@@ -1,8 +1,9 @@
 """A re-drive gives an event a fresh retry window and attempt count, on every queue backend.
 
 The scenario users hit: an event received 5 hours ago (past the default 4 h retry window) is
-dead-lettered; an operator re-drives it; its first attempt after the re-drive is throttled. It
-must be retried and delivered, not dead-lettered again at once, while the delivery log keeps the
+dead-lettered; an operator re-drives it; its first attempt after the re-drive fails (a 500 from
+Lambda; a throttle would not count as an attempt: tests/delivery/test_flow.py). It must be retried
+and delivered, not dead-lettered again at once, while the delivery log keeps the
 event's original receivedAt (end-to-end latency counts from the receipt, not the re-drive).
 """
 
@@ -26,6 +27,7 @@ from eventrelay.delivery.engine import DeliveryEngine
 from eventrelay.delivery.redrive import RedriveFilter, redrive
 from eventrelay.deliverylog.sqlite import SQLiteDeliveryLog
 from eventrelay.queue.sqlite import SQLiteQueue
+from eventrelay.queue.sqlite.schema import SCHEMA_VERSION
 from tests.contract.conftest import Queues
 from tests.delivery.conftest import FakeDestination, delivered, eventually, failing, policy
 
@@ -34,18 +36,18 @@ RECEIVED_AGO = 5 * 3600.0  # past the default 4 h retry window
 DEADLINE = 20.0  # generous: a loaded 2-core machine, a real nats-server
 
 
-def throttled_then_delivered(event: Mapping[str, Any], n: int) -> Outcome:
-    """Calls 1 (before the re-drive) and 2 (the first after it) are throttled; call 3 delivers."""
+def failing_then_delivered(event: Mapping[str, Any], n: int) -> Outcome:
+    """Calls 1 (before the re-drive) and 2 (the first after it) fail with a 500; call 3 delivers."""
     if n >= 3:
         return delivered()
-    return failing(Category.THROTTLED, Verdict.RETRY, status_code=429, error_type="TooManyRequestsException")
+    return failing(Category.AWS_ERROR, Verdict.RETRY, status_code=500, error_type="ServiceException")
 
 
 async def test_an_event_redriven_after_its_window_is_retried_and_delivered(queues: Queues, tmp_path: Path) -> None:
     queue = await queues.open()
     log = SQLiteDeliveryLog(tmp_path / "deliverylog.db")
     await log.start()
-    dest = FakeDestination(DEST, respond=throttled_then_delivered)
+    dest = FakeDestination(DEST, respond=failing_then_delivered)
     rules = policy()
     assert rules.retry_window == 4 * 3600.0  # the default window, which the event is past
     engine = DeliveryEngine(queue, log, {DEST: (dest, rules)})
@@ -54,7 +56,7 @@ async def test_an_event_redriven_after_its_window_is_retried_and_delivered(queue
     await queue.append([Accepted("m-old", "web", "track", received_at, body, (DEST,))])
     await engine.start()
     try:
-        # Before the re-drive: one attempt, throttled, and the window is long gone: failed.
+        # Before the re-drive: one attempt, failing, and the window is long gone: failed.
         await eventually(lambda: len(dest.sent) == 1, DEADLINE, "the first attempt")
         redriven_at = time.time()
 
@@ -80,8 +82,8 @@ async def test_an_event_redriven_after_its_window_is_retried_and_delivered(queue
         await log.close()
     assert len(dest.sent) == 3
     assert [(a.attempt, a.status, a.category) for a in attempts] == [
-        (1, "failed", Category.THROTTLED),  # before: the window (from receipt) had passed
-        (1, "retrying", Category.THROTTLED),  # after the re-drive: a fresh window and count
+        (1, "failed", Category.AWS_ERROR),  # before: the window (from receipt) had passed
+        (1, "retrying", Category.AWS_ERROR),  # after the re-drive: a fresh window and count
         (2, "delivered", Category.DELIVERED),
     ]
     assert attempts[1].started_at >= redriven_at - 1.0
@@ -110,7 +112,7 @@ async def _status(log: SQLiteDeliveryLog, status: str) -> bool:
 
 # -- the decision itself (pure) -------------------------------------------------------------------
 NOW = 1_800_000_000.0
-THROTTLED = failing(Category.THROTTLED, Verdict.RETRY, status_code=429)
+FAILING = failing(Category.AWS_ERROR, Verdict.RETRY, status_code=500)
 
 
 def old_job(*, attempts: int = 0, redriven_at: float | None = None) -> Job:
@@ -119,14 +121,14 @@ def old_job(*, attempts: int = 0, redriven_at: float | None = None) -> Job:
 
 
 def test_without_a_redrive_the_window_runs_from_receipt() -> None:
-    s = decide(old_job(), THROTTLED, policy(), started_at=NOW, now=NOW)
+    s = decide(old_job(), FAILING, policy(), started_at=NOW, now=NOW)
 
     assert (s.action, s.dead_status) == ("dead_letter", "failed")
     assert "retry window of 14400s after receipt has passed" in s.reason
 
 
 def test_a_recent_redrive_opens_a_fresh_window() -> None:
-    s = decide(old_job(redriven_at=NOW - 10.0), THROTTLED, policy(), started_at=NOW, now=NOW)
+    s = decide(old_job(redriven_at=NOW - 10.0), FAILING, policy(), started_at=NOW, now=NOW)
 
     assert s.action == "retry" and s.due_at is not None and NOW <= s.due_at <= NOW + 1.0
     assert s.record.status == "retrying" and s.record.attempt == 1
@@ -134,7 +136,7 @@ def test_a_recent_redrive_opens_a_fresh_window() -> None:
 
 
 def test_the_fresh_window_also_ends() -> None:
-    s = decide(old_job(attempts=3, redriven_at=NOW - RECEIVED_AGO + 60), THROTTLED, policy(), started_at=NOW, now=NOW)
+    s = decide(old_job(attempts=3, redriven_at=NOW - RECEIVED_AGO + 60), FAILING, policy(), started_at=NOW, now=NOW)
 
     assert (s.action, s.dead_status) == ("dead_letter", "failed")
     assert "after re-drive has passed" in s.reason
@@ -143,7 +145,7 @@ def test_the_fresh_window_also_ends() -> None:
 def test_a_redrive_time_before_receipt_never_shortens_the_window() -> None:
     job = Job("h1", DEST, "m1", "web", "track", NOW - 60, b"{}", redriven_at=NOW - RECEIVED_AGO)
 
-    assert decide(job, THROTTLED, policy(), started_at=NOW, now=NOW).action == "retry"
+    assert decide(job, FAILING, policy(), started_at=NOW, now=NOW).action == "retry"
 
 
 # -- the SQLite file layout ------------------------------------------------------------------------
@@ -153,5 +155,7 @@ async def test_a_queue_file_without_the_redrive_column_is_refused_clearly(tmp_pa
         conn.execute("PRAGMA user_version = 2")
     queue = SQLiteQueue(tmp_path / "queue.db", max_events=10, dedup_window=60.0)
 
-    with pytest.raises(StorageError, match=r"queue\.db.*layout 2, this eventrelay uses 5.*move the file away"):
+    with pytest.raises(
+        StorageError, match=rf"queue\.db.*layout 2, this eventrelay uses {SCHEMA_VERSION}.*move the file away"
+    ):
         await queue.start()

@@ -152,3 +152,16 @@ def test_destination_backoff_counts_the_attempt_and_waits_for_the_pause() -> Non
     s = decide(job(attempts=1), outcome, policy(), started_at=NOW, now=NOW, not_before=NOW + 60.0)
     assert s.action == "retry" and s.due_at is not None and s.due_at >= NOW + 60.0
     assert s.record.attempt == 2 and s.record.category is Category.ACCESS_DENIED
+
+
+def test_a_throttle_is_postponed_without_using_up_the_attempt_cap() -> None:
+    throttled = failing(Category.THROTTLED, Verdict.RETRY, status_code=429, retry_after=3.0)
+    s = decide(job(attempts=4), throttled, policy(max_attempts=5), started_at=NOW, now=NOW)
+    assert s.action == "postpone" and s.due_at is not None and s.due_at >= NOW + 3.0
+    assert (s.record.status, s.record.attempt) == ("retrying", 5)  # the attempt after it is number 5 again
+
+
+def test_a_throttle_still_ends_with_the_retry_window() -> None:
+    throttled = failing(Category.THROTTLED, Verdict.RETRY, status_code=429)
+    s = decide(job(received_at=NOW - 10.0), throttled, policy(retry_window=5.0), started_at=NOW, now=NOW)
+    assert s.action == "dead_letter" and s.dead_status == "failed" and "retry window" in s.reason

@@ -64,6 +64,10 @@ class CheckingQueue(MemoryQueue):
         self._check(job)
         await super().retry(job, due_at)
 
+    async def postpone(self, job: Job, due_at: float) -> None:
+        self._check(job)
+        await super().postpone(job, due_at)
+
 
 async def test_outcome_is_recorded_before_the_queue_settles() -> None:
     log = MemoryDeliveryLog()

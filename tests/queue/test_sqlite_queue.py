@@ -12,6 +12,7 @@ import pytest
 from eventrelay.core.errors import StorageError
 from eventrelay.core.records import Accepted
 from eventrelay.queue.sqlite import store as sqlite_store
+from eventrelay.queue.sqlite.schema import SCHEMA_VERSION
 from tests.queue.conftest import OpenQueue, event
 
 
@@ -220,4 +221,29 @@ async def test_a_file_of_layout_3_gets_the_batch_column_and_keeps_its_jobs(tmp_p
     finally:
         await queue.close()
     with sqlite3.connect(tmp_path / "queue.db") as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION  # migrated to the current layout
+
+
+async def test_a_file_of_layout_5_gets_the_lane_column_and_its_jobs_keep_no_order(tmp_path: Path) -> None:
+    from eventrelay.queue.sqlite import SQLiteQueue
+
+    with sqlite3.connect(tmp_path / "queue.db") as conn:  # the layout before per-user lanes
+        conn.execute(LAYOUT_3_JOBS)
+        conn.execute("ALTER TABLE jobs ADD COLUMN batch TEXT")
+        conn.execute("ALTER TABLE jobs ADD COLUMN replay TEXT")
+        for n in range(2):
+            conn.execute(
+                "INSERT INTO jobs (destination, due_at, message_id, source, call_type, received_at, body)"
+                f" VALUES ('lambda', 0, 'm{n}', 'web', 'track', 1.5, x'7b7d')"
+            )
+        conn.execute("PRAGMA user_version = 5")
+    queue = SQLiteQueue(tmp_path / "queue.db", max_events=10, dedup_window=60.0)
+    await queue.start()
+    try:
+        await queue.order_lanes(["lambda"])
+        jobs = await queue.claim("lambda", 10, 30.0)
+        assert sorted(j.message_id for j in jobs) == ["m0", "m1"] and {j.lane for j in jobs} == {None}
+    finally:
+        await queue.close()
+    with sqlite3.connect(tmp_path / "queue.db") as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

@@ -15,3 +15,22 @@ def request_for(event: Mapping[str, Any], *, body: bytes | None = None, source: 
     (none) unless given, so a destination without a workspace id has no External ID."""
     raw = orjson.dumps(event) if body is None else body
     return SendRequest(raw, event, source, str(event.get("messageId", "")))
+
+
+def post_batches(url: str, write_key: str, events: list[dict[str, Any]], *, batch: int = 100) -> None:
+    """POST ``events`` to ``url``'s ``/v1/batch`` in batches of ``batch``, as a Segment client
+    would (Basic auth with the write key); every batch must be accepted."""
+    import base64
+    import urllib.request
+
+    auth = base64.b64encode(f"{write_key}:".encode()).decode()
+    for start in range(0, len(events), batch):
+        body = orjson.dumps({"batch": events[start : start + batch]})
+        req = urllib.request.Request(
+            f"{url}/v1/batch",
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", "Authorization": f"Basic {auth}"},
+        )
+        with urllib.request.urlopen(req, timeout=30) as answer:
+            assert answer.status == 200

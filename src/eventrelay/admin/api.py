@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from eventrelay.admin.auth import check
 from eventrelay.core.outcome import Category
+from eventrelay.core.records import error_text
 from eventrelay.delivery.redrive import REDRIVABLE, RedriveFilter, redrive, redrive_summary
 from eventrelay.deliverylog.stats import (
     STATUSES,
@@ -28,12 +29,14 @@ from eventrelay.deliverylog.stats import (
     stats_json,
     time_range,
 )
+from eventrelay.queue.base import BlockedLane, OrderedQueue
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000  # rows per deliveries answer: keeps one response well under a few MB
 MAX_SAMPLES = 50  # samples per category per answer (each may carry a 32 KB event)
 MAX_REDRIVE_IDS = 100_000  # message ids in one redrive request body
 MAX_REDRIVE_BODY = 8 * 1024 * 1024  # bytes of a redrive request body (100k ids of 64 chars fit)
+MAX_BLOCKED_LANES = 20  # blocked user lanes listed per destination (most events first)
 
 Handler = Callable[[Request, Any], Awaitable[Response]]
 
@@ -113,6 +116,7 @@ async def list_destinations(request: Request, runtime: Any) -> Response:
                 "counts": stats.counts,
                 "latency_ms": {"count": lat.count, "p50": lat.p50_ms, "p95": lat.p95_ms, "p99": lat.p99_ms},
                 "queue_depth": await runtime.queue.depth(dest.name),
+                **await _delivery_state(runtime, dest),
             }
         )
     return _json({"since": since, "until": until, "destinations": out})
@@ -125,6 +129,7 @@ async def destination_stats(request: Request, runtime: Any) -> Response:
     stats = await runtime.log.stats(dest.name, since, until)
     body = stats_json(stats, external_id=runtime.config.external_id_for(None), timeout_s=dest.delivery.timeout)
     body["queue_depth"] = await runtime.queue.depth(dest.name)
+    body.update(await _delivery_state(runtime, dest))
     return _json(body)
 
 
@@ -144,6 +149,38 @@ async def redrive_destination(request: Request, runtime: Any) -> Response:
     if moved and runtime.engine is not None:
         runtime.engine.notify((dest.name,))
     return _json({"destination": dest.name, "redriven": moved, "message": redrive_summary(dest.name, moved, wanted)})
+
+
+async def _delivery_state(runtime: Any, dest: Any) -> dict[str, Any]:
+    """What delivery holds for ``dest`` now: ``flow``, the adaptive in-flight limit of each
+    function (``delivery/flow.py``; only from a process that delivers), and for ``ordering: user``
+    the user lanes blocked behind an event being retried, with how many events each holds."""
+    state: dict[str, Any] = {"ordering": dest.ordering}
+    engine = runtime.engine
+    status = engine.status().get(dest.name) if engine is not None else None
+    if status is not None:
+        state["flow"] = status["flow"]
+    if dest.ordering == "user" and isinstance(runtime.queue, OrderedQueue):
+        blocked = await runtime.queue.blocked_lanes(dest.name, MAX_BLOCKED_LANES)
+        state["lanes"] = {"blocked": [await _lane_json(runtime, dest.name, lane) for lane in blocked]}
+    return state
+
+
+async def _lane_json(runtime: Any, destination: str, lane: BlockedLane) -> dict[str, Any]:
+    attempts = await runtime.log.attempts(lane.head_message_id, destination)
+    last = attempts[-1] if attempts else None
+    key, _, user = lane.lane.partition(":")
+    return {
+        "lane": lane.lane,
+        "user": user,
+        "key": {"u": "userId", "a": "anonymousId"}.get(key, key),
+        "events": lane.events,
+        "head_message_id": lane.head_message_id,
+        "head_attempts": lane.head_attempts,
+        "head_category": str(last.category) if last is not None else None,
+        "head_error": error_text(last) if last is not None else None,
+        "next_attempt_at": lane.next_attempt_at,
+    }
 
 
 # -- parameters -------------------------------------------------------------------------------------

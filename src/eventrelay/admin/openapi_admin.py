@@ -242,6 +242,9 @@ def admin_schemas() -> dict[str, Any]:
                             "counts": counts,
                             "latency_ms": latency,
                             "queue_depth": {"type": "integer"},
+                            "flow": {"$ref": "#/components/schemas/Flow"},
+                            "ordering": {"type": "string", "enum": ["none", "user"]},
+                            "lanes": {"$ref": "#/components/schemas/Lanes"},
                         },
                     },
                 },
@@ -261,6 +264,9 @@ def admin_schemas() -> dict[str, Any]:
                     "description": "the same, over the events delivered by their first attempt",
                 },
                 "queue_depth": {"type": "integer"},
+                "flow": {"$ref": "#/components/schemas/Flow"},
+                "ordering": {"type": "string", "enum": ["none", "user"]},
+                "lanes": {"$ref": "#/components/schemas/Lanes"},
                 "errors": {
                     "type": "array",
                     "items": {
@@ -293,6 +299,45 @@ def admin_schemas() -> dict[str, Any]:
                         },
                     },
                 },
+            },
+        },
+        "Flow": {
+            "type": "array",
+            "description": "Per function: the adaptive in-flight limit (only from a process that delivers)",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "function": {"type": "string"},
+                    "limit": {"type": "integer"},
+                    "in_flight": {"type": "integer"},
+                    "waiting": {"type": "integer"},
+                    "configured": {"type": "integer"},
+                    "reserved_concurrency": {"type": ["integer", "null"]},
+                    "retry_after_until": {"type": ["number", "null"]},
+                },
+            },
+        },
+        "Lanes": {
+            "type": "object",
+            "description": "ordering: user only: lanes whose oldest event is being retried, holding later events",
+            "properties": {
+                "blocked": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "lane": {"type": "string"},
+                            "user": {"type": "string"},
+                            "key": {"type": "string", "enum": ["userId", "anonymousId"]},
+                            "events": {"type": "integer"},
+                            "head_message_id": {"type": "string"},
+                            "head_attempts": {"type": "integer"},
+                            "head_category": {"type": ["string", "null"]},
+                            "head_error": {"type": ["string", "null"]},
+                            "next_attempt_at": {"type": ["number", "null"]},
+                        },
+                    },
+                }
             },
         },
         "RedriveRequest": {

@@ -4,7 +4,8 @@ Parameters ``ExternalId``, ``LambdaARN`` and ``TrustedPrincipal`` (defaults from
 ``RoleName`` and ``RolePath`` (from the configured ``role_address``, so the created role is the one
 eventrelay is configured to assume); resources ``Role`` (AWS::IAM::Role whose trust policy requires the
 External ID) and ``InvokePolicy`` (AWS::IAM::Policy allowing ``lambda:InvokeFunction`` on
-``LambdaARN``); output ``RoleArn``. Several functions or External IDs make the parameter a
+``LambdaARN``, and the optional ``lambda:GetFunctionConcurrency`` on ``FunctionARN``: the
+unqualified functions, when given); output ``RoleArn``. Several functions or External IDs make the parameter a
 ``CommaDelimitedList``, which CloudFormation expands into the policy's list.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from eventrelay.awsiam.policy import INVOKE_ACTION, POLICY_VERSION, STATEMENT_ID
+from eventrelay.awsiam.policy import INVOKE_ACTION, POLICY_VERSION, STATEMENT_ID, read_concurrency_statement
 from eventrelay.awsiam.trust import ASSUME_ACTION, check_principal
 
 TEMPLATE_VERSION = "2010-09-09"  # the only CloudFormation template format version
@@ -30,6 +31,7 @@ def template(
     principal: str | None,
     role_arn: str | None = None,
     description: str = "eventrelay: the role it assumes to invoke Lambda functions, and its invoke policy",
+    read_concurrency: list[str] | None = None,
 ) -> dict[str, Any]:
     """The template as a JSON-compatible dict (intrinsics in long form: ``{"Ref": ...}``).
 
@@ -82,6 +84,18 @@ def template(
     if path and path != "/":
         role_props["Path"] = path
     lambda_ref: Any = {"Ref": "LambdaARN"} if len(functions) > 1 else [{"Ref": "LambdaARN"}]
+    statements: list[dict[str, Any]] = [
+        {"Sid": STATEMENT_ID, "Effect": "Allow", "Action": INVOKE_ACTION, "Resource": lambda_ref}
+    ]
+    if read_concurrency:
+        params["FunctionARN"] = _list_param(
+            read_concurrency,
+            "Optional: the unqualified function ARN whose reserved concurrency eventrelay may read",
+            "Optional: unqualified function ARNs whose reserved concurrency eventrelay may read, comma-separated",
+            LAMBDA_ARN_PATTERN,
+        )
+        function_ref: Any = {"Ref": "FunctionARN"} if len(read_concurrency) > 1 else [{"Ref": "FunctionARN"}]
+        statements.append(read_concurrency_statement(function_ref))
     return {
         "AWSTemplateFormatVersion": TEMPLATE_VERSION,
         "Description": description,
@@ -93,17 +107,7 @@ def template(
                 "Properties": {
                     "PolicyName": "eventrelay-invoke",
                     "Roles": [{"Ref": "Role"}],
-                    "PolicyDocument": {
-                        "Version": POLICY_VERSION,
-                        "Statement": [
-                            {
-                                "Sid": STATEMENT_ID,
-                                "Effect": "Allow",
-                                "Action": INVOKE_ACTION,
-                                "Resource": lambda_ref,
-                            }
-                        ],
-                    },
+                    "PolicyDocument": {"Version": POLICY_VERSION, "Statement": statements},
                 },
             },
         },

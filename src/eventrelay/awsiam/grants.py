@@ -92,3 +92,9 @@ def role_arn(config: Config, destination: str | None = None) -> str:
 def resource_arns(items: list[Grant]) -> list[str]:
     """The distinct ARNs to grant, in configuration order."""
     return list(dict.fromkeys(g.function.arn for g in items))
+
+
+def function_arns(items: list[Grant]) -> list[str]:
+    """The distinct unqualified function ARNs (``GetFunctionConcurrency`` is per function, its
+    versions and aliases share the reserved concurrency), in configuration order."""
+    return list(dict.fromkeys(g.function.unqualified_arn for g in items))

@@ -1,4 +1,7 @@
-"""The IAM permission policy: ``lambda:InvokeFunction`` on exactly the functions eventrelay invokes."""
+"""The IAM permission policy: ``lambda:InvokeFunction`` on exactly the functions eventrelay invokes,
+and (optional) ``lambda:GetFunctionConcurrency`` on those functions: with it, delivery starts at a
+function's reserved concurrency instead of finding it by throttles (``delivery/aimd.py``); without
+it, nothing fails."""
 
 from __future__ import annotations
 
@@ -7,13 +10,28 @@ from typing import Any
 POLICY_VERSION = "2012-10-17"  # the current IAM policy language version
 INVOKE_ACTION = "lambda:InvokeFunction"
 STATEMENT_ID = "EventRelayInvoke"
+READ_CONCURRENCY_ACTION = "lambda:GetFunctionConcurrency"
+READ_CONCURRENCY_STATEMENT_ID = "EventRelayReadReservedConcurrencyOptional"
 
 
-def permission_policy(resources: list[str]) -> dict[str, Any]:
-    """The policy document allowing ``lambda:InvokeFunction`` on ``resources`` (ARNs)."""
+def permission_policy(resources: list[str], read_concurrency: list[str] | None = None) -> dict[str, Any]:
+    """The policy document allowing ``lambda:InvokeFunction`` on ``resources`` (ARNs), and
+    ``lambda:GetFunctionConcurrency`` on ``read_concurrency`` (unqualified function ARNs) if any."""
     if not resources:
         raise ValueError("a permission policy needs at least one function ARN")
+    statements: list[dict[str, Any]] = [
+        {"Sid": STATEMENT_ID, "Effect": "Allow", "Action": INVOKE_ACTION, "Resource": list(resources)}
+    ]
+    if read_concurrency:
+        statements.append(read_concurrency_statement(list(read_concurrency)))
+    return {"Version": POLICY_VERSION, "Statement": statements}
+
+
+def read_concurrency_statement(resources: Any) -> dict[str, Any]:
+    """The optional grant: read the reserved concurrency of ``resources``."""
     return {
-        "Version": POLICY_VERSION,
-        "Statement": [{"Sid": STATEMENT_ID, "Effect": "Allow", "Action": INVOKE_ACTION, "Resource": list(resources)}],
+        "Sid": READ_CONCURRENCY_STATEMENT_ID,
+        "Effect": "Allow",
+        "Action": READ_CONCURRENCY_ACTION,
+        "Resource": resources,
     }

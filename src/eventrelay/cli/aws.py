@@ -43,6 +43,12 @@ def add_parser(sub: Any) -> None:
         help="another External ID the role accepts (repeatable; e.g. a second workspace sharing the role)",
     )
     p.add_argument("--format", choices=("json", "yaml"), default="json", help="output format (default json)")
+    p.add_argument(
+        "--no-optional-grants",
+        dest="optional_grants",
+        action="store_false",
+        help="leave out lambda:GetFunctionConcurrency (lets delivery start at a function's reserved concurrency)",
+    )
     p.set_defaults(func=run)
 
 
@@ -59,8 +65,9 @@ def build(kind: str, config: Config, args: argparse.Namespace) -> dict[str, Any]
         return trust.trust_policy(args.principal or _default_principal(config, args.destination), ids)
     items = grants.grants(config, args.destination, account_id=args.account_id, region=args.region)
     arns = grants.resource_arns(items)
+    readable = grants.function_arns(items) if args.optional_grants else []
     if kind == "policy":
-        return policy.permission_policy(arns)
+        return policy.permission_policy(arns, readable)
     ids = trust.external_ids(config, args.destination, args.external_id)
     principal = args.principal or _default_principal(config, args.destination)
     return cloudformation.template(
@@ -68,6 +75,7 @@ def build(kind: str, config: Config, args: argparse.Namespace) -> dict[str, Any]
         external_ids=ids,
         principal=principal,
         role_arn=grants.role_arn(config, args.destination),
+        read_concurrency=readable,
     )
 
 

@@ -221,6 +221,10 @@ class Destination(Strict):
     settings: SerializeAsAny[BaseModel]
     """Validated with the settings model of ``type`` (for aws_lambda: DESIGN.md section 4)."""
     delivery: DeliveryPolicy = Field(default_factory=DeliveryPolicy)
+    ordering: Literal["none", "user"] = "none"
+    """``user``: one user's events (``userId``, else ``anonymousId``) are delivered in the order
+    they were received; an event being retried holds back only its user's later events, until it
+    is delivered or ends failed (its own retry window and attempt cap). Default ``none``."""
     only: Fql | None = None
     """Send only the events that match this FQL condition (``config/filters.py``). Default: every event."""
     filters: list[Filter] = Field(default_factory=list)
@@ -259,6 +263,14 @@ class LocalAwsFunction(Strict):
     versions: list[str] = Field(default_factory=list)
     aliases: dict[str, str] = Field(default_factory=dict)
     concurrency: int = Field(default=2, ge=1, le=64)
+    """Runtime processes for the function (invocations beyond wait for one). Default 2; with
+    ``reserved_concurrency`` and no ``concurrency``: that many (at most 64)."""
+    reserved_concurrency: int | None = Field(default=None, ge=0, le=1000)
+    """Lambda's reserved concurrency: synchronous invocations in flight beyond it are refused
+    with 429 ``TooManyRequestsException`` (Reason ``ReservedFunctionConcurrentInvocationLimitExceeded``),
+    as AWS does; ``GetFunctionConcurrency`` answers it. Default: none (not limited)."""
+    throttle_retry_after: Duration | None = Field(default=None, ge=0)
+    """``Retry-After`` (seconds) on those 429 answers. Default: none."""
 
 
 class LocalAwsRole(Strict):
@@ -267,6 +279,9 @@ class LocalAwsRole(Strict):
     """The ``sts:ExternalId`` the trust policy requires (one or a list). None: the workspace id."""
     allow_invoke: list[str] = Field(default_factory=lambda: ["*"])
     """Function names or ARNs (``*`` wildcards) the role may invoke."""
+    allow_get_concurrency: list[str] | None = None
+    """Functions whose reserved concurrency the role may read (``lambda:GetFunctionConcurrency``,
+    an optional grant). Default: the same as ``allow_invoke``; ``[]``: none."""
 
 
 class LocalAws(Strict):

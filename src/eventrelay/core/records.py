@@ -28,6 +28,7 @@ class Accepted:
     received_at: float  # epoch seconds, server time
     body: bytes  # the normalised Segment event as JSON
     destinations: tuple[str, ...] = ()
+    lane: str | None = None  # the user it belongs to (``spec.ordering_key``): per-user ordering
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,9 @@ class Job:
 
     ``handle`` is backend-specific (a row id, a JetStream reply subject); ``attempts`` counts
     attempts already made before this claim (since the last redrive, if any).
+
+    ``lane``: the user lane of a destination with ``ordering: user`` (None otherwise): the queue
+    hands out only the oldest waiting job of a lane, so settling this one lets the next go.
 
     ``redriven_at``: when an operator last re-drove the job out of the dead letters (None:
     never). The retry window runs from it, as the attempt count does, so a re-driven event
@@ -58,6 +62,7 @@ class Job:
     # queue's ``retry`` and read back by its claim): jobs of one key are sent together again, so
     # a failing batch can be split in halves. None: the job batches with whatever is due.
     batch: str | None = None
+    lane: str | None = None  # set when the destination orders by user: the job's user lane
     replay: str | None = None  # the replay that made this job (None: live traffic); see delivery/replay.py
 
 

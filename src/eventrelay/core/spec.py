@@ -6,7 +6,8 @@ destinations route by it, the OpenAPI document and the CLI list it).
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 CALL_TYPES: Final = ("track", "identify", "page", "screen", "group", "alias")
 """The six call types, in Segment's documentation order. Batches (``/v1/batch``) hold these."""
@@ -31,6 +32,20 @@ MAX_BATCH_EVENTS: Final = 2500
 """Events in one batch request: Segment's documented limit."""
 MAX_MESSAGE_ID_CHARS: Final = 100
 """Segment's documented messageId limit."""
+
+
+def ordering_key(event: Mapping[str, Any]) -> str | None:
+    """The user an event belongs to, for per-user ordering: ``userId``, else ``anonymousId``
+    (prefixed ``u:`` / ``a:``, so a userId never shares a lane with an equal anonymousId);
+    None when it has neither."""
+    user = event.get("userId")
+    if user is not None and user != "":
+        return f"u:{user}"
+    anonymous = event.get("anonymousId")
+    if anonymous is not None and anonymous != "":
+        return f"a:{anonymous}"
+    return None
+
 
 EVENT_LIMIT: Final = "32 KB per event"
 BATCH_LIMIT: Final = "500 KB per batch request"

@@ -51,6 +51,14 @@ FILTERED = Counter(
 RETRIES = Counter(
     "eventrelay_delivery_retries_total", "Attempts scheduled for retry", ["destination"], registry=REGISTRY
 )
+# Per worker with --workers (each worker holds its share): the deployment's limit is their sum.
+CONCURRENCY_LIMIT = Gauge(
+    "eventrelay_concurrency_limit",
+    "Attempts allowed in flight per destination and function (adaptive: AIMD on throttles)",
+    ["destination", "function"],
+    registry=REGISTRY,
+    multiprocess_mode="livesum",
+)
 # Read from the one archive every worker shares (its meta row): the deployment's value is any live worker's.
 ARCHIVE_BYTES = Gauge(
     "eventrelay_archive_bytes",
@@ -138,6 +146,10 @@ def archive_size(events: int, size: int) -> None:
 
 def queue_depth(destination: str, depth: int) -> None:
     _child(QUEUE_DEPTH, destination).set(depth)
+
+
+def concurrency_limit(destination: str, function: str, limit: int) -> None:
+    _child(CONCURRENCY_LIMIT, destination, function).set(limit)
 
 
 class DestinationMeter:

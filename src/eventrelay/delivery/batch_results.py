@@ -65,7 +65,7 @@ def settle_batch(
         record = s.record
         record.batch_id, record.batch_size, record.batch_bytes = batch_id, len(batch), result.payload_bytes
         record.warning = result.warning
-        if job.batch is not None and s.action == "retry":  # retried on its own from now
+        if job.batch is not None and s.action in ("retry", "postpone"):  # retried on its own from now
             s = dataclasses.replace(s, job=dataclasses.replace(job, batch=None))
         settlements.append(s)
     if result.invoke.ok:
@@ -82,7 +82,7 @@ def _retry_together(
     now: float,
 ) -> list[Settlement]:
     """Whole-batch failure: the retrying events keep one due time and a key (halves: two keys)."""
-    retrying = [i for i, s in enumerate(settlements) if s.action == "retry"]
+    retrying = [i for i, s in enumerate(settlements) if s.action in ("retry", "postpone")]  # postpone: throttled
     if not retrying:
         return settlements
     errors = batch.key.execution_errors if batch.key is not None else 0

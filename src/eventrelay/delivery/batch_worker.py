@@ -8,7 +8,9 @@ The claim loop, hand-off, leases, the destination-wide pause, drain and settling
                  storage round trip feeds many batches; jobs are claimed and settled in bulk)
     a due job    joins its group's open batch (``batcher.py``); the batches it closes leave now
     max_wait     a timer sends a batch ``max_wait`` after its first event
-    a slot       one batch invoke in flight; a closed batch waits for a free slot, in order
+    a slot       one batch invoke in flight, with a permit of its function's adaptive limit
+                 (``flow.py``: one invoke, one concurrent execution); a closed batch waits for
+                 one, in order, while batches of functions with room go
     an attempt   ``send_batch``, then one settlement per event (``batch_results.py``), recorded
                  and settled as a single event's are
     stopping     jobs still waiting to be sent are released at once (due again, for whoever claims)
@@ -30,7 +32,8 @@ from eventrelay.delivery.batch_results import batch_id_of, settle_batch
 from eventrelay.delivery.batcher import Batch, Batcher
 from eventrelay.delivery.decide import Settlement
 from eventrelay.delivery.filtering import screen
-from eventrelay.delivery.worker import DestinationWorker
+from eventrelay.delivery.flow import Permit
+from eventrelay.delivery.worker import UNSETTLED_MAX, DestinationWorker
 from eventrelay.destinations.base import BatchDestination, BatchOutcome, SendRequest
 from eventrelay.filters.rules import Filters
 
@@ -106,23 +109,39 @@ class BatchWorker(DestinationWorker):
         return super()._free()
 
     def _dispatch(self, batch: Batch) -> None:
-        if self._ready or self._slots() <= 0:  # earlier closed batches go first
+        if self._ready or not self._start_batch(batch):  # earlier closed batches go first
             self._ready.append(batch)
             self._ready_jobs += len(batch)
-            return
-        self._start_batch(batch)
 
     def _pump(self) -> None:
-        """Start closed batches while slots are free."""
-        while self._ready and self._slots() > 0:
-            batch = self._ready.popleft()
-            self._ready_jobs -= len(batch)
-            self._start_batch(batch)
+        """Start closed batches, in order, whose function has room (the others wait)."""
+        for batch in list(self._ready):
+            if self._start_batch(batch):
+                self._ready.remove(batch)
+                self._ready_jobs -= len(batch)
 
-    def _start_batch(self, batch: Batch) -> None:
-        task = asyncio.create_task(self._attempt_batch(batch))
+    def _tend_parked(self) -> None:
+        super()._tend_parked()
+        now = self._clock()
+        for batch in list(self._ready):  # held back longer than their leases allow: back to the queue
+            if self._flow.held_back(batch.requests[0].event, now) > self.lease_seconds / 2:
+                self._ready.remove(batch)
+                self._ready_jobs -= len(batch)
+                for job in batch.jobs:
+                    self._release(job)
+        self._pump()  # a Retry-After ended, or room appeared: batches waiting for it go
+
+    def _start_batch(self, batch: Batch) -> bool:
+        """Start ``batch`` if its function has room now; False: it must wait."""
+        if self._unsettled >= UNSETTLED_MAX:
+            return False
+        permit = self._flow.acquire(batch.requests[0].event, self._clock())
+        if permit is None:
+            return False
+        task = asyncio.create_task(self._attempt_batch(batch, permit))
         self._inflight.add(task)
         task.add_done_callback(self._done)
+        return True
 
     def _arm(self) -> None:
         """A timer for the oldest open batch's ``max_wait``. One armed timer is never late: batches
@@ -141,10 +160,15 @@ class BatchWorker(DestinationWorker):
         self._arm()
         self.notify()  # the batcher has room again: claim what is due
 
-    async def _attempt_batch(self, batch: Batch) -> None:
+    async def _attempt_batch(self, batch: Batch, permit: Permit) -> None:
         started = self._clock()
-        result = await self._send_batch(batch)
+        try:
+            result = await self._send_batch(batch)
+        except BaseException:  # cancelled: the slot is given back, nothing learnt
+            self._flow.release(permit, None, self._clock())
+            raise
         now = self._clock()
+        self._flow.release(permit, result.invoke, now)
         not_before = self._pace(result.invoke, now)
         settlements = settle_batch(
             batch,

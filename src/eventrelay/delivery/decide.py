@@ -11,6 +11,10 @@ RETRY of an execution_error when
 DISCARD                          -> record discarded, dead letter "discarded" with the reason
 BACKOFF_DESTINATION              -> as RETRY (the attempt counts), due no earlier than the end of
                                     the destination-wide pause; the worker pauses the destination
+RETRY of a throttled attempt     -> record retrying, postpone (due again, the attempt NOT counted:
+                                    a throttle is not the event's fault, so it never uses up
+                                    max_attempts; the attempt after it carries the same number);
+                                    the retry window still applies, and Retry-After is honoured
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from eventrelay.core.outcome import Category, Outcome, Verdict
 from eventrelay.core.records import AttemptRecord, DeadStatus, DeliveryStatus, Job
 from eventrelay.delivery.retry import RetryPolicy
 
-Action = Literal["ack", "filter", "retry", "dead_letter"]  # filter: an ack of an event not sent
+Action = Literal["ack", "filter", "retry", "postpone", "dead_letter"]  # filter: an ack of an event not sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +38,7 @@ class Settlement:
     job: Job
     record: AttemptRecord
     action: Action
-    due_at: float | None = None  # retry
+    due_at: float | None = None  # retry, postpone
     dead_status: DeadStatus | None = None  # dead_letter
     reason: str = ""
 
@@ -79,7 +83,8 @@ def decide(
     if outcome.category is Category.EXECUTION_ERROR and not policy.retry_execution_errors:
         reason = f"{_reason(outcome)} (delivery.retry_execution_errors is false)"
         return _failed(job, outcome, started_at, reason)
-    attempts = job.attempts + 1
+    throttled = outcome.category is Category.THROTTLED
+    attempts = job.attempts if throttled else job.attempts + 1  # the cap counts the event's own failures
     retry_after = outcome.retry_after
     if not_before is not None:
         retry_after = max(retry_after or 0.0, not_before - now)
@@ -94,7 +99,8 @@ def decide(
     if decision.retry_at is None:
         return _failed(job, outcome, started_at, f"{_reason(outcome)}; {decision.reason}")
     record = _record(job, outcome, "retrying", started_at, next_attempt_at=decision.retry_at)
-    return Settlement(job, record, "retry", due_at=decision.retry_at, reason=decision.reason)
+    action: Action = "postpone" if throttled else "retry"
+    return Settlement(job, record, action, due_at=decision.retry_at, reason=decision.reason)
 
 
 def window_start(job: Job) -> float:

@@ -141,9 +141,15 @@ class DeliveryEngine:
         return Reservation(room) if room else None
 
     def status(self) -> dict[str, dict[str, object]]:
-        """Per destination: attempts in flight and the destination-wide pause, for the admin API."""
+        """Per destination: attempts in flight, the destination-wide pause and the adaptive limit
+        of each function (``flow``), for the admin API."""
         return {
-            name: {"in_flight": w.in_flight, "paused": w.paused, "paused_until": w.paused_until or None}
+            name: {
+                "in_flight": w.in_flight,
+                "paused": w.paused,
+                "paused_until": w.paused_until or None,
+                "flow": w.flow_status(),
+            }
             for name, w in self._workers.items()
         }
 

@@ -128,6 +128,8 @@ class Settler:
                 return self._calls.ack(s.job)
             if s.action == "retry":
                 return self._calls.retry(s.job, s.due_at if s.due_at is not None else time.time())
+            if s.action == "postpone":
+                return self._calls.postpone(s.job, s.due_at if s.due_at is not None else time.time())
             return self._calls.dead_letter(s.job, s.dead_status or "failed", s.reason)
         except Exception as exc:  # e.g. a closed queue: this job is not settled
             failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()

@@ -11,6 +11,10 @@ backoff), so a slow or failing destination never slows another.
           it and classifies it: destinations/base.py), decide, hand the settlement to the settler
           (which records it, batched, then makes the queue call), freeing the slot at once
 
+Free slots come from flow control (``flow.py``): an adaptive limit per function (AIMD on
+throttles, Retry-After honoured) within ``delivery.concurrency``. A claimed job whose function
+has no room waits in flow control (in order, its lease kept) until it has.
+
 An attempt cancelled by shutdown is neither recorded nor settled: its lease returns it.
 A destination configured to batch gets a ``BatchWorker`` (``batch_worker.py``), this loop with
 batches in its slots.
@@ -24,6 +28,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from typing import Any
 
 import orjson
 
@@ -34,11 +39,12 @@ from eventrelay.core.outcome import Category, Outcome, Verdict
 from eventrelay.core.records import Job, finished_at
 from eventrelay.delivery.decide import Settlement, decide
 from eventrelay.delivery.filtering import NO_FILTERS, screen
+from eventrelay.delivery.flow import FlowControl, Permit
 from eventrelay.delivery.pauses import NO_SHARING, PauseBoard
 from eventrelay.delivery.settler import Settler
 from eventrelay.destinations.base import Destination
 from eventrelay.filters.rules import Filters
-from eventrelay.queue.base import Queue
+from eventrelay.queue.base import OrderedQueue, Queue
 
 CLAIM_BATCH_MAX = 256  # jobs per claim: one storage round trip feeds many attempts
 LEASE_MARGIN = 30.0  # seconds beyond the attempt timeout: covers settle batching and a loaded loop
@@ -94,9 +100,13 @@ class DestinationWorker:
         self._pause_level = 0
         self.paused_until = 0.0
         self._meter = telemetry.DestinationMeter(name)
+        self._flow = FlowControl(name, destination, policy.concurrency, clock=clock)
+        # ordering: user: only a claim knows a lane's head, so no job is handed over at append
+        self._ordered = isinstance(queue, OrderedQueue) and queue.orders(name)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
+        self._flow.start()
         self._loop_task = asyncio.create_task(self._run(), name=f"eventrelay-deliver-{self.name}")
 
     def notify(self) -> None:
@@ -113,6 +123,9 @@ class DestinationWorker:
         self.stop_claiming()
         if self._loop_task is not None:
             await self._loop_task
+        for job in self._flow.take_parked():  # claimed, never started: due again for whoever claims
+            self._release(job)
+        await self._flow.close()
         wait = self.policy.timeout + DRAIN_GRACE if wait_seconds is None else wait_seconds
         if self._inflight:
             _, pending = await asyncio.wait(set(self._inflight), timeout=wait)
@@ -128,7 +141,7 @@ class DestinationWorker:
     def reserve(self) -> int:
         """Promise free slots (up to ``HANDOFF_MAX``) to an append in progress: the jobs it
         leases to this worker arrive through ``take``. 0 when stopped, paused or full."""
-        if self._stopped.is_set() or self.paused:
+        if self._stopped.is_set() or self.paused or self._ordered:
             return 0
         count = min(self._free() - self._reserved, HANDOFF_MAX)
         if count <= 0:
@@ -157,7 +170,7 @@ class DestinationWorker:
         released.add_done_callback(_log_release_failure)
 
     def _free(self) -> int:
-        return min(self.policy.concurrency - len(self._inflight), UNSETTLED_MAX - self._unsettled)
+        return min(self._flow.room(self._clock()), UNSETTLED_MAX - self._unsettled)
 
     @property
     def in_flight(self) -> int:
@@ -166,6 +179,10 @@ class DestinationWorker:
     @property
     def paused(self) -> bool:
         return self.paused_until > self._clock()
+
+    def flow_status(self) -> list[dict[str, object]]:
+        """Per function: the adaptive in-flight limit (``flow.FlowControl.status``)."""
+        return self._flow.status()
 
     # -- the claim loop ------------------------------------------------------------------------
     async def _run(self) -> None:
@@ -177,13 +194,14 @@ class DestinationWorker:
             if pause > 0:
                 await self._sleep(pause)
                 continue
+            self._tend_parked()
             # concurrency bounds attempts in flight; settling ones (recorded, then acked, in
             # batches: a commit or two) no longer hold a slot, up to UNSETTLED_MAX of them
             free = self._free() - self._reserved
             if free <= 0:
                 self._kick.clear()  # wait for a slot; a notify meanwhile is served by the next claim
                 self._waiting_for_slot = True
-                await self._wait_kick(None)
+                await self._wait_kick(self._flow_wake())
                 continue
             limit = min(free, self._claim_max)
             self._kick.clear()
@@ -205,6 +223,23 @@ class DestinationWorker:
             await self._wait_kick(IDLE_MIN if jobs else idle)
             idle = IDLE_MIN if jobs else min(idle * 2, IDLE_MAX)
 
+    def _flow_wake(self) -> float | None:
+        """How long a worker without room may wait for a kick: until a Retry-After ends, or (with
+        jobs parked in flow control) at most ``IDLE_MAX``, to keep their leases."""
+        wake = self._flow.wake_in(self._clock())
+        if self._flow.parked:
+            wake = IDLE_MAX if wake is None else min(wake, IDLE_MAX)
+        return wake
+
+    def _tend_parked(self) -> None:
+        """Start parked jobs that have room now; extend the leases of those parked long."""
+        now = self._clock()
+        for job, event, permit in self._flow.ready(now):
+            self._start(job, event, permit)
+        for job in self._flow.lapsing(now, self.lease_seconds):
+            extended = asyncio.ensure_future(self._queue.extend(job, self.lease_seconds))
+            extended.add_done_callback(_log_release_failure)
+
     async def _wait_kick(self, seconds: float | None) -> None:
         if self._kick.is_set():
             await asyncio.sleep(0)  # Event.wait() would not yield: let other tasks run first
@@ -220,7 +255,17 @@ class DestinationWorker:
                 await self._stopped.wait()
 
     def _launch(self, job: Job) -> None:
-        task = asyncio.create_task(self._attempt(job))
+        """Start ``job`` now if its function has room, else leave it waiting in flow control."""
+        event = _parse(job.body)
+        if event is None:  # nothing to route by: the attempt only records the discard
+            self._start(job, None, None)
+            return
+        permit = self._flow.admit(job, event, self._clock())
+        if permit is not None:
+            self._start(job, event, permit)
+
+    def _start(self, job: Job, event: dict[str, Any] | None, permit: Permit | None) -> None:
+        task = asyncio.create_task(self._attempt(job, event, permit))
         self._inflight.add(task)
         task.add_done_callback(self._done)
 
@@ -228,14 +273,23 @@ class DestinationWorker:
         self._inflight.discard(task)
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("destination %s: attempt task failed", self.name, exc_info=exc)
+        if self._flow.parked and not self._stopped.is_set():
+            self._tend_parked()
         if self._waiting_for_slot:
             self._waiting_for_slot = False
             self._kick.set()
 
     # -- one attempt ---------------------------------------------------------------------------
-    async def _attempt(self, job: Job) -> None:
+    async def _attempt(self, job: Job, event: dict[str, Any] | None, permit: Permit | None) -> None:
         started = self._clock()
-        outcome = await self._send(job)
+        try:
+            outcome = await self._send(job, event)
+        except BaseException:  # cancelled: the slot is given back, nothing learnt
+            if permit is not None:
+                self._flow.release(permit, None, self._clock())
+            raise
+        if permit is not None:
+            self._flow.release(permit, outcome, self._clock())
         if outcome.verdict is not Verdict.FILTERED:  # a filtered event made no attempt
             self._meter.attempt(str(outcome.category), outcome.latency_ms / 1000.0)
         now = self._clock()
@@ -257,7 +311,7 @@ class DestinationWorker:
                 self._meter.delivered(finished_at(record) - record.received_at)
             elif settlement.action == "filter":
                 self._meter.filtered()
-            elif settlement.action == "retry":
+            elif settlement.action in ("retry", "postpone"):
                 self._meter.retried()
             else:
                 self._meter.failed(str(record.category))
@@ -270,13 +324,11 @@ class DestinationWorker:
         if self._waiting_for_slot:
             self._waiting_for_slot = False
             self._kick.set()
+        elif ok and settlement.job.lane is not None and settlement.action in ("ack", "filter", "dead_letter"):
+            self._kick.set()  # a user lane's head left: its next event is due now (ordering: user)
 
-    async def _send(self, job: Job) -> Outcome:
-        try:
-            event = orjson.loads(job.body)
-        except orjson.JSONDecodeError as exc:
-            event = exc
-        if not isinstance(event, dict):
+    async def _send(self, job: Job, event: dict[str, Any] | None) -> Outcome:
+        if event is None:
             return Outcome(
                 Category.CONFIGURATION,
                 Verdict.DISCARD,
@@ -319,6 +371,15 @@ class DestinationWorker:
             outcome.category,
             outcome.error_message or outcome.error_type or "",
         )
+
+
+def _parse(body: bytes) -> dict[str, Any] | None:
+    """The stored event, or None when it is not a JSON object."""
+    try:
+        event = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return event if isinstance(event, dict) else None
 
 
 def _log_release_failure(future: asyncio.Future[None]) -> None:

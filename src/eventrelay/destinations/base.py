@@ -74,6 +74,32 @@ class CheckableDestination(Destination, Protocol):
         ...
 
 
+@runtime_checkable
+class TargetedDestination(Destination, Protocol):
+    """A destination whose events go to targets of their own capacity (``aws_lambda``: its
+    functions). Delivery keeps one adaptive in-flight limit per target (``delivery/flow.py``):
+    a throttled function is slowed without slowing the destination's other functions."""
+
+    def target(self, event: Mapping[str, Any]) -> str:
+        """The target ``event`` goes to (a function name, without its qualifier: the versions and
+        aliases of one function share its concurrency)."""
+        ...
+
+    def targets(self) -> tuple[str, ...]:
+        """Every target this destination delivers to, as ``target`` names them."""
+        ...
+
+    async def reserved_concurrency(
+        self,
+        target: str,
+        timeout: float,  # noqa: ASYNC109 (a plain number the destination applies to the request)
+    ) -> int | None:
+        """The target's reserved concurrency (Lambda ``GetFunctionConcurrency``), or None when it
+        has none or it cannot be read (not allowed, unreachable): then the configured concurrency
+        is the ceiling. Never raises."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class BatchLimits:
     """How a batching destination wants its events grouped: a batch leaves when it holds

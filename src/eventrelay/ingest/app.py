@@ -24,7 +24,7 @@ from eventrelay.core import telemetry
 from eventrelay.core.asgi import Receive, Scope, Send
 from eventrelay.core.errors import DiskFull, IngestError, QueueFull, StorageError
 from eventrelay.core.records import Accepted
-from eventrelay.core.spec import CALL_TYPES
+from eventrelay.core.spec import CALL_TYPES, ordering_key
 from eventrelay.ingest.auth import authenticate, basic_user, source_of
 from eventrelay.ingest.batch import Rejection, prepare_batch
 from eventrelay.ingest.body import decode, parse_object, read_body
@@ -197,7 +197,9 @@ class IngestApp:
         )
         stored = encode_event(event)
         destinations = self.host.route(source, event)
-        return source, Accepted(event["messageId"], source, call_type, received_at, stored, destinations)
+        return source, Accepted(
+            event["messageId"], source, call_type, received_at, stored, destinations, ordering_key(event)
+        )
 
     def _accept_batch(
         self, data: bytes, source: str | None, channel: str, ip: str | None
@@ -216,7 +218,15 @@ class IngestApp:
         )
         route = self.host.route
         items = [
-            Accepted(event["messageId"], source, event["type"], received_at, stored, route(source, event))
+            Accepted(
+                event["messageId"],
+                source,
+                event["type"],
+                received_at,
+                stored,
+                route(source, event),
+                ordering_key(event),
+            )
             for event, stored in events
         ]
         return source, items, rejected

@@ -16,6 +16,7 @@ from eventrelay.destinations.aws_lambda.function_name import FunctionRef, parse_
 LATEST = "$LATEST"
 AUTO_HANDLER = re.compile(r"^(async\s+)?def\s+handler\s*\(", re.MULTILINE)  # auto-registered entry point
 AUTO_NAME = re.compile(r"^[a-zA-Z0-9-_]{1,64}$")  # file stems usable as function names
+MAX_RUNTIME_PROCESSES = 64  # LocalAwsFunction.concurrency's own bound
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,10 @@ class FunctionSpec:
     concurrency: int
     versions: tuple[str, ...] = ()
     aliases: dict[str, str] = field(default_factory=dict)
+    reserved_concurrency: int | None = None
+    """Synchronous invocations in flight at most (all versions together, as Lambda counts); None: no limit."""
+    throttle_retry_after: float | None = None
+    """Retry-After (seconds) of the 429 answered beyond ``reserved_concurrency``."""
 
     def resolve(self, qualifier: str | None) -> str | None:
         """The version a qualifier designates, or None when this function has no such qualifier."""
@@ -87,14 +92,19 @@ class FunctionRegistry:
 
 
 def _spec(name: str, fn: LocalAwsFunction, code_dir: Path) -> FunctionSpec:
+    concurrency = fn.concurrency
+    if fn.reserved_concurrency and "concurrency" not in fn.model_fields_set:
+        concurrency = min(fn.reserved_concurrency, MAX_RUNTIME_PROCESSES)  # every admitted invocation runs at once
     return FunctionSpec(
         name=name,
         handler=fn.handler,
         code_dir=code_dir,
         timeout=fn.timeout,
-        concurrency=fn.concurrency,
+        concurrency=concurrency,
         versions=tuple(fn.versions),
         aliases=dict(fn.aliases),
+        reserved_concurrency=fn.reserved_concurrency,
+        throttle_retry_after=fn.throttle_retry_after,
     )
 
 

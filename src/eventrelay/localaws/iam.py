@@ -31,6 +31,8 @@ class Role:
     external_ids: tuple[str, ...] | None
     """None: no External ID condition (only when configured as an empty list)."""
     allow_invoke: tuple[str, ...]
+    allow_get_concurrency: tuple[str, ...] = ()
+    """Functions whose reserved concurrency it may read (``lambda:GetFunctionConcurrency``)."""
 
     def trusts(self, caller_arn: str, account: str) -> bool:
         return any(_principal_matches(p, caller_arn, account) for p in self.trusted_principals)
@@ -42,6 +44,9 @@ class Role:
 
     def may_invoke(self, function_arn: str, function_name: str) -> bool:
         return any(_resource_matches(p, function_arn, function_name) for p in self.allow_invoke)
+
+    def may_get_concurrency(self, function_arn: str, function_name: str) -> bool:
+        return any(_resource_matches(p, function_arn, function_name) for p in self.allow_get_concurrency)
 
 
 class Roles:
@@ -78,6 +83,9 @@ def _role(name: str, role: LocalAwsRole, account: str, default_ids: tuple[str, .
         trusted_principals=tuple(role.trusted_principals),
         external_ids=ids,
         allow_invoke=tuple(role.allow_invoke),
+        allow_get_concurrency=tuple(
+            role.allow_invoke if role.allow_get_concurrency is None else role.allow_get_concurrency
+        ),
     )
 
 

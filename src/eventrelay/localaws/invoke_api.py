@@ -18,6 +18,7 @@ from aiohttp import web
 
 from eventrelay.destinations.aws_lambda.function_name import MAX_QUALIFIER_LENGTH, QUALIFIER_PATTERN
 from eventrelay.localaws.auth import Authenticator, Caller, Denied
+from eventrelay.localaws.concurrency import RESERVED_REASON, Reservations, throttled
 from eventrelay.localaws.functions import FunctionRegistry, Target
 from eventrelay.localaws.invocation import Invocation, Result
 from eventrelay.localaws.pool import Echo, Pool, RuntimeHost
@@ -28,7 +29,7 @@ MAX_READ_BYTES = 64 * 1024 * 1024  # larger bodies are refused without reading t
 MAX_CLIENT_CONTEXT = 3583  # AWS: X-Amz-Client-Context, base64, at most 3,583 bytes
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 MAX_QUEUED_PER_VERSION = 1000  # invocations waiting for a free worker; beyond, 429 as AWS throttles
-THROTTLE_RETRY_AFTER = "1"  # seconds, in Retry-After of a 429
+THROTTLE_RETRY_AFTER = 1.0  # seconds, in Retry-After of the 429 answered when the wait queue is full
 
 DENIED = {  # authentication failure -> (HTTP status, Lambda error code)
     "missing": (403, "MissingAuthenticationTokenException"),
@@ -56,6 +57,7 @@ class LambdaApi:
         self.allow_base_credentials = allow_base_credentials
         self.echo = echo
         self.pools: dict[tuple[str, str], Pool] = {}
+        self.reservations = Reservations()  # invocations in flight per function (reserved concurrency)
         self._background: set[asyncio.Future[Result]] = set()
 
     def set_echo(self, echo: Echo | None) -> None:
@@ -78,11 +80,9 @@ class LambdaApi:
         if (request.content_length or 0) > MAX_READ_BYTES:
             return _too_large(invocation_type)
         body = await request.read()
-        try:
-            caller = self.auth.authenticate(request.method, request.raw_path, request.headers, body)
-        except Denied as exc:
-            status, code = DENIED[exc.kind]
-            return error(status, code, exc.message)
+        caller = authenticate(self.auth, request, body)
+        if isinstance(caller, web.Response):
+            return caller
         resolved = self._resolve(request)
         if isinstance(resolved, web.StreamResponse):
             return resolved
@@ -120,8 +120,10 @@ class LambdaApi:
             client_context = decoded
         pool = self._pool(target)
         if len(pool.queue) >= MAX_QUEUED_PER_VERSION:
-            return _throttled(target)
+            return throttled(RESERVED_REASON, THROTTLE_RETRY_AFTER)
         inv = Invocation(target, payload, client_context)
+        if not self.reservations.admit(target.spec, inv.future, refusable=invocation_type == "RequestResponse"):
+            return throttled(RESERVED_REASON, target.spec.throttle_retry_after)
         pool.submit(inv)
         if invocation_type == "Event":
             self._background.add(inv.future)  # runs on; its output still reaches the echo
@@ -204,24 +206,6 @@ def _client_context(header: str | None) -> str | web.StreamResponse | None:
     return orjson.dumps(context).decode()  # one line: it travels in a header to the runtime
 
 
-def _throttled(target: Target) -> web.Response:
-    """AWS's answer when a function's concurrency is exhausted (here: its workers and its wait queue)."""
-    response = web.json_response(
-        {
-            "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded",
-            "Type": "User",
-            "message": "Rate Exceeded.",
-        },
-        status=429,
-        headers={
-            "x-amzn-ErrorType": "TooManyRequestsException",
-            "x-amzn-RequestId": str(uuid.uuid4()),
-            "Retry-After": THROTTLE_RETRY_AFTER,
-        },
-    )
-    return response
-
-
 def _headers(request_id: str, target: Target) -> dict[str, str]:
     return {"x-amzn-RequestId": request_id, "X-Amz-Executed-Version": target.version}
 
@@ -234,6 +218,15 @@ def _too_large(invocation_type: str, size: int | None = None) -> web.Response:
         "RequestEntityTooLargeException",
         f"Request must be smaller than {limit} bytes for the InvokeFunction operation{shown}",
     )
+
+
+def authenticate(auth: Authenticator, request: web.Request, body: bytes) -> Caller | web.Response:
+    """The signed caller of ``request``, or the error Lambda answers when the signature fails."""
+    try:
+        return auth.authenticate(request.method, request.raw_path, request.headers, body)
+    except Denied as exc:
+        status, code = DENIED[exc.kind]
+        return error(status, code, exc.message)
 
 
 def error(status: int, code: str, message: str, kind: str = "User") -> web.Response:

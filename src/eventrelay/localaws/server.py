@@ -1,5 +1,6 @@
-"""The local AWS endpoint: Lambda Invoke and STS on one loopback port (aiohttp; TCP_NODELAY is set on
-every accepted socket by aiohttp's protocol, which saves ~90 ms per call against Nagle + delayed ACK).
+"""The local AWS endpoint: Lambda Invoke, GetFunctionConcurrency and STS on one loopback port (aiohttp;
+TCP_NODELAY is set on every accepted socket by aiohttp's protocol, which saves ~90 ms per call
+against Nagle + delayed ACK).
 
 ``start_from_config(config)`` starts it as ``eventrelay serve`` does when the config has ``localaws:``.
 Destinations without ``settings.endpoint_url`` reach it because it sets ``AWS_ENDPOINT_URL_STS`` and
@@ -19,6 +20,7 @@ from aiohttp import web
 
 from eventrelay.config.model import Config, LocalAws
 from eventrelay.localaws.auth import Authenticator, Sessions
+from eventrelay.localaws.concurrency_api import CONCURRENCY_PATH, ConcurrencyApi
 from eventrelay.localaws.functions import FunctionRegistry
 from eventrelay.localaws.iam import Roles
 from eventrelay.localaws.invoke_api import LambdaApi, unknown_operation
@@ -61,8 +63,12 @@ class LocalAwsServer:
             echo=echo,
         )
         self.sts_api = StsApi(self.auth, self.roles)
+        self.concurrency_api = ConcurrencyApi(
+            self.registry, self.auth, allow_base_credentials=settings.allow_base_credentials_invoke
+        )
         app = web.Application(client_max_size=MAX_REQUEST_BYTES)
         app.router.add_post(INVOKE_PATH, self.lambda_api.invoke)
+        app.router.add_get(CONCURRENCY_PATH, self.concurrency_api.get)
         app.router.add_route("*", "/", self.sts_api.handle)
         app.router.add_route("*", "/{tail:.*}", unknown_operation)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)

@@ -13,7 +13,8 @@ Both backends implement this; ``tests/contract/test_queue_contract.py`` is the s
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from eventrelay.core.records import Accepted, DeadStatus, Job
@@ -52,6 +53,10 @@ class Queue(Protocol):
         """The attempt failed but may succeed later: due again at ``due_at``; attempts + 1.
         ``job.batch`` is kept with it (None clears it): the next claim returns it."""
 
+    async def postpone(self, job: Job, due_at: float) -> None:
+        """The attempt was refused before it ran (throttled): due again at ``due_at``, attempts
+        unchanged (it does not use up the attempt cap)."""
+
     async def dead_letter(self, job: Job, status: DeadStatus, reason: str) -> None:
         """Keep the job out of delivery, for inspection and ``redrive``; never dropped."""
 
@@ -80,6 +85,8 @@ class GroupCommitQueue(Queue, Protocol):
 
     def retry_nowait(self, job: Job, due_at: float) -> asyncio.Future[None]: ...
 
+    def postpone_nowait(self, job: Job, due_at: float) -> asyncio.Future[None]: ...
+
     def dead_letter_nowait(self, job: Job, status: DeadStatus, reason: str) -> asyncio.Future[None]: ...
 
 
@@ -98,24 +105,63 @@ class HandoffQueue(Queue, Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class BlockedLane:
+    """A user lane whose oldest event is waiting for a retry, holding ``events`` in all (itself
+    included): what the admin API and the page show."""
+
+    lane: str
+    events: int
+    head_message_id: str
+    head_attempts: int
+    next_attempt_at: float | None  # when the head is due again (None: due now or in flight)
+
+
+@runtime_checkable
+class OrderedQueue(Queue, Protocol):
+    """A queue that delivers some destinations' jobs in per-user order (``ordering: user``).
+
+    For a destination in ``order_lanes``, each appended job takes the event's lane
+    (``Accepted.lane``), and ``claim`` hands out only the head of each lane: its oldest job not
+    yet delivered, failed or discarded (dead-lettered), so a later job of the lane is never
+    started before an earlier one has settled, across restarts and processes. A job appended
+    before its destination was ordered has no lane and keeps no order. ``redrive`` puts a dead
+    job back in its lane by age: it becomes the lane's head again."""
+
+    async def order_lanes(self, destinations: Collection[str]) -> None:
+        """Order these destinations' jobs by lane from now on (the others: no longer)."""
+
+    def orders(self, destination: str) -> bool:
+        """Whether ``destination``'s jobs are ordered by lane (set by ``order_lanes``)."""
+        ...
+
+    async def blocked_lanes(self, destination: str, limit: int) -> list[BlockedLane]:
+        """Up to ``limit`` lanes of ``destination`` that hold events behind a head waiting for a
+        retry, most events first."""
+        ...
+
+
 class Calls:
     """A queue's append and settle calls as futures, chosen once per queue: a
     ``GroupCommitQueue``'s own non-blocking calls, else one task per call."""
 
-    __slots__ = ("ack", "append", "dead_letter", "retry")
+    __slots__ = ("ack", "append", "dead_letter", "postpone", "retry")
 
     def __init__(self, queue: Queue) -> None:
         self.append: Callable[[Sequence[Accepted]], asyncio.Future[list[bool]]]
         self.ack: Callable[[Job], asyncio.Future[None]]
         self.retry: Callable[[Job, float], asyncio.Future[None]]
+        self.postpone: Callable[[Job, float], asyncio.Future[None]]
         self.dead_letter: Callable[[Job, DeadStatus, str], asyncio.Future[None]]
         if isinstance(queue, GroupCommitQueue):
             self.append, self.ack = queue.append_nowait, queue.ack_nowait
             self.retry, self.dead_letter = queue.retry_nowait, queue.dead_letter_nowait
+            self.postpone = queue.postpone_nowait
         else:
             self.append = _as_task(queue.append)
             self.ack = _as_task(queue.ack)
             self.retry = _as_task(queue.retry)
+            self.postpone = _as_task(queue.postpone)
             self.dead_letter = _as_task(queue.dead_letter)
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 
 from eventrelay.core.errors import QueueFull
 from eventrelay.core.records import Accepted, DeadStatus, Job
+from eventrelay.queue.base import BlockedLane
 
 
 class MemoryQueue:
@@ -19,6 +20,7 @@ class MemoryQueue:
         self._jobs: dict[str, tuple[Job, float, float]] = {}  # handle -> (job, due_at, lease_until)
         self._dead: dict[str, tuple[Job, DeadStatus, str]] = {}
         self._seen: dict[str, float] = {}
+        self._ordered: frozenset[str] = frozenset()
 
     async def start(self) -> None:
         return None
@@ -40,6 +42,8 @@ class MemoryQueue:
             for dest in item.destinations:
                 handle = str(next(self._ids))
                 job = Job(handle, dest, item.message_id, item.source, item.call_type, item.received_at, item.body)
+                if dest in self._ordered:
+                    job = replace(job, lane=item.lane)
                 self._jobs[handle] = (job, now, 0.0)
             result.append(True)
         return result
@@ -50,10 +54,37 @@ class MemoryQueue:
         for handle, (job, due, lease) in sorted(self._jobs.items(), key=lambda kv: (kv[1][1], int(kv[0]))):
             if len(out) >= limit:
                 break
-            if job.destination == destination and due <= now and lease <= now:
+            if job.destination == destination and due <= now and lease <= now and self._is_head(job):
                 self._jobs[handle] = (job, due, now + lease_seconds)
                 out.append(job)
         return out
+
+    def _is_head(self, job: Job) -> bool:
+        if job.lane is None or job.destination not in self._ordered:
+            return True
+        return not any(
+            j.destination == job.destination and j.lane == job.lane and int(h) < int(job.handle)
+            for h, (j, _, _) in self._jobs.items()
+        )
+
+    async def order_lanes(self, destinations: Collection[str]) -> None:
+        self._ordered = frozenset(destinations)
+
+    def orders(self, destination: str) -> bool:
+        return destination in self._ordered
+
+    async def blocked_lanes(self, destination: str, limit: int) -> list[BlockedLane]:
+        now = time.time()
+        lanes: dict[str, list[tuple[Job, float]]] = {}
+        for _handle, (job, due, _lease) in sorted(self._jobs.items(), key=lambda kv: int(kv[0])):
+            if job.destination == destination and job.lane is not None:
+                lanes.setdefault(job.lane, []).append((job, due))
+        out = []
+        for lane, jobs in lanes.items():
+            head, due = jobs[0]
+            if len(jobs) > 1 and (head.attempts or due > now):
+                out.append(BlockedLane(lane, len(jobs), head.message_id, head.attempts, due if due > now else None))
+        return sorted(out, key=lambda b: -b.events)[:limit]
 
     async def extend(self, job: Job, lease_seconds: float) -> None:
         if job.handle in self._jobs:
@@ -69,6 +100,11 @@ class MemoryQueue:
             first = j.first_attempt_at or time.time()
             retried = replace(j, attempts=j.attempts + 1, first_attempt_at=first, batch=job.batch)
             self._jobs[job.handle] = (retried, due_at, 0.0)
+
+    async def postpone(self, job: Job, due_at: float) -> None:
+        if job.handle in self._jobs:
+            j, _, _ = self._jobs[job.handle]
+            self._jobs[job.handle] = (replace(j, first_attempt_at=j.first_attempt_at or time.time()), due_at, 0.0)
 
     async def dead_letter(self, job: Job, status: DeadStatus, reason: str) -> None:
         if job.handle in self._jobs:

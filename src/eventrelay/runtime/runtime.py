@@ -23,7 +23,7 @@ from eventrelay.deliverylog.base import DeliveryLog
 from eventrelay.destinations.base import Destination
 from eventrelay.ingest.sink import EventSink
 from eventrelay.queue.archive import ArchiveQueue
-from eventrelay.queue.base import Queue
+from eventrelay.queue.base import OrderedQueue, Queue
 from eventrelay.runtime.build import (
     build_destination,
     data_layout,
@@ -78,6 +78,7 @@ class Runtime:
         if self.space is not None:  # a nearly full disk: the reserve's room lets the files open
             await asyncio.to_thread(self.space.before_start)
         await self.queue.start()
+        await self._apply_ordering(self.config)
         await self.log.start()
         await asyncio.to_thread(datadir.write_marker, layout.directory, layout.files, layout.backend)
         if self.space is not None:
@@ -111,6 +112,7 @@ class Runtime:
         old = self.destinations
         self.config = config
         self._apply_sources(config)
+        await self._apply_ordering(config)
         self.destinations = self._build_destinations(config)
         if self.engine is not None:
             await self.engine.set_targets(self._engine_targets())
@@ -200,6 +202,13 @@ class Runtime:
 
     def _apply_sources(self, config: Config) -> None:
         self._sources_by_key = {s.write_key.get_secret_value(): s.name for s in config.sources}
+
+    async def _apply_ordering(self, config: Config) -> None:
+        """Tell the queue which destinations deliver in per-user order (``ordering: user``)."""
+        if isinstance(self.queue, OrderedQueue):
+            await self.queue.order_lanes([d.name for d in config.destinations if d.ordering == "user"])
+        elif any(d.ordering == "user" for d in config.destinations):
+            log.warning("the %s queue keeps no per-user order: ordering: user is ignored", config.storage.backend)
 
     def _engine_targets(self) -> dict[str, Target]:
         return {

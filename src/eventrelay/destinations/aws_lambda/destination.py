@@ -24,6 +24,7 @@ from eventrelay.core.outcome import Category, Outcome, Verdict
 from eventrelay.core.spec import CALL_TYPES
 from eventrelay.destinations.aws_lambda import endpoints
 from eventrelay.destinations.aws_lambda.classify import TIMED_OUT, classify
+from eventrelay.destinations.aws_lambda.concurrency import read_answer
 from eventrelay.destinations.aws_lambda.credentials import CACHE, AssumeRequest, RoleCredentialCache
 from eventrelay.destinations.aws_lambda.function_name import FunctionRef, parse_function_name
 from eventrelay.destinations.aws_lambda.invoke import InvokeResponse, LambdaInvoker
@@ -77,6 +78,7 @@ class AwsLambdaDestination:
         self._sts_endpoint = ""
         self._ready_lock = asyncio.Lock()
         self._closed = False
+        self._reserved: dict[str, int | None] = {}  # function -> reserved concurrency, once final
 
     # -- Destination protocol -------------------------------------------------------------------
     def wants(self, event: Mapping[str, Any]) -> bool:
@@ -87,6 +89,34 @@ class AwsLambdaDestination:
     async def send(self, request: SendRequest, timeout: float) -> Outcome:  # noqa: ASYNC109 (the Destination protocol)
         outcome, _ = await self._timed(self.function_of(request.event), request.body, request.source, timeout)
         return outcome
+
+    # -- TargetedDestination: flow control per function ------------------------------------------
+    def target(self, event: Mapping[str, Any]) -> str:
+        return self._refs.get(str(event.get("type")), self._default).function_name
+
+    def targets(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(ref.function_name for ref in self.settings.all_functions()))
+
+    async def reserved_concurrency(self, target: str, timeout: float) -> int | None:  # noqa: ASYNC109
+        """``GetFunctionConcurrency`` with the destination's role; a final answer (a value, none,
+        or a refusal) is kept, anything else is asked again at the next call."""
+        if target in self._reserved:
+            return self._reserved[target]
+        role_external_id = external_id_for(self.external_id, None)
+        if role_external_id is None:  # no workspace id: the role is assumed per source, none here
+            return None
+        try:
+            async with asyncio.timeout(timeout):
+                invoker = self._invoker or await self._ready()
+                creds = await self._cache.get(self._session(), self._assume_request(role_external_id))
+                resp = await invoker.get_function_concurrency(target, creds)
+        except (TimeoutError, AwsError) as exc:
+            log.debug("destination %s: reserved concurrency of %s unknown: %s", self.name, target, exc)
+            return None
+        answer = read_answer(resp, self.name, target)
+        if answer.final:
+            self._reserved[target] = answer.value
+        return answer.value
 
     async def close(self) -> None:
         self._closed = True
@@ -159,13 +189,7 @@ class AwsLambdaDestination:
         try:
             invoker = self._invoker or await self._ready()
             session = self._session()
-            req = AssumeRequest(
-                role_arn=self.settings.role_address,
-                external_id=role_external_id,
-                session_name=self.settings.role_session_name,
-                region=self.settings.region,
-                sts_endpoint=self._sts_endpoint,
-            )
+            req = self._assume_request(role_external_id)
             sync = invocation_type == "RequestResponse"
             target = invoker.target(ref)
             for first_try in (True, False):
@@ -214,6 +238,17 @@ class AwsLambdaDestination:
                 self._sts_endpoint = found.sts
                 self._invoker = invoker
             return self._invoker
+
+    def _assume_request(self, external_id: str) -> AssumeRequest:
+        """The AssumeRole of this destination's role with ``external_id`` (after ``_ready``: the
+        STS endpoint is resolved)."""
+        return AssumeRequest(
+            role_arn=self.settings.role_address,
+            external_id=external_id,
+            session_name=self.settings.role_session_name,
+            region=self.settings.region,
+            sts_endpoint=self._sts_endpoint,
+        )
 
     def _session(self) -> Any:
         if self._botocore_session is None:

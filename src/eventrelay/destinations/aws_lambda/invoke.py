@@ -40,6 +40,7 @@ from eventrelay.destinations.http_client import (
 )
 
 API_VERSION = "2015-03-31"
+CONCURRENCY_API_VERSION = "2019-09-30"  # GetFunctionConcurrency's path version
 SAFE_CHARS = "-._~"  # botocore percent_encode: everything else in a path label is encoded
 MAX_ERROR_BODY = 64 * 1024  # enough for any AWS error document; function errors are kept truncated
 USER_AGENT = f"eventrelay/{__version__}"
@@ -184,6 +185,30 @@ class LambdaInvoker:
         )
         try:
             resp = await self._transport.handle(HttpRequest("POST", self.origin, target.wire, headers, body))
+        except TransportError as exc:
+            raise AwsError(f"no answer from {self.endpoint}: {exc}", code=CONNECTION_FAILED) from exc
+        return InvokeResponse(resp.status, resp.headers, resp.body)
+
+    async def get_function_concurrency(self, function: str, creds: SessionCredentials) -> InvokeResponse:
+        """``GetFunctionConcurrency`` of ``function`` (name or ARN, no qualifier: reserved
+        concurrency belongs to the function): ``GET /2019-09-30/functions/{name}/concurrency``,
+        signed like the invokes. Raises ``AwsError(code=CONNECTION_FAILED)`` when no answer came."""
+        wire = f"/{CONCURRENCY_API_VERSION}/functions/{quote(function, safe=SAFE_CHARS)}/concurrency"
+        base = URL(self.endpoint, encoded=True).raw_path.rstrip("/")
+        wire = f"{base}{wire}"
+        headers = self.signer.sign(
+            method="GET",
+            host=self.host,
+            path=canonical_path(wire),
+            query="",
+            headers={},
+            body=b"",
+            access_key=creds.access_key,
+            secret_key=creds.secret_key,
+            token=creds.token,
+        )
+        try:
+            resp = await self._transport.handle(HttpRequest("GET", self.origin, wire, headers, b""))
         except TransportError as exc:
             raise AwsError(f"no answer from {self.endpoint}: {exc}", code=CONNECTION_FAILED) from exc
         return InvokeResponse(resp.status, resp.headers, resp.body)

@@ -14,6 +14,8 @@ from eventrelay.queue.jetstream.names import (
     H_CALL_TYPE,
     H_DEAD_AT,
     H_DESTINATION,
+    H_LANE,
+    H_LANE_TOKEN,
     H_MESSAGE_ID,
     H_REASON,
     H_RECEIVED_AT,
@@ -42,6 +44,10 @@ def job_of(msg: Msg, destination: str) -> Job:
     """The job a delivered work message carries, with no attempt yet counted (``attempts``
     comes from the attempts bucket when the message was delivered before)."""
     headers = msg.headers or {}
+    token = lane_token_of(msg.subject)
+    meta = {"seq": str(msg.metadata.sequence.stream)}
+    if token is not None:
+        meta["lane"] = token
     return Job(
         handle=msg.reply,
         destination=destination,
@@ -50,14 +56,28 @@ def job_of(msg: Msg, destination: str) -> Job:
         call_type=headers.get(H_CALL_TYPE, ""),
         received_at=float(headers.get(H_RECEIVED_AT, "0")),
         body=msg.data,
-        meta={"seq": str(msg.metadata.sequence.stream)},
+        meta=meta,
         redriven_at=_time_header(headers, H_REDRIVEN_AT),
+        lane=headers.get(H_LANE) if token is not None else None,
     )
 
 
+def lane_token_of(subject: str) -> str | None:
+    """The lane token of a work subject (``P.job.<destination>.<source>.<lane>``), or None."""
+    parts = subject.split(".")
+    return parts[4] if len(parts) == 5 else None
+
+
+def lane_header(lane: str) -> str:
+    """A lane as a header value (one line of limited size: it is shown, the subject identifies it)."""
+    return _header_value(lane)
+
+
 def dead_headers(job: Job, status: DeadStatus, reason: str) -> dict[str, str]:
-    """The headers of ``job``'s dead letter (its attempt counted)."""
+    """The headers of ``job``'s dead letter (its attempt counted; its lane, if it has one)."""
+    lane = {H_LANE: lane_header(job.lane), H_LANE_TOKEN: job.meta["lane"]} if job.lane and "lane" in job.meta else {}
     return {
+        **lane,
         H_MESSAGE_ID: job.message_id,
         H_SOURCE: job.source,
         H_CALL_TYPE: job.call_type,
@@ -79,6 +99,7 @@ def redriven_headers(destination: str, origin: str, old: dict[str, str], redrive
     a repeated redrive of the same message publish it once."""
     fresh = {k: v for k, v in old.items() if k.startswith("Er-") and not k.startswith("Er-Dead")}
     fresh.pop(H_ATTEMPTS, None)
+    fresh.pop(H_LANE_TOKEN, None)  # the subject carries it again
     fresh[H_REDRIVEN_AT] = repr(redriven_at)  # Er-Received-At stays: the event's receipt
     fresh[MSG_ID] = f"redrive/{destination}/{fresh.get(H_MESSAGE_ID, '')}/{origin}"
     return fresh

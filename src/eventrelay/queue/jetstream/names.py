@@ -3,9 +3,11 @@
 Layout (``P`` = ``storage.stream``, default ``EVENTRELAY``)::
 
     stream P        subjects P.job.<destination>.<source>   one message per (event, destination): the work
+                             P.job.<destination>.<source>.<lane>   ... of a destination ordered by user (lanes.py)
                              P.unrouted.<source>            events no destination wanted (dedup + archive)
     stream P_DEAD   subjects P.dead.<destination>           dead letters, kept until redriven
     KV P_ATTEMPTS   <dest hash>.<seq>-<hash> -> {attempts, first, reply}   retried jobs (attempts.py)
+    KV P_LANES      <hash>.<lane> -> {done, wait}           per-user lanes: the last settled sequence
     consumer d-<destination> on P, filter P.job.<destination>.>   durable pull consumer shared by all
                                                                    delivery processes
 
@@ -26,6 +28,8 @@ H_CALL_TYPE = "Er-Call-Type"
 H_RECEIVED_AT = "Er-Received-At"
 H_DESTINATION = "Er-Destination"
 H_REDRIVEN_AT = "Er-Redriven-At"  # on a re-driven work message: its retry window starts there
+H_LANE = "Er-Lane"  # the user lane of a message of an ordered destination (its subject has the token)
+H_LANE_TOKEN = "Er-Dead-Lane-Token"  # on a dead letter: its lane's subject token, for the re-drive
 # Extra headers of dead letters.
 H_STATUS = "Er-Dead-Status"
 H_REASON = "Er-Dead-Reason"
@@ -44,6 +48,13 @@ class Names:
 
     def job_subject(self, destination: str, source: str) -> str:
         return f"{self.prefix}.job.{token(destination)}.{token(source)}"
+
+    def lane_subject(self, destination: str, source: str, lane_token: str) -> str:
+        return f"{self.prefix}.job.{token(destination)}.{token(source)}.{lane_token}"
+
+    def lane_filter(self, destination: str, lane_token: str) -> str:
+        """Every message of one lane, whatever source it came from."""
+        return f"{self.prefix}.job.{token(destination)}.*.{lane_token}"
 
     def job_filter(self, destination: str) -> str:
         return f"{self.prefix}.job.{token(destination)}.>"

@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Collection, Sequence
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -16,16 +16,19 @@ from nats.js.errors import NotFoundError
 
 from eventrelay.core.errors import QueueFull, StorageError
 from eventrelay.core.records import Accepted, DeadStatus, Job
+from eventrelay.queue.base import BlockedLane
 from eventrelay.queue.jetstream.attempts import AttemptStore, Waiting
 from eventrelay.queue.jetstream.fetch import pull
 from eventrelay.queue.jetstream.keepalive import IN_PROGRESS, Keepalive
+from eventrelay.queue.jetstream.lanes import Lanes
 from eventrelay.queue.jetstream.messages import (
     dead_headers,
     job_of,
+    lane_token_of,
     redriven_headers,
     work_headers,
 )
-from eventrelay.queue.jetstream.names import H_DESTINATION, H_MESSAGE_ID, H_SOURCE, MSG_ID, Names
+from eventrelay.queue.jetstream.names import H_DESTINATION, H_LANE_TOKEN, H_MESSAGE_ID, H_SOURCE, MSG_ID, Names
 from eventrelay.storage.nats import API_TIMEOUT, connect, ensure_stream, redact, translate
 
 log = logging.getLogger(__name__)
@@ -38,7 +41,8 @@ BOUND_REFRESH = 0.5  # seconds between recounts of waiting jobs for the max_even
 
 
 class JetStreamQueue:
-    """Queue Protocol on JetStream. ``servers``: NATS URLs; ``stream``: the name prefix."""
+    """Queue Protocol (and ``OrderedQueue``: ``lanes.py``) on JetStream. ``servers``: NATS URLs;
+    ``stream``: the name prefix."""
 
     def __init__(
         self,
@@ -67,6 +71,7 @@ class JetStreamQueue:
         self._claimed: dict[str, str] = {}  # handle -> work message's stream sequence, claimed here, not settled
         self._keepalive = Keepalive(lambda handle, payload: self._client().publish(handle, payload))
         self._waiting = 0  # waiting jobs counted at the last refresh + published since
+        self._lanes = Lanes(self.names)  # per-user ordering (lanes.py)
         self._waiting_at = -1e18
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -78,6 +83,7 @@ class JetStreamQueue:
             self._retries = await AttemptStore.open(
                 self._jsc(), self.names.attempts_bucket, ttl=self.max_age, replicas=self.replicas
             )
+            await self._lanes.start(self._jsc(), replicas=self.replicas, max_age=self.max_age)
         except (TimeoutError, NatsError, OSError) as exc:
             raise StorageError(
                 f"cannot open JetStream stream {self.names.stream} on {redact(self.servers)}: {exc}"
@@ -108,7 +114,8 @@ class JetStreamQueue:
             headers = work_headers(item)
             for dest in item.destinations:
                 hdr = {**headers, H_DESTINATION: dest, MSG_ID: Names.work_msg_id(dest, item.message_id)}
-                pubs.append(self._publish(self.names.job_subject(dest, item.source), item.body, hdr))
+                subject = self._lanes.subject(item, dest, hdr)  # a lane's own for an ordered destination
+                pubs.append(self._publish(subject, item.body, hdr))
                 owners.append(n)
             if not item.destinations:
                 hdr = {**headers, MSG_ID: Names.unrouted_msg_id(item.message_id)}
@@ -131,6 +138,11 @@ class JetStreamQueue:
             msgs = await pull(self._client(), self.names.stream, Names.durable(destination), max(1, limit))
         except (TimeoutError, NatsError) as exc:
             raise translate(exc, "claim") from exc
+        if msgs and self._lanes.ordered(destination):
+            try:
+                msgs = await self._lanes.heads(msgs, destination, self._reply)
+            except (TimeoutError, NatsError) as exc:  # the messages not answered return after AckWait
+                raise translate(exc, "claim") from exc
         jobs = await asyncio.gather(*(self._job(m, destination) for m in msgs))
         self._claimed.update((j.handle, j.meta.get("seq", "")) for j in jobs)
         if lease_seconds > ack_wait + ACK_WAIT_SLACK:
@@ -152,6 +164,7 @@ class JetStreamQueue:
             self._keepalive.start(job.handle, ack_wait, lease_seconds)
 
     async def ack(self, job: Job) -> None:
+        await self._lanes.settled(job)
         await self._settle(job, b"+ACK")
         await self._attempts().settled(job)
 
@@ -159,6 +172,13 @@ class JetStreamQueue:
         now = time.time()
         await self._attempts().retried(job, now)
         delay = due_at - now
+        await self._lanes.waits(job, due_at, counted=True)
+        await self._settle(job, b"-NAK " + json.dumps({"delay": int(delay * 1e9)}).encode() if delay > 0 else b"-NAK")
+
+    async def postpone(self, job: Job, due_at: float) -> None:
+        """A NAK with delay and no write to the attempts bucket: the count stays what it was."""
+        await self._lanes.waits(job, due_at, counted=False)
+        delay = due_at - time.time()
         await self._settle(job, b"-NAK " + json.dumps({"delay": int(delay * 1e9)}).encode() if delay > 0 else b"-NAK")
 
     async def dead_letter(self, job: Job, status: DeadStatus, reason: str) -> None:
@@ -167,6 +187,7 @@ class JetStreamQueue:
             await self._publish(self.names.dead_subject(job.destination), job.body, headers)
         except (TimeoutError, NatsError) as exc:
             raise translate(exc, "dead letter") from exc
+        await self._lanes.settled(job)  # after the dead letter is stored: its lane moves on
         await self._settle(job, b"+ACK")
         await self._attempts().settled(job)
 
@@ -212,6 +233,15 @@ class JetStreamQueue:
             return 0
         except (TimeoutError, NatsError) as exc:
             raise translate(exc, "redrive") from exc
+        if lane_token_of(raw.subject or "") is not None and waiting.reply is not None:
+            # a lane's head keeps its place (a fresh copy would go behind the lane's later events):
+            # offered again now, its attempt count forgotten (its window is still its own)
+            try:
+                await self._client().request(waiting.reply, b"-NAK", timeout=SETTLE_TIMEOUT)
+            except (TimeoutError, NatsError) as exc:
+                raise translate(exc, "redrive") from exc
+            await self._attempts().forget(waiting.key)
+            return 1
         headers = dict(raw.headers or {})
         fresh = redriven_headers(destination, f"w{waiting.seq}", headers, redriven_at)
         try:
@@ -239,11 +269,27 @@ class JetStreamQueue:
                 return sum((await self._subject_counts(self.names.job_filter(destination))).values())
             unclaimed = 0
             for subject, count in (await self._subject_counts(self.names.job_filter_all())).items():
-                if f"d-{subject.split('.')[-2]}" not in consumers:  # P.job.<destination>.<source>
+                if f"d-{subject.split('.')[2]}" not in consumers:  # P.job.<destination>.<source>[.<lane>]
                     unclaimed += count
         except (TimeoutError, NatsError) as exc:
             raise translate(exc, "depth") from exc
         return unclaimed + sum(n for name, n in consumers.items() if name.startswith("d-"))
+
+    # -- per-user ordering (lanes.py) ------------------------------------------------------------
+    async def order_lanes(self, destinations: Collection[str]) -> None:
+        """Publish these destinations' jobs on lane subjects and claim only lane heads (this
+        process: every process reads the same configuration)."""
+        self._lanes.order(destinations)
+
+    def orders(self, destination: str) -> bool:
+        return self._lanes.ordered(destination)
+
+    async def blocked_lanes(self, destination: str, limit: int) -> list[BlockedLane]:
+        """The lanes whose head this process is retrying (``lanes.LaneView``)."""
+        return self._lanes.view.blocked(destination, limit)
+
+    async def _reply(self, msg: Msg, payload: bytes) -> None:
+        await self._client().publish(msg.reply, payload)
 
     async def _subject_counts(self, subjects: str) -> dict[str, int]:
         info = await self._jsc().stream_info(self.names.stream, subjects_filter=subjects)
@@ -285,8 +331,11 @@ class JetStreamQueue:
     ) -> None:
         fresh = redriven_headers(destination, str(dead_seq), headers, redriven_at)
         source = fresh.get(H_SOURCE, "unknown")
+        subject = self.names.job_subject(destination, source)
+        if H_LANE_TOKEN in headers:  # back in its lane, at its end
+            subject = self.names.lane_subject(destination, source, headers[H_LANE_TOKEN])
         try:
-            await self._publish(self.names.job_subject(destination, source), body, fresh)
+            await self._publish(subject, body, fresh)
             await self._jsc().delete_msg(self.names.dead_stream, dead_seq)
         except (TimeoutError, NatsError) as exc:
             raise translate(exc, "redrive") from exc

@@ -15,6 +15,7 @@ import orjson
 from eventrelay.core.errors import QueueFull
 from eventrelay.core.records import Accepted, DeadStatus, Job
 from eventrelay.queue.sqlite.archive_store import archived_size
+from eventrelay.queue.sqlite.lanes import DUE_HEADS, block_behind_heads
 from eventrelay.queue.sqlite.tx import Tx, json_list
 from eventrelay.storage.sqlite_writer import WriteOp
 
@@ -42,7 +43,7 @@ _JOBS = """
         json_group_array(json_array(
             id, message_id, attempts, iif(first_attempt_at IS NULL, NULL, printf('%!.17g', first_attempt_at)),
             source, call_type, printf('%!.17g', received_at), length(body),
-            iif(redriven_at IS NULL, NULL, printf('%!.17g', redriven_at)), batch, replay
+            iif(redriven_at IS NULL, NULL, printf('%!.17g', redriven_at)), batch, replay, lane
         )),
         CAST(group_concat(body, '') AS BLOB)
     FROM jobs WHERE id IN (SELECT value FROM json_each(?))
@@ -110,11 +111,14 @@ class Append:
                 size = archived_size(item)
                 archive_rows.append((item.received_at, mid, item.source, item.call_type, size, item.body))
                 tx.archived_bytes += size
+        ordered = store.ordered
         for mid, item in new.items():
             destinations = item.destinations
             for destination in destinations if len(destinations) == 1 else dict.fromkeys(destinations):
-                # one job per destination, even if named twice
-                job_rows.append((destination, now, mid, item.source, item.call_type, item.received_at, item.body, 0))
+                # one job per destination, even if named twice; a lane where the destination orders by user
+                lane = item.lane if ordered and destination in ordered else None
+                row = (destination, now, mid, item.source, item.call_type, item.received_at, item.body, 0, lane)
+                job_rows.append(row)
                 tx.count(destination, 1)
         return result
 
@@ -137,14 +141,15 @@ class AppendHandoff(Append):
         first = len(tx.job_rows)
         result = super().run(tx, store)
         rows = tx.job_rows
-        left = {destination: count for destination, (count, _) in self.offers.items()}
+        # an ordered destination's jobs are never handed over: only a claim knows the lane's head
+        left = {d: count for d, (count, _) in self.offers.items() if d not in store.ordered}
         handed: list[int] = []  # positions in ``rows`` of the jobs leased here
         for position in range(first, len(rows)):
             row = rows[position]
             destination = row[0]
             if left.get(destination, 0) > 0:
                 left[destination] -= 1
-                rows[position] = (*row[:1], tx.now + self.offers[destination][1], *row[2:7], 1)
+                rows[position] = (*row[:1], tx.now + self.offers[destination][1], *row[2:7], 1, row[8])
                 handed.append(position)
         if not handed:
             return result, []
@@ -154,7 +159,7 @@ class AppendHandoff(Append):
         first_id = last - written + 1
         jobs = []
         for position in handed:
-            destination, _, mid, source, call_type, received_at, body, _ = rows[position]
+            destination, _, mid, source, call_type, received_at, body, _, _ = rows[position]
             jobs.append(Job(str(first_id + position), destination, mid, source, call_type, received_at, body))
         return result, jobs
 
@@ -172,7 +177,11 @@ class Claim:
 
     def run(self, tx: Tx, store: Store) -> list[Job]:
         conn, destination = tx.conn, self.destination
-        ids = conn.execute(_DUE, (destination, tx.now, self.limit)).fetchone()[0]
+        if destination in store.ordered:  # lane heads only (lanes.py)
+            block_behind_heads(tx, destination, self.limit)
+            ids = conn.execute(DUE_HEADS, (destination, tx.now, self.limit)).fetchone()[0]
+        else:
+            ids = conn.execute(_DUE, (destination, tx.now, self.limit)).fetchone()[0]
         if ids == "[]":
             return []
         conn.execute(_LEASE, (tx.now + self.lease_seconds, ids))
@@ -181,7 +190,20 @@ class Claim:
         jobs: list[Job] = []
         end = 0
         rows = orjson.loads(fields)
-        for job_id, message_id, attempts, first, source, call_type, received_at, size, redriven, batch, replay in rows:
+        for (
+            job_id,
+            message_id,
+            attempts,
+            first,
+            source,
+            call_type,
+            received_at,
+            size,
+            redriven,
+            batch,
+            replay,
+            lane,
+        ) in rows:
             start, end = end, end + size
             first_at = None if first is None else float(first)
             body = bodies[start:end]
@@ -199,22 +221,26 @@ class Claim:
                     redriven_at=None if redriven is None else float(redriven),
                     batch=batch,
                     replay=replay,
+                    lane=lane,
                 )
             )
         return jobs
 
 
 class Ack:
-    __slots__ = ("job_id",)
+    __slots__ = ("job_id", "lane")
     staged = True
     durable = False
     rows = 1
 
-    def __init__(self, job_id: int) -> None:
+    def __init__(self, job_id: int, lane: tuple[str, str] | None = None) -> None:
         self.job_id = job_id
+        self.lane = lane  # (destination, lane) of a lane head: its lane moves on
 
     def run(self, tx: Tx, store: Store) -> None:
         tx.acked.append(self.job_id)
+        if self.lane is not None:
+            tx.acked_lanes.append(self.lane)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,20 +262,27 @@ class Extend:
 
 @dataclass(frozen=True, slots=True)
 class Retry:
+    """Due again at ``due_at``; the attempt counted unless ``counted`` is False (a postpone: a
+    throttle, not the event's fault)."""
+
     job_id: int
     due_at: float
     batch: str | None = None  # the job's batch key from now (None clears it)
+    counted: bool = True
 
     staged = False
     durable = False
     rows = 1
 
     def run(self, tx: Tx, store: Store) -> None:
-        tx.conn.execute(
-            "UPDATE jobs SET due_at = ?, leased = 0, attempts = attempts + 1, batch = ?,"
-            " first_attempt_at = COALESCE(first_attempt_at, ?) WHERE id = ? AND state = 'ready'",
-            (self.due_at, self.batch, tx.now, self.job_id),
-        )
+        tx.conn.execute(_RETRY if self.counted else _POSTPONE, (self.due_at, self.batch, tx.now, self.job_id))
+
+
+_POSTPONE = (
+    "UPDATE jobs SET due_at = ?, leased = 0, batch = ?, first_attempt_at = COALESCE(first_attempt_at, ?)"
+    " WHERE id = ? AND state = 'ready'"
+)
+_RETRY = _POSTPONE.replace("leased = 0,", "leased = 0, attempts = attempts + 1,")
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +290,7 @@ class DeadLetter:
     job_id: int
     status: DeadStatus
     reason: str
+    lane: tuple[str, str] | None = None  # (destination, lane) of a lane head: its lane moves on
 
     staged = False
     durable = False
@@ -271,6 +305,8 @@ class DeadLetter:
         ).fetchall()
         for (destination,) in rows:
             tx.count(destination, -1)
+        if rows and self.lane is not None:
+            tx.promote([self.lane])
 
 
 # A fresh attempt count and retry window from now (due_at and redriven_at are both the

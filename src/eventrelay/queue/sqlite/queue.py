@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 from eventrelay.core.errors import StorageError
 from eventrelay.core.records import Accepted, DeadStatus, Job
 from eventrelay.queue.archive import ArchivedEvent, ArchiveInfo, ArchiveLimits, ReplayRecord, ReplayState, Span, Window
+from eventrelay.queue.base import BlockedLane
 from eventrelay.queue.sqlite.archive_reads import ArchiveReader
 from eventrelay.queue.sqlite.archive_store import CreateReplay, EndReplay, EnqueueReplay
+from eventrelay.queue.sqlite.lanes import BlockedLanes, SetOrdering
 from eventrelay.queue.sqlite.ops import (
     Ack,
     Append,
@@ -38,8 +40,8 @@ MAX_BATCH_ROWS = 4_000
 
 
 class SQLiteQueue:
-    """``Queue`` (also ``GroupCommitQueue``, ``HandoffQueue`` and ``ArchiveQueue``) on a SQLite
-    file. ``commits`` counts committed transactions (group commit ratio: compare with
+    """``Queue`` (also ``GroupCommitQueue``, ``HandoffQueue``, ``ArchiveQueue`` and ``OrderedQueue``)
+    on a SQLite file. ``commits`` counts committed transactions (group commit ratio: compare with
     ``operations``). ``archive``: how long and how much of the accepted events to keep after
     delivery (None: none). ``shared``: one of several processes on the file (``serve
     --workers``; see ``Store``)."""
@@ -61,6 +63,7 @@ class SQLiteQueue:
         self.dedup_window = dedup_window
         self._ready: Counter[str] = Counter()  # waiting (not dead) jobs per destination, committed
         self._archive = ArchiveReader(self.path, archive)
+        self._ordered: frozenset[str] = frozenset()  # as the writer's Store has it (lanes.py)
         self._writer: GroupCommitWriter[Op, Counter[str]] = GroupCommitWriter(
             Store(
                 self.path,
@@ -129,24 +132,30 @@ class SQLiteQueue:
         await self._submit(Extend(_job_id(job), lease_seconds))
 
     async def ack(self, job: Job) -> None:
-        await self._submit(Ack(_job_id(job)))
+        await self._submit(Ack(_job_id(job), _lane(job)))
 
     async def retry(self, job: Job, due_at: float) -> None:
         await self._submit(Retry(_job_id(job), due_at, job.batch))
 
+    async def postpone(self, job: Job, due_at: float) -> None:
+        await self._submit(Retry(_job_id(job), due_at, job.batch, counted=False))
+
     async def dead_letter(self, job: Job, status: DeadStatus, reason: str) -> None:
-        await self._submit(DeadLetter(_job_id(job), status, reason))
+        await self._submit(DeadLetter(_job_id(job), status, reason, _lane(job)))
 
     # Settles without a coroutine: the future of the commit carrying the call (the delivery
     # settler issues a whole batch of these in one loop iteration; one commit takes them all).
     def ack_nowait(self, job: Job) -> asyncio.Future[None]:
-        return self._submit(Ack(_job_id(job)))
+        return self._submit(Ack(_job_id(job), _lane(job)))
 
     def retry_nowait(self, job: Job, due_at: float) -> asyncio.Future[None]:
         return self._submit(Retry(_job_id(job), due_at, job.batch))
 
+    def postpone_nowait(self, job: Job, due_at: float) -> asyncio.Future[None]:
+        return self._submit(Retry(_job_id(job), due_at, job.batch, counted=False))
+
     def dead_letter_nowait(self, job: Job, status: DeadStatus, reason: str) -> asyncio.Future[None]:
-        return self._submit(DeadLetter(_job_id(job), status, reason))
+        return self._submit(DeadLetter(_job_id(job), status, reason, _lane(job)))
 
     async def redrive(self, destination: str, message_ids: Sequence[str] | None = None) -> int:
         moved: int = await self._submit(Redrive(destination, message_ids))
@@ -156,6 +165,18 @@ class SQLiteQueue:
         if destination is None:
             return sum(self._ready.values())
         return self._ready[destination]
+
+    async def order_lanes(self, destinations: Collection[str]) -> None:
+        """Claim only lane heads for ``destinations`` from now on (``lanes.py``)."""
+        self._ordered = frozenset(destinations)
+        await self._submit(SetOrdering(self._ordered))
+
+    def orders(self, destination: str) -> bool:
+        return destination in self._ordered
+
+    async def blocked_lanes(self, destination: str, limit: int) -> list[BlockedLane]:
+        lanes: list[BlockedLane] = await self._submit(BlockedLanes(destination, limit))
+        return lanes
 
     async def limit_pages(self, max_pages: int) -> int:
         """Cap the database file at ``max_pages`` pages (``PRAGMA max_page_count``; returns the
@@ -198,6 +219,10 @@ class SQLiteQueue:
     async def end_replay(self, replay_id: str, state: ReplayState) -> int:
         removed: int = await self._submit(EndReplay(replay_id, state))
         return removed
+
+
+def _lane(job: Job) -> tuple[str, str] | None:
+    return None if job.lane is None else (job.destination, job.lane)
 
 
 def _job_id(job: Job) -> int:

@@ -113,7 +113,8 @@ SCHEMA = (
         dead_status TEXT,
         reason TEXT,
         body BLOB NOT NULL,
-        replay TEXT
+        replay TEXT,
+        lane TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS jobs_claim ON jobs (destination, state, due_at)",
     "CREATE TABLE IF NOT EXISTS dedup (message_id TEXT PRIMARY KEY, seen_at REAL NOT NULL) WITHOUT ROWID",
@@ -121,13 +122,22 @@ SCHEMA = (
     *ARCHIVE_SCHEMA,
 )
 
+# Waiting jobs by lane, oldest first: finds a lane's head and the jobs behind it. Partial: only
+# jobs of ordered destinations have a lane, so other appends write no entry here; and a claim or
+# a retry (due_at, leased) does not touch it.
+LANE_INDEX = (
+    "CREATE INDEX IF NOT EXISTS jobs_lane ON jobs (destination, lane, id) WHERE lane IS NOT NULL AND state = 'ready'"
+)
+
 # PRAGMA user_version of files with the tables above. 0 with tables present: the first layout
 # (events + jobs + dedup); 2: jobs without ``redriven_at``: refused clearly (no migration before
 # the first release). 3: jobs without ``batch``; 4: before the archive (no ``jobs.replay``; the
-# archive tables are created by SCHEMA and start empty): both migrated in place (``MIGRATIONS``).
-SCHEMA_VERSION = 5
+# archive tables are created by SCHEMA and start empty); 5: jobs without ``lane`` (per-user
+# ordering; a job without a lane keeps no order, as one appended before ordering was on): all
+# migrated in place (``MIGRATIONS``).
+SCHEMA_VERSION = 6
 # from layout -> the column that layout lacks (added in place, instant; NULL in the rows already there)
-MIGRATIONS = {3: ("batch", "TEXT"), 4: ("replay", "TEXT")}
+MIGRATIONS = {3: ("batch", "TEXT"), 4: ("replay", "TEXT"), 5: ("lane", "TEXT")}
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -144,6 +154,7 @@ def connect(path: Path) -> sqlite3.Connection:
         version = _check_version(conn)
         for statement in SCHEMA:  # no write when the table or index exists
             conn.execute(statement)
+        conn.execute(LANE_INDEX)
         if version != SCHEMA_VERSION:  # a new file: an existing one is not written (it may be on a full disk)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except BaseException:

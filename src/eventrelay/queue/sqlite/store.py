@@ -69,6 +69,7 @@ class Store:
         self.seen: Counter[str] = Counter()  # ready jobs per destination as this process last saw them
         self.last_sweep = 0.0
         self.sweep_from = ""  # the dedup sweep's position in the key space ("" = the start)
+        self.ordered: frozenset[str] = frozenset()  # destinations whose jobs are claimed by lane (lanes.py)
 
     def open(self) -> tuple[sqlite3.Connection, Counter[str]]:
         """Open the file; the change: the ready jobs per destination.

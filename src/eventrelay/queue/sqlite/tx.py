@@ -22,11 +22,15 @@ from dataclasses import dataclass, field
 import orjson
 
 NEVER = float("-inf")  # the seen_at of a messageId not in the dedup table
+BLOCKED = 2  # jobs.leased of a job waiting behind its lane's head (lanes.py)
+BLOCKED_DUE = 1e18  # jobs.due_at of a blocked job: beyond every claim's "due_at <= now"
 
 # Rows per multi-row INSERT at most (7 parameters each: far below SQLite's 32,766). A batch is
 # split into power-of-two slices, so a handful of statement shapes cover every size.
 INSERT_SLICE = 256
-_INSERT_JOB = "INSERT INTO jobs (destination, due_at, message_id, source, call_type, received_at, body, leased) VALUES "
+_INSERT_JOB = (
+    "INSERT INTO jobs (destination, due_at, message_id, source, call_type, received_at, body, leased, lane) VALUES "
+)
 _INSERT_DEDUP = "INSERT OR REPLACE INTO dedup (message_id, seen_at) VALUES "
 _INSERT_ARCHIVE = "INSERT INTO archive (received_at, message_id, source, call_type, size, body) VALUES "
 _COUNT_ARCHIVED = "UPDATE archive_meta SET events = events + ?, bytes = bytes + ? WHERE id = 1"
@@ -36,6 +40,17 @@ _COUNT_READY = (
     " GROUP BY destination"
 )
 _DELETE_JOBS = "DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(?))"
+
+
+# The next job of each lane given as [destination, lane] pairs, when it is blocked: due now.
+_PROMOTE = f"""
+    UPDATE jobs SET leased = 0, due_at = ? WHERE leased = {BLOCKED} AND id IN (
+        SELECT (SELECT MIN(k.id) FROM jobs k
+                WHERE k.destination = json_extract(p.value, '$[0]') AND k.lane = json_extract(p.value, '$[1]')
+                AND k.lane IS NOT NULL AND k.state = 'ready')
+        FROM json_each(?) p
+    )
+"""
 
 
 def json_list(values: Sequence[object]) -> str:
@@ -71,8 +86,9 @@ class Tx:
     known: dict[str, float] = field(default_factory=dict)  # messageId -> seen_at (NEVER: not seen)
     fresh: set[str] = field(default_factory=set)  # messageIds first seen in this transaction
     dedup_rows: list[tuple[str, float]] = field(default_factory=list)
-    job_rows: list[tuple[str, float, str, str, str, float, bytes, int]] = field(default_factory=list)
+    job_rows: list[tuple[str, float, str, str, str, float, bytes, int, str | None]] = field(default_factory=list)
     acked: list[int] = field(default_factory=list)  # job ids
+    acked_lanes: list[tuple[str, str]] = field(default_factory=list)  # (destination, lane) of acked lane heads
     archive_rows: list[tuple[float, str, str, str, int, bytes]] = field(default_factory=list)
     archived_bytes: int = 0  # of ``archive_rows``
 
@@ -93,6 +109,12 @@ class Tx:
         known.update(dict.fromkeys(lookup, NEVER))
         known.update(self.conn.execute(_LOOKUP_DEDUP, (json_list(lookup),)))
 
+    def promote(self, lanes: Sequence[tuple[str, str]]) -> None:
+        """These (destination, lane)s' heads left (acked, dead-lettered): the next job of each, if
+        blocked, is due now (lanes.py)."""
+        if lanes:
+            self.conn.execute(_PROMOTE, (self.now, json_list([list(pair) for pair in lanes])))
+
     def flush(self) -> None:
         """Write the staged appends and acks (so later ops in this transaction see them)."""
         if self.acked:
@@ -100,6 +122,9 @@ class Tx:
             for destination, count in self.conn.execute(_COUNT_READY, (ids,)).fetchall():
                 self.count(destination, -count)
             self.conn.execute(_DELETE_JOBS, (ids,))
+            if self.acked_lanes:
+                lanes, self.acked_lanes = self.acked_lanes, []
+                self.promote(lanes)
         if self.dedup_rows:
             _insert(self.conn, _INSERT_DEDUP, self.dedup_rows)
             self.dedup_rows = []
