@@ -229,7 +229,7 @@ class JetStreamDeliveryLog:
 
     def _projection_path(self, stream_created: str) -> Path:
         """This process's projection file: the shared one under ``path`` if free, else a temporary one."""
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
         lock = open(self.path / (PROJECTION + ".lock"), "w")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

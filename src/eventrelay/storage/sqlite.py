@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,9 @@ log = logging.getLogger(__name__)
 SQLITE_FULL = 13  # primary result code of "database or disk is full"
 # Prepared statements kept per connection: sqlite3's default (128) unless a writer runs more shapes.
 CACHED_STATEMENTS = 128
+
+DATA_FILE_MODE = 0o600  # the store files hold events (personal data) and the Config API's write keys: owner only
+DATA_DIR_MODE = 0o700  # a data directory eventrelay creates: owner only
 
 
 def connect(
@@ -37,7 +41,9 @@ def connect(
     another process holding the write lock briefly is waited for. ``isolation_level=None``:
     transactions are begun and committed explicitly by the writer. ``pragmas`` run after these.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=DATA_DIR_MODE, parents=True, exist_ok=True)
+    if not path.exists():  # created owner-only: SQLite gives its -wal and -shm files the same mode
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, DATA_FILE_MODE))
     conn = sqlite3.connect(
         str(path), isolation_level=None, check_same_thread=False, cached_statements=cached_statements
     )

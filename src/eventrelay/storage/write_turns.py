@@ -31,7 +31,7 @@ class WriteTurns:
         self._fd: int | None = None
 
     def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)  # before the database, which opens after
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # owner only; before the database
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, LOCK_MODE)
 
     @contextlib.contextmanager

@@ -67,7 +67,9 @@ class Store:
         self._pruner = Pruner(archive) if archive is not None else None
         self.shared = shared
         self.seen: Counter[str] = Counter()  # ready jobs per destination as this process last saw them
-        self.last_sweep = 0.0
+        # the first sweep a second after the open: start-up transactions (e.g. the lane ordering) do
+        # no housekeeping, so damage it meets is reported at run time (/healthz), not as a failed start
+        self.last_sweep = time.time()
         self.sweep_from = ""  # the dedup sweep's position in the key space ("" = the start)
         self.ordered: frozenset[str] = frozenset()  # destinations whose jobs are claimed by lane (lanes.py)
 
