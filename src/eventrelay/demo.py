@@ -65,7 +65,7 @@ def prepare(data_dir: str | Path = DEFAULT_DATA_DIR) -> Path:
     """The demo's configuration file in ``data_dir``: written, with the demo destination in the
     Config API's store, on the first start; left as it is afterwards (edit it if you like)."""
     data = Path(data_dir).resolve()
-    data.mkdir(parents=True, exist_ok=True)
+    data.mkdir(mode=0o700, parents=True, exist_ok=True)  # events and keys: owner only
     functions = _functions_dir(data)
     path = data / DEMO_CONFIG
     if path.is_file():

@@ -69,7 +69,7 @@ def save_entities(path: Path, entities: ApiEntities) -> None:
     data = {"version": STORE_VERSION, "sources": entities.sources, "destinations": entities.destinations}
     text = json.dumps(data, indent=2, sort_keys=True)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{STORE_FILE}.", dir=path.parent)
         try:
             os.fchmod(fd, STORE_MODE)
