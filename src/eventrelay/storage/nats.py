@@ -1,6 +1,6 @@
 """NATS plumbing shared by the JetStream queue and the JetStream delivery log: one way to
-connect, one way to create-or-update a stream, one way to name things and show servers, and one
-translation of NATS errors into the error tree."""
+connect, one way to create-or-update a stream, one way to open-or-create a KV bucket, one way to
+name things and show servers, and one translation of NATS errors into the error tree."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import Any
 
 import nats
 from nats.aio.client import Client
-from nats.js import JetStreamContext
-from nats.js.errors import APIError
+from nats.js import JetStreamContext, api
+from nats.js.errors import APIError, NotFoundError
+from nats.js.kv import KeyValue
 
 from eventrelay.core.errors import DiskFull, QueueFull, StorageError
 
@@ -44,6 +45,16 @@ async def ensure_stream(js: Any, config: Any) -> None:
         if exc.err_code != ERR_STREAM_IN_USE:
             raise
         await js.update_stream(config)
+
+
+async def open_bucket(js: JetStreamContext, bucket: str, *, ttl: float, replicas: int) -> KeyValue:
+    """The KV bucket ``bucket`` (one value per key, on file, entries expiring after ``ttl``
+    seconds), made if no process made it yet."""
+    try:
+        return await js.key_value(bucket)
+    except NotFoundError:
+        config = api.KeyValueConfig(bucket=bucket, history=1, ttl=ttl, replicas=replicas, storage=api.StorageType.FILE)
+        return await js.create_key_value(config)
 
 
 def redact(servers: list[str]) -> str:

@@ -18,12 +18,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from nats.errors import Error as NatsError
-from nats.js import JetStreamContext, api
-from nats.js.errors import KeyNotFoundError, NotFoundError
+from nats.js import JetStreamContext
+from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from eventrelay.core.records import Job
-from eventrelay.storage.nats import translate
+from eventrelay.storage.nats import open_bucket, translate
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +46,7 @@ class AttemptStore:
 
     @classmethod
     async def open(cls, js: JetStreamContext, bucket: str, *, ttl: float, replicas: int) -> AttemptStore:
-        try:
-            return cls(await js.key_value(bucket))
-        except NotFoundError:
-            config = api.KeyValueConfig(
-                bucket=bucket, history=1, ttl=ttl, replicas=replicas, storage=api.StorageType.FILE
-            )
-            return cls(await js.create_key_value(config))
+        return cls(await open_bucket(js, bucket, ttl=ttl, replicas=replicas))
 
     async def read(self, job: Job, delivered: int) -> Job:
         """``job`` (delivered ``delivered`` times) with the attempts and first attempt time kept for it."""

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
-from nats.js import JetStreamContext, api
+from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
@@ -42,7 +42,7 @@ from eventrelay.core.records import Accepted, Job
 from eventrelay.queue.base import BlockedLane
 from eventrelay.queue.jetstream.messages import lane_header, lane_token_of
 from eventrelay.queue.jetstream.names import H_LANE, Names
-from eventrelay.storage.nats import translate
+from eventrelay.storage.nats import open_bucket, translate
 
 log = logging.getLogger(__name__)
 
@@ -75,17 +75,6 @@ class LaneLedger:
         self._js = js
         self._kv = kv
         self._names = names
-
-    @staticmethod
-    async def open(js: JetStreamContext, names: Names, *, replicas: int, max_age: float) -> KeyValue:
-        bucket = f"{names.prefix}_LANES"
-        try:
-            return await js.key_value(bucket)
-        except NotFoundError:
-            config = api.KeyValueConfig(
-                bucket=bucket, history=1, ttl=max_age, replicas=replicas, storage=api.StorageType.FILE
-            )
-            return await js.create_key_value(config)
 
     async def place(self, msg: Msg, destination: str, token: str) -> Place:
         seq = msg.metadata.sequence.stream
@@ -150,7 +139,7 @@ class Lanes:
         self.view = LaneView()
 
     async def start(self, js: JetStreamContext, *, replicas: int, max_age: float) -> None:
-        kv = await LaneLedger.open(js, self._names, replicas=replicas, max_age=max_age)
+        kv = await open_bucket(js, self._names.lanes_bucket, ttl=max_age, replicas=replicas)
         self._ledger = LaneLedger(js, kv, self._names)
 
     def order(self, destinations: Collection[str]) -> None:

@@ -45,6 +45,7 @@ class Names:
         self.stream = prefix
         self.dead_stream = f"{prefix}_DEAD"
         self.attempts_bucket = f"{prefix}_ATTEMPTS"
+        self.lanes_bucket = f"{prefix}_LANES"
 
     def job_subject(self, destination: str, source: str) -> str:
         return f"{self.prefix}.job.{token(destination)}.{token(source)}"
