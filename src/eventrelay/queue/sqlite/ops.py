@@ -81,8 +81,7 @@ class Append:
     def run(self, tx: Tx, store: Store) -> list[bool]:
         items = self.items
         horizon = tx.now - store.dedup_window
-        tx.load_dedup([item.message_id for item in items])  # already done for a whole batch
-        known, fresh = tx.known, tx.fresh
+        known, fresh = tx.known, tx.fresh  # the batch's dedup entries, loaded by ``Store.run`` for every append
         result = [False] * len(items)
         new: dict[str, Accepted] = {}
         new_jobs = 0

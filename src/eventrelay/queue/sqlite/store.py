@@ -113,7 +113,7 @@ class Store:
             self._pruner.give_way(tx, 2 * sum(len(item.body) for op in appends for item in op.items))
             no_room = not self._room_for_events(conn)
         if not no_room:
-            tx.load_dedup([item.message_id for op in ops if isinstance(op, Append) for item in op.items])
+            tx.load_dedup([item.message_id for op in appends for item in op.items])  # every append's, at once
         outcomes: list[object] = []
         for op in ops:
             if no_room and isinstance(op, Append):  # refused before it wrote anything
@@ -130,7 +130,7 @@ class Store:
         if changed:
             conn.executemany(_ADD_COUNT, changed)
         if self._pruner is not None:
-            self._pruner.step(tx, archived=any(isinstance(op, Append) for op in ops))
+            self._pruner.step(tx, archived=bool(appends))
         others.update(tx.delta)
         return outcomes, others
 
