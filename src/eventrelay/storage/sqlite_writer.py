@@ -217,14 +217,15 @@ class GroupCommitWriter(Generic[OpT, ChangeT]):
             if not batch:
                 continue
             ops = [op for op, _ in batch]
-            try:
-                with turns.turn():
-                    result = self._run_batch(ops)
-            except BaseException as exc:  # a bug in the writer, not an operation's failure
-                log.exception("%s: the writer failed a batch", self.what)
-                result = _Result([StorageError(f"{self.what}: the writer failed: {exc!r}")] * len(ops))
-            _call(loop, self._settle, batch, result)
+            # One turn for the batch and its housekeeping (usually nothing to do): taking it again
+            # right after would queue this writer behind another process's whole batch for nothing.
             with turns.turn():
+                try:
+                    result = self._run_batch(ops)
+                except BaseException as exc:  # a bug in the writer, not an operation's failure
+                    log.exception("%s: the writer failed a batch", self.what)
+                    result = _Result([StorageError(f"{self.what}: the writer failed: {exc!r}")] * len(ops))
+                _call(loop, self._settle, batch, result)  # the callers are answered before the housekeeping
                 self._tidy(conn)
                 self._mind_space(conn)
         error: BaseException | None = None
