@@ -8,7 +8,7 @@ from dataclasses import replace
 from eventrelay.core.outcome import NOT_FAILURES, Category
 from eventrelay.core.records import AttemptRecord, error_text, finished_at
 from eventrelay.deliverylog.base import DeliveryRow, Stats
-from eventrelay.deliverylog.samples import DeliveredSamples
+from eventrelay.deliverylog.samples import DeliveredSamples, keeps_event
 from eventrelay.deliverylog.stats import STATUSES, compute_stats
 
 
@@ -27,9 +27,7 @@ class MemoryDeliveryLog:
     async def record(self, attempts: Sequence[AttemptRecord]) -> None:
         for a in attempts:
             delivered = a.category is Category.DELIVERED
-            # As the SQLite store: the event body is kept for failed attempts and a sample of delivered ones
-            # (a filtered event, never sent, keeps none).
-            kept = (not delivered and a.category not in NOT_FAILURES) or (delivered and self._samples.keep(a))
+            kept = keeps_event(a, self._samples.keep(a))  # as the SQLite store
             self.records.append(a if kept else replace(a, event=b""))
             key = (a.message_id, a.destination)
             before = self.rows.get(key)

@@ -3,7 +3,7 @@ successful deliveries ("You sent" beside the response), as failed attempts alway
 
 from __future__ import annotations
 
-from eventrelay.core.outcome import Category
+from eventrelay.core.outcome import NOT_FAILURES, Category
 from eventrelay.core.records import AttemptRecord, finished_at
 
 DELIVERED_SAMPLE_EVERY = 1.0  # seconds: at most one delivered attempt per destination and second keeps
@@ -26,3 +26,11 @@ class DeliveredSamples:
             return False
         self._last[a.destination] = end
         return True
+
+
+def keeps_event(a: AttemptRecord, sampled: bool) -> bool:
+    """Whether the record of ``a`` keeps its event body: a failed attempt always, a delivered one
+    when ``sampled`` (``DeliveredSamples.keep``), an event never sent (filtered) never."""
+    if not a.event:
+        return False
+    return sampled if a.category is Category.DELIVERED else a.category not in NOT_FAILURES

@@ -7,16 +7,16 @@ from typing import Any
 
 import orjson
 
-from eventrelay.core.outcome import NOT_FAILURES, Category
+from eventrelay.core.outcome import Category
 from eventrelay.core.records import AttemptRecord, error_text, finished_at
 from eventrelay.deliverylog.base import DeliveryRow
+from eventrelay.deliverylog.samples import keeps_event
 
 
 def attempt_row(a: AttemptRecord, keep_delivered_event: bool = False) -> tuple[Any, ...]:
     """The ``attempts`` row of ``a`` (``INSERT_ATTEMPT``): the event body on a failure, and on a
     delivery when ``keep_delivered_event`` (a sample); never for a filtered event (not sent)."""
-    delivered = a.category is Category.DELIVERED
-    kept = bool(a.event) and (keep_delivered_event if delivered else a.category not in NOT_FAILURES)
+    kept = keeps_event(a, keep_delivered_event)
     return (
         a.message_id,
         a.destination,
