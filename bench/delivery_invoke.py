@@ -65,6 +65,15 @@ INVOKE_ANSWER = (
 )
 
 
+def content_length(head: bytes) -> int:
+    """The Content-Length of a request head (lower-cased, without the blank line); 0 without one."""
+    at = head.find(b"\r\ncontent-length:")
+    if at < 0:
+        return 0
+    line_end = head.find(b"\r\n", at + 2)
+    return int(head[at + 17 : line_end if line_end > 0 else None])
+
+
 class StubProtocol(asyncio.Protocol):
     """HTTP/1.1 keep-alive, one request at a time per connection, answered after ``latency``."""
 
@@ -82,12 +91,7 @@ class StubProtocol(asyncio.Protocol):
             if end < 0:
                 return
             head = bytes(self.buf[:end]).lower()
-            length = 0
-            at = head.find(b"\r\ncontent-length:")
-            if at >= 0:
-                line_end = head.find(b"\r\n", at + 2)
-                length = int(head[at + 17 : line_end if line_end > 0 else None].strip())
-            total = end + 4 + length
+            total = end + 4 + content_length(head)
             if len(self.buf) < total:
                 return
             answer = INVOKE_ANSWER if b"/invocations" in head[: head.find(b"\r\n")] else _sts_answer()
