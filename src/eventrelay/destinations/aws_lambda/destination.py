@@ -92,7 +92,7 @@ class AwsLambdaDestination:
 
     # -- TargetedDestination: flow control per function ------------------------------------------
     def target(self, event: Mapping[str, Any]) -> str:
-        return self._refs.get(str(event.get("type")), self._default).function_name
+        return self.function_of(event).function_name
 
     def targets(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(ref.function_name for ref in self.settings.all_functions()))
