@@ -25,7 +25,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -65,6 +65,27 @@ INVOKE_ANSWER = (
 )
 
 
+def request_lines(buf: bytearray) -> Iterator[bytes]:
+    """Take each complete HTTP/1.1 request off the front of ``buf``, giving its request line
+    (lower-cased); an incomplete one stays in ``buf`` for more data."""
+    while (end := buf.find(b"\r\n\r\n")) >= 0:
+        head = bytes(buf[:end]).lower()
+        total = end + 4 + _content_length(head)
+        if len(buf) < total:
+            return
+        del buf[:total]
+        yield head.partition(b"\r\n")[0]
+
+
+def _content_length(head: bytes) -> int:
+    """The Content-Length of a request head (lower-cased, without the blank line); 0 without one."""
+    at = head.find(b"\r\ncontent-length:")
+    if at < 0:
+        return 0
+    line_end = head.find(b"\r\n", at + 2)
+    return int(head[at + 17 : line_end if line_end > 0 else None])
+
+
 class StubProtocol(asyncio.Protocol):
     """HTTP/1.1 keep-alive, one request at a time per connection, answered after ``latency``."""
 
@@ -77,21 +98,8 @@ class StubProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
-        while True:
-            end = self.buf.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            head = bytes(self.buf[:end]).lower()
-            length = 0
-            at = head.find(b"\r\ncontent-length:")
-            if at >= 0:
-                line_end = head.find(b"\r\n", at + 2)
-                length = int(head[at + 17 : line_end if line_end > 0 else None].strip())
-            total = end + 4 + length
-            if len(self.buf) < total:
-                return
-            answer = INVOKE_ANSWER if b"/invocations" in head[: head.find(b"\r\n")] else _sts_answer()
-            del self.buf[:total]
+        for line in request_lines(self.buf):
+            answer = INVOKE_ANSWER if b"/invocations" in line else _sts_answer()
             if self.latency:
                 self.loop.call_later(self.latency, self._write, answer)
             else:

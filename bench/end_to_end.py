@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -197,7 +197,15 @@ def bench_env() -> dict[str, str]:
 
 
 @contextmanager
-def eventrelay_process(config: Path, port: int | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def eventrelay_process(
+    config: Path,
+    port: int | None = None,
+    *,
+    extra: Sequence[str] = (),
+    stop_timeout: float = 60.0,
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``eventrelay serve`` on ``config`` (``extra``: more of its options), its log next to the
+    configuration; stopped on leaving (SIGTERM, killed after ``stop_timeout`` seconds)."""
     port = port or free_port()
     log = open(config.parent / "serve.log", "wb")
     proc = subprocess.Popen(
@@ -212,6 +220,7 @@ def eventrelay_process(config: Path, port: int | None = None) -> Iterator[tuple[
             str(port),
             "--log-level",
             "warning",
+            *extra,
         ],
         cwd=config.parent,
         env=bench_env(),
@@ -225,7 +234,7 @@ def eventrelay_process(config: Path, port: int | None = None) -> Iterator[tuple[
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=60)
+            proc.wait(timeout=stop_timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()

@@ -34,7 +34,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from delivery_invoke import ROLE_ARN, _sts_answer, bench_env
+from delivery_invoke import ROLE_ARN, _sts_answer, bench_env, request_lines
 
 APPEND_BATCH = 500  # events per queue append
 DEADLINE = 600.0  # seconds for one run to deliver everything
@@ -56,14 +56,6 @@ NOT_FOUND = _answer(
 )
 
 
-def _content_length(head: bytes) -> int:
-    at = head.find(b"\r\ncontent-length:")
-    if at < 0:
-        return 0
-    line_end = head.find(b"\r\n", at + 2)
-    return int(head[at + 17 : line_end if line_end > 0 else None])
-
-
 class Stub(asyncio.Protocol):
     allowed = 8
     latency = 0.02
@@ -76,13 +68,7 @@ class Stub(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
-        while (end := self.buf.find(b"\r\n\r\n")) >= 0:
-            head = bytes(self.buf[:end]).lower()
-            length = _content_length(head)
-            if len(self.buf) < end + 4 + length:
-                return
-            line = head[: head.find(b"\r\n")]
-            del self.buf[: end + 4 + length]
+        for line in request_lines(self.buf):
             if b"/invocations" in line:
                 self._invoke()
             elif b"/concurrency" in line:

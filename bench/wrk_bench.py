@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from end_to_end import WRITE_KEY, bench_env, free_port, stub_process, wait_http, write_config
+from end_to_end import WRITE_KEY, eventrelay_process, free_port, stub_process, write_config
 from ingest_single import track_event
 
 HERE = Path(__file__).resolve().parent
@@ -108,28 +108,9 @@ def eventrelay(workdir: Path, stub_url: str, workers: str) -> Iterator[str]:
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     config = write_config(workdir, stub_url, concurrency=64)
-    port = free_port()
-    log = open(workdir / "serve.log", "wb")
-    cmd = [sys.executable, "-m", "eventrelay.cli.main", "serve", "--config", str(config), "--port", str(port)]
-    proc = subprocess.Popen(
-        [*cmd, "--log-level", "warning", "--workers", workers],
-        cwd=workdir,
-        env=bench_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/healthz", proc)
+    with eventrelay_process(config, extra=("--workers", workers), stop_timeout=90) as (url, _):
         time.sleep(2.0 if workers != "1" else 0.5)  # every worker up, not only the first to answer
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def invokes(stub_url: str) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import threading
 import time
 import urllib.error
@@ -10,7 +9,7 @@ import urllib.request
 import uuid
 from dataclasses import dataclass, field
 
-import orjson
+from tests.support.send import batch_post
 
 
 @dataclass
@@ -25,27 +24,11 @@ class Sender:
 
     def send_batch(self, size: int = 10) -> None:
         ids = [str(uuid.uuid4()) for _ in range(size)]
-        body = orjson.dumps(
-            {
-                "batch": [
-                    {
-                        "type": "track",
-                        "event": "Reliability",
-                        "userId": f"u{i}",
-                        "messageId": mid,
-                        "properties": {"n": i},
-                    }
-                    for i, mid in enumerate(ids)
-                ]
-            }
-        )
-        auth = base64.b64encode(f"{self.write_key}:".encode()).decode()
-        req = urllib.request.Request(
-            f"{self.url}/v1/batch",
-            data=body,
-            method="POST",
-            headers={"Content-Type": "application/json", "Authorization": f"Basic {auth}"},
-        )
+        events = [
+            {"type": "track", "event": "Reliability", "userId": f"u{i}", "messageId": mid, "properties": {"n": i}}
+            for i, mid in enumerate(ids)
+        ]
+        req = batch_post(self.url, self.write_key, events)
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:
                 if resp.status == 200:

@@ -3,14 +3,12 @@ file and a sender of Tracking API batches. Used by the stop, damage and full-dis
 
 from __future__ import annotations
 
-import base64
 import urllib.request
 import uuid
 from pathlib import Path
 
-import orjson
-
 from tests.reliability.conftest import ADMIN_TOKEN, WORKSPACE, WRITE_KEY
+from tests.support.send import batch_post
 
 BATCH = 100  # events per /v1/batch request
 
@@ -40,10 +38,8 @@ destinations:
 def batch_request(url: str, size: int = BATCH) -> tuple[urllib.request.Request, list[str]]:
     """A /v1/batch request of ``size`` new track events, and their messageIds."""
     ids = [str(uuid.uuid4()) for _ in range(size)]
-    body = orjson.dumps({"batch": [{"type": "track", "event": "Slow", "userId": "u", "messageId": m} for m in ids]})
-    auth = base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
-    headers = {"Content-Type": "application/json", "Authorization": f"Basic {auth}"}
-    return urllib.request.Request(f"{url}/v1/batch", data=body, headers=headers), ids
+    events = [{"type": "track", "event": "Slow", "userId": "u", "messageId": m} for m in ids]
+    return batch_post(url, WRITE_KEY, events), ids
 
 
 def send(url: str, count: int) -> set[str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from eventrelay.awsiam.policy import INVOKE_ACTION, POLICY_VERSION, STATEMENT_ID, read_concurrency_statement
+from eventrelay.awsiam.policy import POLICY_VERSION, statements
 from eventrelay.awsiam.trust import ASSUME_ACTION, check_principal
 
 TEMPLATE_VERSION = "2010-09-09"  # the only CloudFormation template format version
@@ -83,10 +83,7 @@ def template(
         role_props["RoleName"] = {"Ref": "RoleName"}
     if path and path != "/":
         role_props["Path"] = path
-    lambda_ref: Any = {"Ref": "LambdaARN"} if len(functions) > 1 else [{"Ref": "LambdaARN"}]
-    statements: list[dict[str, Any]] = [
-        {"Sid": STATEMENT_ID, "Effect": "Allow", "Action": INVOKE_ACTION, "Resource": lambda_ref}
-    ]
+    function_ref: Any = None
     if read_concurrency:
         params["FunctionARN"] = _list_param(
             read_concurrency,
@@ -94,8 +91,7 @@ def template(
             "Optional: unqualified function ARNs whose reserved concurrency eventrelay may read, comma-separated",
             LAMBDA_ARN_PATTERN,
         )
-        function_ref: Any = {"Ref": "FunctionARN"} if len(read_concurrency) > 1 else [{"Ref": "FunctionARN"}]
-        statements.append(read_concurrency_statement(function_ref))
+        function_ref = _list_ref("FunctionARN", read_concurrency)
     return {
         "AWSTemplateFormatVersion": TEMPLATE_VERSION,
         "Description": description,
@@ -107,7 +103,10 @@ def template(
                 "Properties": {
                     "PolicyName": "eventrelay-invoke",
                     "Roles": [{"Ref": "Role"}],
-                    "PolicyDocument": {"Version": POLICY_VERSION, "Statement": statements},
+                    "PolicyDocument": {
+                        "Version": POLICY_VERSION,
+                        "Statement": statements(_list_ref("LambdaARN", functions), function_ref),
+                    },
                 },
             },
         },
@@ -118,6 +117,12 @@ def template(
             }
         },
     }
+
+
+def _list_ref(param: str, values: list[str]) -> Any:
+    """A reference to the list parameter ``param`` of ``values`` where a list is expected (a
+    ``CommaDelimitedList`` is one already; a single value's ``String`` is put in one)."""
+    return {"Ref": param} if len(values) > 1 else [{"Ref": param}]
 
 
 def _principal_param(principal: str | None) -> dict[str, Any]:

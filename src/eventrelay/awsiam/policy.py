@@ -19,19 +19,24 @@ def permission_policy(resources: list[str], read_concurrency: list[str] | None =
     ``lambda:GetFunctionConcurrency`` on ``read_concurrency`` (unqualified function ARNs) if any."""
     if not resources:
         raise ValueError("a permission policy needs at least one function ARN")
-    statements: list[dict[str, Any]] = [
-        {"Sid": STATEMENT_ID, "Effect": "Allow", "Action": INVOKE_ACTION, "Resource": list(resources)}
+    readable = list(read_concurrency) if read_concurrency else None
+    return {"Version": POLICY_VERSION, "Statement": statements(list(resources), readable)}
+
+
+def statements(invoke: Any, read_concurrency: Any = None) -> list[dict[str, Any]]:
+    """The policy's statements: invoke ``invoke``, and (the optional grant) read the reserved
+    concurrency of ``read_concurrency`` unless None. Resources are ARN lists, or CloudFormation
+    references to them (``cloudformation.py``)."""
+    found: list[dict[str, Any]] = [
+        {"Sid": STATEMENT_ID, "Effect": "Allow", "Action": INVOKE_ACTION, "Resource": invoke}
     ]
-    if read_concurrency:
-        statements.append(read_concurrency_statement(list(read_concurrency)))
-    return {"Version": POLICY_VERSION, "Statement": statements}
-
-
-def read_concurrency_statement(resources: Any) -> dict[str, Any]:
-    """The optional grant: read the reserved concurrency of ``resources``."""
-    return {
-        "Sid": READ_CONCURRENCY_STATEMENT_ID,
-        "Effect": "Allow",
-        "Action": READ_CONCURRENCY_ACTION,
-        "Resource": resources,
-    }
+    if read_concurrency is not None:
+        found.append(
+            {
+                "Sid": READ_CONCURRENCY_STATEMENT_ID,
+                "Effect": "Allow",
+                "Action": READ_CONCURRENCY_ACTION,
+                "Resource": read_concurrency,
+            }
+        )
+    return found

@@ -11,7 +11,8 @@ from aiohttp import web
 
 from eventrelay.localaws.auth import Authenticator
 from eventrelay.localaws.functions import FunctionRegistry
-from eventrelay.localaws.invoke_api import authenticate, error
+from eventrelay.localaws.iam import Role
+from eventrelay.localaws.invoke_api import authenticate, authorize, error
 
 CONCURRENCY_PATH = "/2019-09-30/functions/{function_name}/concurrency"
 
@@ -34,17 +35,16 @@ class ConcurrencyApi:
         except ValueError:
             return error(400, "ValidationException", f"Value '{raw_name}' at 'functionName' is not a function name")
         resource = self.registry.arn(ref.name)
-        if caller.session is None:
-            allowed = self.allow_base_credentials
-        else:
-            allowed = caller.session.role.may_get_concurrency(resource, ref.name)
-        if not allowed:
-            return error(
-                403,
-                "AccessDeniedException",
-                f"User: {caller.arn} is not authorized to perform: lambda:GetFunctionConcurrency on resource: "
-                f"{resource} because no identity-based policy allows the lambda:GetFunctionConcurrency action",
-            )
+        refused = authorize(
+            caller,
+            "lambda:GetFunctionConcurrency",
+            Role.may_get_concurrency,
+            resource,
+            ref.name,
+            self.allow_base_credentials,
+        )
+        if refused is not None:
+            return refused
         target = self.registry.lookup(ref, None)
         if target is None:
             return error(404, "ResourceNotFoundException", f"Function not found: {resource}")

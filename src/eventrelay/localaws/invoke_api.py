@@ -12,21 +12,21 @@ import asyncio
 import base64
 import binascii
 import uuid
+from collections.abc import Callable
 
 import orjson
 from aiohttp import web
 
 from eventrelay.destinations.aws_lambda.function_name import MAX_QUALIFIER_LENGTH, QUALIFIER_PATTERN
+from eventrelay.destinations.aws_lambda.settings import MAX_CLIENT_CONTEXT_BYTES, MAX_PAYLOAD_BYTES
 from eventrelay.localaws.auth import Authenticator, Caller, Denied
 from eventrelay.localaws.concurrency import RESERVED_REASON, Reservations, throttled
 from eventrelay.localaws.functions import FunctionRegistry, Target
+from eventrelay.localaws.iam import Role
 from eventrelay.localaws.invocation import Invocation, Result
 from eventrelay.localaws.pool import Echo, Pool, RuntimeHost
 
-MAX_SYNC_PAYLOAD = 6_291_456  # AWS: RequestResponse request payload at most 6 MB
-MAX_ASYNC_PAYLOAD = 1_048_576  # AWS: Event (asynchronous) payload at most 1 MB
 MAX_READ_BYTES = 64 * 1024 * 1024  # larger bodies are refused without reading them
-MAX_CLIENT_CONTEXT = 3583  # AWS: X-Amz-Client-Context, base64, at most 3,583 bytes
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 MAX_QUEUED_PER_VERSION = 1000  # invocations waiting for a free worker; beyond, 429 as AWS throttles
 THROTTLE_RETRY_AFTER = 1.0  # seconds, in Retry-After of the 429 answered when the wait queue is full
@@ -88,18 +88,15 @@ class LambdaApi:
             return resolved
         name, qualifier = resolved
         resource = self.registry.arn(name, qualifier)
-        if not self._allowed(caller, resource, name):
-            return error(
-                403,
-                "AccessDeniedException",
-                f"User: {caller.arn} is not authorized to perform: lambda:InvokeFunction on resource: "
-                f"{resource} because no identity-based policy allows the lambda:InvokeFunction action",
-            )
+        refused = authorize(
+            caller, "lambda:InvokeFunction", Role.may_invoke, resource, name, self.allow_base_credentials
+        )
+        if refused is not None:
+            return refused
         target = self.registry.lookup(self.registry.parse(request.match_info["function_name"]), qualifier)
         if target is None:
             return error(404, "ResourceNotFoundException", f"Function not found: {resource}")
-        limit = MAX_ASYNC_PAYLOAD if invocation_type == "Event" else MAX_SYNC_PAYLOAD
-        if len(body) > limit:
+        if len(body) > _payload_limit(invocation_type):
             return _too_large(invocation_type, len(body))
         if invocation_type == "DryRun":
             return web.Response(status=204, headers=_headers(str(uuid.uuid4()), target))
@@ -170,11 +167,6 @@ class LambdaApi:
             )
         return ref.name, ref.qualifier or query_qualifier
 
-    def _allowed(self, caller: Caller, resource: str, name: str) -> bool:
-        if caller.session is None:
-            return self.allow_base_credentials
-        return caller.session.role.may_invoke(resource, name)
-
     def _pool(self, target: Target) -> Pool:
         key = (target.spec.name, target.version)
         pool = self.pools.get(key)
@@ -187,11 +179,11 @@ class LambdaApi:
 def _client_context(header: str | None) -> str | web.StreamResponse | None:
     if not header:
         return None
-    if len(header) > MAX_CLIENT_CONTEXT:
+    if len(header) > MAX_CLIENT_CONTEXT_BYTES:
         return error(
             400,
             "InvalidParameterValueException",
-            f"Client context must be at most {MAX_CLIENT_CONTEXT} bytes (base64), got {len(header)}",
+            f"Client context must be at most {MAX_CLIENT_CONTEXT_BYTES} bytes (base64), got {len(header)}",
         )
     try:
         context = orjson.loads(base64.b64decode(header, validate=True))
@@ -210,8 +202,14 @@ def _headers(request_id: str, target: Target) -> dict[str, str]:
     return {"x-amzn-RequestId": request_id, "X-Amz-Executed-Version": target.version}
 
 
+def _payload_limit(invocation_type: str) -> int:
+    """AWS's Invoke payload limit (the one eventrelay's settings check ``batch.max_bytes`` against);
+    a DryRun is held to the synchronous one."""
+    return MAX_PAYLOAD_BYTES.get(invocation_type, MAX_PAYLOAD_BYTES["RequestResponse"])
+
+
 def _too_large(invocation_type: str, size: int | None = None) -> web.Response:
-    limit = MAX_ASYNC_PAYLOAD if invocation_type == "Event" else MAX_SYNC_PAYLOAD
+    limit = _payload_limit(invocation_type)
     shown = f" (got {size} bytes)" if size is not None else ""
     return error(
         413,
@@ -227,6 +225,27 @@ def authenticate(auth: Authenticator, request: web.Request, body: bytes) -> Call
     except Denied as exc:
         status, code = DENIED[exc.kind]
         return error(status, code, exc.message)
+
+
+def authorize(
+    caller: Caller,
+    action: str,
+    may: Callable[[Role, str, str], bool],
+    resource: str,
+    name: str,
+    allow_base_credentials: bool,
+) -> web.Response | None:
+    """None when ``caller`` may do ``action`` on the function ``resource`` (``name``): its role
+    session's ``may``, or ``allow_base_credentials`` for base keys; else Lambda's AccessDenied."""
+    allowed = allow_base_credentials if caller.session is None else may(caller.session.role, resource, name)
+    if allowed:
+        return None
+    return error(
+        403,
+        "AccessDeniedException",
+        f"User: {caller.arn} is not authorized to perform: {action} on resource: {resource} "
+        f"because no identity-based policy allows the {action} action",
+    )
 
 
 def error(status: int, code: str, message: str, kind: str = "User") -> web.Response:

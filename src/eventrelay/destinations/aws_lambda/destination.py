@@ -92,7 +92,7 @@ class AwsLambdaDestination:
 
     # -- TargetedDestination: flow control per function ------------------------------------------
     def target(self, event: Mapping[str, Any]) -> str:
-        return self._refs.get(str(event.get("type")), self._default).function_name
+        return self.function_of(event).function_name
 
     def targets(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(ref.function_name for ref in self.settings.all_functions()))
@@ -135,13 +135,7 @@ class AwsLambdaDestination:
         (204 means the role may invoke it). Returns (function as configured, outcome) pairs."""
         results = []
         for ref in self.settings.all_functions():
-            started = time.perf_counter()
-            try:
-                async with asyncio.timeout(timeout):
-                    outcome = await self._attempt(ref, DRY_RUN_PAYLOAD, source, "DryRun")
-            except TimeoutError:
-                outcome = self._failure(ref, TIMED_OUT, f"no answer within {timeout:g} s")
-            outcome.latency_ms = (time.perf_counter() - started) * 1000.0
+            outcome, _ = await self._timed(ref, DRY_RUN_PAYLOAD, source, timeout, invocation_type="DryRun")
             outcome.request.update(invocation_type="DryRun", log_type="None", client_context=None)
             results.append((ref.raw, outcome))
         return results
@@ -157,14 +151,17 @@ class AwsLambdaDestination:
         body: bytes,
         source: str | None,
         timeout: float,  # noqa: ASYNC109
+        *,
+        invocation_type: str | None = None,
     ) -> tuple[Outcome, InvokeResponse | None]:
         """One invoke of ``ref`` with ``body`` bounded by ``timeout``, measured: its outcome and
-        the answer (None when none came)."""
+        the answer (None when none came). ``invocation_type`` defaults to the settings' one."""
         started = time.perf_counter()
         answer: InvokeResponse | None = None
         try:
             async with asyncio.timeout(timeout):
-                outcome, answer = await self._invoke(ref, body, source, self.settings.invocation_type)
+                kind = invocation_type or self.settings.invocation_type
+                outcome, answer = await self._invoke(ref, body, source, kind)
         except TimeoutError:
             outcome = self._failure(ref, TIMED_OUT, f"no answer within {timeout:g} s")
         except Exception as exc:  # a bug must not kill the worker; the attempt is retried
@@ -172,10 +169,6 @@ class AwsLambdaDestination:
             outcome = self._failure(ref, "InternalError", f"eventrelay internal error: {type(exc).__name__}")
         outcome.latency_ms = (time.perf_counter() - started) * 1000.0
         return outcome, answer
-
-    async def _attempt(self, ref: FunctionRef, body: bytes, source: str | None, invocation_type: str) -> Outcome:
-        outcome, _ = await self._invoke(ref, body, source, invocation_type)
-        return outcome
 
     async def _invoke(
         self, ref: FunctionRef, body: bytes, source: str | None, invocation_type: str

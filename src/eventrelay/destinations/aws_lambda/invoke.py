@@ -170,24 +170,7 @@ class LambdaInvoker:
             headers["X-Amz-Log-Type"] = log_type
         if client_context is not None:
             headers["X-Amz-Client-Context"] = client_context.decode("ascii")
-        headers.update(
-            self.signer.sign(
-                method="POST",
-                host=self.host,
-                path=target.path,
-                query=target.query,
-                headers=headers,
-                body=body,
-                access_key=creds.access_key,
-                secret_key=creds.secret_key,
-                token=creds.token,
-            )
-        )
-        try:
-            resp = await self._transport.handle(HttpRequest("POST", self.origin, target.wire, headers, body))
-        except TransportError as exc:
-            raise AwsError(f"no answer from {self.endpoint}: {exc}", code=CONNECTION_FAILED) from exc
-        return InvokeResponse(resp.status, resp.headers, resp.body)
+        return await self._signed("POST", target.wire, target.path, target.query, headers, body, creds)
 
     async def get_function_concurrency(self, function: str, creds: SessionCredentials) -> InvokeResponse:
         """``GetFunctionConcurrency`` of ``function`` (name or ARN, no qualifier: reserved
@@ -196,19 +179,35 @@ class LambdaInvoker:
         wire = f"/{CONCURRENCY_API_VERSION}/functions/{quote(function, safe=SAFE_CHARS)}/concurrency"
         base = URL(self.endpoint, encoded=True).raw_path.rstrip("/")
         wire = f"{base}{wire}"
-        headers = self.signer.sign(
-            method="GET",
-            host=self.host,
-            path=canonical_path(wire),
-            query="",
-            headers={},
-            body=b"",
-            access_key=creds.access_key,
-            secret_key=creds.secret_key,
-            token=creds.token,
+        return await self._signed("GET", wire, canonical_path(wire), "", {}, b"", creds)
+
+    async def _signed(
+        self,
+        method: str,
+        wire: str,
+        path: str,
+        query: str,
+        headers: dict[str, str],
+        body: bytes,
+        creds: SessionCredentials,
+    ) -> InvokeResponse:
+        """``headers`` (updated in place) signed with ``creds`` and sent to ``wire`` (``path`` and
+        ``query`` canonical). Raises ``AwsError(code=CONNECTION_FAILED)`` when no answer came."""
+        headers.update(
+            self.signer.sign(
+                method=method,
+                host=self.host,
+                path=path,
+                query=query,
+                headers=headers,
+                body=body,
+                access_key=creds.access_key,
+                secret_key=creds.secret_key,
+                token=creds.token,
+            )
         )
         try:
-            resp = await self._transport.handle(HttpRequest("GET", self.origin, wire, headers, b""))
+            resp = await self._transport.handle(HttpRequest(method, self.origin, wire, headers, body))
         except TransportError as exc:
             raise AwsError(f"no answer from {self.endpoint}: {exc}", code=CONNECTION_FAILED) from exc
         return InvokeResponse(resp.status, resp.headers, resp.body)
