@@ -24,8 +24,6 @@ import logging
 from collections import Counter, deque
 from typing import Any
 
-import orjson
-
 from eventrelay.core.outcome import Category, Outcome, Verdict
 from eventrelay.core.records import Job
 from eventrelay.delivery.batch_results import batch_id_of, settle_batch
@@ -34,8 +32,7 @@ from eventrelay.delivery.decide import Settlement
 from eventrelay.delivery.filtering import screen
 from eventrelay.delivery.flow import Permit
 from eventrelay.delivery.worker import UNSETTLED_MAX, DestinationWorker
-from eventrelay.destinations.base import BatchDestination, BatchOutcome, SendRequest
-from eventrelay.filters.rules import Filters
+from eventrelay.destinations.base import BatchDestination, BatchOutcome
 
 log = logging.getLogger("eventrelay.delivery")
 
@@ -74,9 +71,9 @@ class BatchWorker(DestinationWorker):
         if self._stopped.is_set():  # claimed while stopping: due again for whoever claims next
             self._release(job)
             return
-        request = _request(job, self.filters)
-        if request is None:  # not a JSON object (configuration) or filtered: the single-event path records it
-            super()._launch(job)
+        request = screen(self.filters, job)
+        if isinstance(request, Outcome):  # nothing to send: a single attempt records why
+            self._start(job, request, None)
             return
         now = asyncio.get_running_loop().time()
         for batch in self._batcher.add(job, request, self.batching.batch_group(request), now):
@@ -196,16 +193,3 @@ class BatchWorker(DestinationWorker):
                 Category.AWS_ERROR, Verdict.RETRY, error_type=type(exc).__name__, error_message=str(exc)[:500]
             )
             return BatchOutcome(failed, [failed] * len(batch), 0)
-
-
-def _request(job: Job, filters: Filters) -> SendRequest | None:
-    """The request for ``job`` after the destination's filters; None when its body is not a JSON
-    object or a filter keeps it out (the single-event path then records why, sending nothing)."""
-    try:
-        event = orjson.loads(job.body)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(event, dict):
-        return None
-    screened = screen(filters, job, event)
-    return screened if isinstance(screened, SendRequest) else None

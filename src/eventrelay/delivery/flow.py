@@ -31,7 +31,7 @@ from eventrelay.core import telemetry
 from eventrelay.core.outcome import Category, Outcome
 from eventrelay.core.records import Job
 from eventrelay.delivery.aimd import AimdLimit, Signal
-from eventrelay.destinations.base import Destination, TargetedDestination
+from eventrelay.destinations.base import Destination, SendRequest, TargetedDestination
 
 CAPACITY_REFRESH = 300.0  # seconds between reads of a function's reserved concurrency (it can be changed)
 CAPACITY_TIMEOUT = 10.0  # seconds one read may take (STS AssumeRole, then GetFunctionConcurrency)
@@ -54,7 +54,7 @@ class Permit:
 @dataclass(slots=True)
 class Parked:
     job: Job
-    event: dict[str, Any]
+    request: SendRequest
     since: float  # when it was parked, or its lease last extended
 
 
@@ -124,14 +124,14 @@ class FlowControl:
             free += max(0, room + PREFETCH * limit.current - (len(waiting) if waiting else 0))
         return min(total, free)
 
-    def admit(self, job: Job, event: dict[str, Any], now: float) -> Permit | None:
+    def admit(self, job: Job, request: SendRequest, now: float) -> Permit | None:
         """A permit for ``job`` to start now, or None: it waits (in order) until ``ready``."""
         self._read_soon()
-        target = self.target(event)
+        target = self.target(request.event)
         limit = self._limit(target)
         waiting = self._parked.get(target)
         if waiting or limit.room(now) <= 0:
-            self._parked.setdefault(target, deque()).append(Parked(job, event, now))
+            self._parked.setdefault(target, deque()).append(Parked(job, request, now))
             self.parked += 1
             return None
         return self._permit(target, limit)
@@ -155,14 +155,14 @@ class FlowControl:
         if permit.limit.current != before:
             telemetry.concurrency_limit(self.name, permit.target, permit.limit.current)
 
-    def ready(self, now: float) -> Iterator[tuple[Job, dict[str, Any], Permit]]:
+    def ready(self, now: float) -> Iterator[tuple[Job, SendRequest, Permit]]:
         """Parked jobs that may start now, each with its permit, in the order they were parked."""
         for target, waiting in list(self._parked.items()):
             limit = self._limits[target]
             while waiting and limit.room(now) > 0 and self.in_flight < self.ceiling:
                 parked = waiting.popleft()
                 self.parked -= 1
-                yield parked.job, parked.event, self._permit(target, limit)
+                yield parked.job, parked.request, self._permit(target, limit)
             if not waiting:
                 del self._parked[target]
 
