@@ -24,14 +24,14 @@ import logging
 from collections import Counter, deque
 from typing import Any
 
-from eventrelay.core.outcome import Category, Outcome, Verdict
+from eventrelay.core.outcome import Outcome
 from eventrelay.core.records import Job
 from eventrelay.delivery.batch_results import batch_id_of, settle_batch
 from eventrelay.delivery.batcher import Batch, Batcher
 from eventrelay.delivery.decide import Settlement
 from eventrelay.delivery.filtering import screen
 from eventrelay.delivery.flow import Permit
-from eventrelay.delivery.worker import UNSETTLED_MAX, DestinationWorker
+from eventrelay.delivery.worker import UNSETTLED_MAX, DestinationWorker, raised
 from eventrelay.destinations.base import BatchDestination, BatchOutcome
 
 log = logging.getLogger("eventrelay.delivery")
@@ -135,9 +135,7 @@ class BatchWorker(DestinationWorker):
         permit = self._flow.acquire(batch.requests[0].event, self._clock())
         if permit is None:
             return False
-        task = asyncio.create_task(self._attempt_batch(batch, permit))
-        self._inflight.add(task)
-        task.add_done_callback(self._done)
+        self._spawn(self._attempt_batch(batch, permit))
         return True
 
     def _arm(self) -> None:
@@ -159,14 +157,8 @@ class BatchWorker(DestinationWorker):
 
     async def _attempt_batch(self, batch: Batch, permit: Permit) -> None:
         started = self._clock()
-        try:
-            result = await self._send_batch(batch)
-        except BaseException:  # cancelled: the slot is given back, nothing learnt
-            self._flow.release(permit, None, self._clock())
-            raise
-        now = self._clock()
-        self._flow.release(permit, result.invoke, now)
-        not_before = self._pace(result.invoke, now)
+        result = await self._invoked(permit, self._send_batch(batch))
+        now, not_before = self._ended(permit, result.invoke)
         settlements = settle_batch(
             batch,
             result,
@@ -179,17 +171,12 @@ class BatchWorker(DestinationWorker):
         )
         self._meter.batch(len(batch), result.payload_bytes)
         self._meter.attempts(Counter(str(s.record.category) for s in settlements), result.invoke.latency_ms / 1000.0)
-        # the settler records (batched), then settles; the batch's slot is free from now
-        self._unsettled += len(settlements)
-        for settlement in settlements:
-            self._settler.submit(settlement, self._settled)
+        self._submit(settlements)
 
     async def _send_batch(self, batch: Batch) -> BatchOutcome:
         try:
             return await self.batching.send_batch(batch.requests, self.policy.timeout)
         except Exception as exc:  # the contract says never; if one does, retry rather than lose events
             log.exception("destination %s: send_batch raised instead of returning an outcome", self.name)
-            failed = Outcome(
-                Category.AWS_ERROR, Verdict.RETRY, error_type=type(exc).__name__, error_message=str(exc)[:500]
-            )
+            failed = raised(exc)
             return BatchOutcome(failed, [failed] * len(batch), 0)

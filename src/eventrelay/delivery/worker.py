@@ -28,7 +28,8 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 from eventrelay.config.model import DeliveryPolicy
 from eventrelay.core import telemetry
@@ -60,6 +61,8 @@ PAUSE_MIN = 5.0  # destination-wide backoff (AccessDenied, Invalid Credentials):
 PAUSE_MAX = 300.0  # ... doubling up to 5 minutes, reset by the next success
 
 log = logging.getLogger("eventrelay.delivery")
+
+T = TypeVar("T")
 
 
 class DestinationWorker:
@@ -263,7 +266,11 @@ class DestinationWorker:
             self._start(job, request, permit)
 
     def _start(self, job: Job, request: SendRequest | Outcome, permit: Permit | None) -> None:
-        task = asyncio.create_task(self._attempt(job, request, permit))
+        self._spawn(self._attempt(job, request, permit))
+
+    def _spawn(self, attempt: Coroutine[Any, Any, None]) -> None:
+        """Run ``attempt`` (of one event or a batch) as a task in flight."""
+        task = asyncio.create_task(attempt)
         self._inflight.add(task)
         task.add_done_callback(self._done)
 
@@ -280,24 +287,37 @@ class DestinationWorker:
     # -- one attempt ---------------------------------------------------------------------------
     async def _attempt(self, job: Job, request: SendRequest | Outcome, permit: Permit | None) -> None:
         started = self._clock()
-        try:
-            outcome = await self._send(request)
-        except BaseException:  # cancelled: the slot is given back, nothing learnt
-            if permit is not None:
-                self._flow.release(permit, None, self._clock())
-            raise
-        if permit is not None:
-            self._flow.release(permit, outcome, self._clock())
+        outcome = await self._invoked(permit, self._send(request))
+        now, not_before = self._ended(permit, outcome)
         if outcome.verdict is not Verdict.FILTERED:  # a filtered event made no attempt
             self._meter.attempt(str(outcome.category), outcome.latency_ms / 1000.0)
-        now = self._clock()
-        not_before = self._pace(outcome, now)
         settlement = decide(
             job, outcome, self.policy, started_at=started, now=now, not_before=not_before, rng=self._rng
         )
-        # the settler records (batched), then settles; this attempt's slot is free from now
-        self._unsettled += 1
-        self._settler.submit(settlement, self._settled)
+        self._submit([settlement])
+
+    async def _invoked(self, permit: Permit | None, send: Awaitable[T]) -> T:
+        """The answer of ``send`` (one invoke); cancelled, its permit is given back, nothing learnt."""
+        try:
+            return await send
+        except BaseException:
+            if permit is not None:
+                self._flow.release(permit, None, self._clock())
+            raise
+
+    def _ended(self, permit: Permit | None, invoke: Outcome) -> tuple[float, float | None]:
+        """An invoke ended with ``invoke``: its function's limit learns from it and the destination
+        is paced (``_pace``). Returns now and the end of a pause in force (no retry due before)."""
+        now = self._clock()
+        if permit is not None:
+            self._flow.release(permit, invoke, now)
+        return now, self._pace(invoke, now)
+
+    def _submit(self, settlements: list[Settlement]) -> None:
+        """The settler records (batched), then settles; the attempt's slot is free from now."""
+        self._unsettled += len(settlements)
+        for settlement in settlements:
+            self._settler.submit(settlement, self._settled)
 
     def _settled(self, settlement: Settlement, ok: bool) -> None:
         self._unsettled -= 1
@@ -333,9 +353,7 @@ class DestinationWorker:
         except Exception as exc:  # the contract says never; if one does, retry rather than lose the event
             # (tests/delivery/test_engine.py: test_a_destination_that_raises_is_retried_not_lost)
             log.exception("destination %s: send raised instead of returning an outcome", self.name)
-            return Outcome(
-                Category.AWS_ERROR, Verdict.RETRY, error_type=type(exc).__name__, error_message=str(exc)[:500]
-            )
+            return raised(exc)
 
     def _pace(self, outcome: Outcome, now: float) -> float | None:
         """Destination-wide pacing after an attempt (one invoke, of one event or a batch): pause
@@ -361,6 +379,11 @@ class DestinationWorker:
             outcome.category,
             outcome.error_message or outcome.error_type or "",
         )
+
+
+def raised(exc: Exception) -> Outcome:
+    """The outcome of a send that raised instead of returning one: retried, not lost."""
+    return Outcome(Category.AWS_ERROR, Verdict.RETRY, error_type=type(exc).__name__, error_message=str(exc)[:500])
 
 
 def _log_release_failure(future: asyncio.Future[None]) -> None:
