@@ -77,8 +77,6 @@ class FlowControl:
         names = self._targeted.targets() if self._targeted is not None else (name,)
         self._limits: dict[str, AimdLimit] = {}
         self._parked: dict[str, deque[Parked]] = {}
-        self.in_flight = 0
-        self.parked = 0
         self._reader: asyncio.Task[None] | None = None
         self._started = False
         for target in names:
@@ -103,6 +101,16 @@ class FlowControl:
             self._reader = None
 
     # -- what the worker asks --------------------------------------------------------------------
+    @property
+    def in_flight(self) -> int:
+        """Attempts holding a permit, over all targets."""
+        return sum(limit.in_flight for limit in self._limits.values())
+
+    @property
+    def parked(self) -> int:
+        """Jobs waiting here for their target's room."""
+        return sum(len(waiting) for waiting in self._parked.values())
+
     def target(self, event: Mapping[str, Any]) -> str:
         return self._targeted.target(event) if self._targeted is not None else self.name
 
@@ -132,7 +140,6 @@ class FlowControl:
         waiting = self._parked.get(target)
         if waiting or limit.room(now) <= 0:
             self._parked.setdefault(target, deque()).append(Parked(job, request, now))
-            self.parked += 1
             return None
         return self._permit(target, limit)
 
@@ -148,7 +155,6 @@ class FlowControl:
 
     def release(self, permit: Permit, outcome: Outcome | None, now: float) -> None:
         """The attempt of ``permit`` ended (``outcome`` None: cancelled)."""
-        self.in_flight -= 1
         retry_after = outcome.retry_after if outcome is not None else None
         before = permit.limit.current
         permit.limit.release(permit.epoch, signal_of(outcome), now, retry_after)
@@ -161,7 +167,6 @@ class FlowControl:
             limit = self._limits[target]
             while waiting and limit.room(now) > 0 and self.in_flight < self.ceiling:
                 parked = waiting.popleft()
-                self.parked -= 1
                 yield parked.job, parked.request, self._permit(target, limit)
             if not waiting:
                 del self._parked[target]
@@ -180,7 +185,6 @@ class FlowControl:
         """Every parked job, no longer held here (the worker stops: their leases are released)."""
         jobs = [p.job for waiting in self._parked.values() for p in waiting]
         self._parked.clear()
-        self.parked = 0
         return jobs
 
     def held_back(self, event: Mapping[str, Any], now: float) -> float:
@@ -217,7 +221,6 @@ class FlowControl:
         return limit
 
     def _permit(self, target: str, limit: AimdLimit) -> Permit:
-        self.in_flight += 1
         return Permit(target, limit, limit.acquire())
 
     async def _read_capacity(self, destination: TargetedDestination) -> None:
