@@ -9,7 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from eventrelay.config.filters import Filter, build_filters
 from eventrelay.core.outcome import Category, Outcome, Verdict
+from eventrelay.delivery.engine import Target
 from eventrelay.destinations.base import SendRequest
 
 from .conftest import FakeDestination, Harness, append, delivered, eventually, failing, policy
@@ -96,3 +98,15 @@ async def test_a_throttle_with_retry_after_holds_the_functions_other_jobs_back(h
     starts = [t for t, _ in dest.sent]
     for answered in dest.throttled_at:
         assert [t for t in starts if answered < t < answered + 0.29] == []
+
+
+async def test_a_filtered_event_does_not_wait_for_its_held_back_function(harness: Harness) -> None:
+    dest = TwoFunctions("d-held", capacity=0, retry_after=5.0)  # fn-track throttles all, holds back 5 s
+    filters = build_filters(None, [Filter.model_validate({"if": 'messageId = "f1"', "drop": True})])
+    await harness.engine({"d-held": Target(dest, policy(concurrency=4), filters)})  # type: ignore[dict-item]
+    await append_typed(harness, "d-held", "track", ["t0"])
+    await eventually(lambda: harness.statuses("d-held") == {"t0": "retrying"})
+    started = time.monotonic()
+    await append_typed(harness, "d-held", "track", ["f1"])
+    await eventually(lambda: harness.statuses("d-held").get("f1") == "filtered")
+    assert time.monotonic() - started < 2.0  # settled at once, not after the 5 s Retry-After

@@ -24,18 +24,15 @@ import logging
 from collections import Counter, deque
 from typing import Any
 
-import orjson
-
-from eventrelay.core.outcome import Category, Outcome, Verdict
+from eventrelay.core.outcome import Outcome
 from eventrelay.core.records import Job
 from eventrelay.delivery.batch_results import batch_id_of, settle_batch
 from eventrelay.delivery.batcher import Batch, Batcher
 from eventrelay.delivery.decide import Settlement
 from eventrelay.delivery.filtering import screen
 from eventrelay.delivery.flow import Permit
-from eventrelay.delivery.worker import UNSETTLED_MAX, DestinationWorker
-from eventrelay.destinations.base import BatchDestination, BatchOutcome, SendRequest
-from eventrelay.filters.rules import Filters
+from eventrelay.delivery.worker import UNSETTLED_MAX, DestinationWorker, raised
+from eventrelay.destinations.base import BatchDestination, BatchOutcome
 
 log = logging.getLogger("eventrelay.delivery")
 
@@ -74,9 +71,9 @@ class BatchWorker(DestinationWorker):
         if self._stopped.is_set():  # claimed while stopping: due again for whoever claims next
             self._release(job)
             return
-        request = _request(job, self.filters)
-        if request is None:  # not a JSON object (configuration) or filtered: the single-event path records it
-            super()._launch(job)
+        request = screen(self.filters, job)
+        if isinstance(request, Outcome):  # nothing to send: a single attempt records why
+            self._start(job, request, None)
             return
         now = asyncio.get_running_loop().time()
         for batch in self._batcher.add(job, request, self.batching.batch_group(request), now):
@@ -138,9 +135,7 @@ class BatchWorker(DestinationWorker):
         permit = self._flow.acquire(batch.requests[0].event, self._clock())
         if permit is None:
             return False
-        task = asyncio.create_task(self._attempt_batch(batch, permit))
-        self._inflight.add(task)
-        task.add_done_callback(self._done)
+        self._spawn(self._attempt_batch(batch, permit))
         return True
 
     def _arm(self) -> None:
@@ -162,14 +157,8 @@ class BatchWorker(DestinationWorker):
 
     async def _attempt_batch(self, batch: Batch, permit: Permit) -> None:
         started = self._clock()
-        try:
-            result = await self._send_batch(batch)
-        except BaseException:  # cancelled: the slot is given back, nothing learnt
-            self._flow.release(permit, None, self._clock())
-            raise
-        now = self._clock()
-        self._flow.release(permit, result.invoke, now)
-        not_before = self._pace(result.invoke, now)
+        result = await self._invoked(permit, self._send_batch(batch))
+        now, not_before = self._ended(permit, result.invoke)
         settlements = settle_batch(
             batch,
             result,
@@ -182,30 +171,12 @@ class BatchWorker(DestinationWorker):
         )
         self._meter.batch(len(batch), result.payload_bytes)
         self._meter.attempts(Counter(str(s.record.category) for s in settlements), result.invoke.latency_ms / 1000.0)
-        # the settler records (batched), then settles; the batch's slot is free from now
-        self._unsettled += len(settlements)
-        for settlement in settlements:
-            self._settler.submit(settlement, self._settled)
+        self._submit(settlements)
 
     async def _send_batch(self, batch: Batch) -> BatchOutcome:
         try:
             return await self.batching.send_batch(batch.requests, self.policy.timeout)
         except Exception as exc:  # the contract says never; if one does, retry rather than lose events
             log.exception("destination %s: send_batch raised instead of returning an outcome", self.name)
-            failed = Outcome(
-                Category.AWS_ERROR, Verdict.RETRY, error_type=type(exc).__name__, error_message=str(exc)[:500]
-            )
+            failed = raised(exc)
             return BatchOutcome(failed, [failed] * len(batch), 0)
-
-
-def _request(job: Job, filters: Filters) -> SendRequest | None:
-    """The request for ``job`` after the destination's filters; None when its body is not a JSON
-    object or a filter keeps it out (the single-event path then records why, sending nothing)."""
-    try:
-        event = orjson.loads(job.body)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(event, dict):
-        return None
-    screened = screen(filters, job, event)
-    return screened if isinstance(screened, SendRequest) else None

@@ -31,7 +31,7 @@ from eventrelay.core import telemetry
 from eventrelay.core.outcome import Category, Outcome
 from eventrelay.core.records import Job
 from eventrelay.delivery.aimd import AimdLimit, Signal
-from eventrelay.destinations.base import Destination, TargetedDestination
+from eventrelay.destinations.base import Destination, SendRequest, TargetedDestination
 
 CAPACITY_REFRESH = 300.0  # seconds between reads of a function's reserved concurrency (it can be changed)
 CAPACITY_TIMEOUT = 10.0  # seconds one read may take (STS AssumeRole, then GetFunctionConcurrency)
@@ -54,7 +54,7 @@ class Permit:
 @dataclass(slots=True)
 class Parked:
     job: Job
-    event: dict[str, Any]
+    request: SendRequest
     since: float  # when it was parked, or its lease last extended
 
 
@@ -77,8 +77,6 @@ class FlowControl:
         names = self._targeted.targets() if self._targeted is not None else (name,)
         self._limits: dict[str, AimdLimit] = {}
         self._parked: dict[str, deque[Parked]] = {}
-        self.in_flight = 0
-        self.parked = 0
         self._reader: asyncio.Task[None] | None = None
         self._started = False
         for target in names:
@@ -103,6 +101,16 @@ class FlowControl:
             self._reader = None
 
     # -- what the worker asks --------------------------------------------------------------------
+    @property
+    def in_flight(self) -> int:
+        """Attempts holding a permit, over all targets."""
+        return sum(limit.in_flight for limit in self._limits.values())
+
+    @property
+    def parked(self) -> int:
+        """Jobs waiting here for their target's room."""
+        return sum(len(waiting) for waiting in self._parked.values())
+
     def target(self, event: Mapping[str, Any]) -> str:
         return self._targeted.target(event) if self._targeted is not None else self.name
 
@@ -124,15 +132,14 @@ class FlowControl:
             free += max(0, room + PREFETCH * limit.current - (len(waiting) if waiting else 0))
         return min(total, free)
 
-    def admit(self, job: Job, event: dict[str, Any], now: float) -> Permit | None:
+    def admit(self, job: Job, request: SendRequest, now: float) -> Permit | None:
         """A permit for ``job`` to start now, or None: it waits (in order) until ``ready``."""
         self._read_soon()
-        target = self.target(event)
+        target = self.target(request.event)
         limit = self._limit(target)
         waiting = self._parked.get(target)
         if waiting or limit.room(now) <= 0:
-            self._parked.setdefault(target, deque()).append(Parked(job, event, now))
-            self.parked += 1
+            self._parked.setdefault(target, deque()).append(Parked(job, request, now))
             return None
         return self._permit(target, limit)
 
@@ -148,21 +155,19 @@ class FlowControl:
 
     def release(self, permit: Permit, outcome: Outcome | None, now: float) -> None:
         """The attempt of ``permit`` ended (``outcome`` None: cancelled)."""
-        self.in_flight -= 1
         retry_after = outcome.retry_after if outcome is not None else None
         before = permit.limit.current
         permit.limit.release(permit.epoch, signal_of(outcome), now, retry_after)
         if permit.limit.current != before:
             telemetry.concurrency_limit(self.name, permit.target, permit.limit.current)
 
-    def ready(self, now: float) -> Iterator[tuple[Job, dict[str, Any], Permit]]:
+    def ready(self, now: float) -> Iterator[tuple[Job, SendRequest, Permit]]:
         """Parked jobs that may start now, each with its permit, in the order they were parked."""
         for target, waiting in list(self._parked.items()):
             limit = self._limits[target]
             while waiting and limit.room(now) > 0 and self.in_flight < self.ceiling:
                 parked = waiting.popleft()
-                self.parked -= 1
-                yield parked.job, parked.event, self._permit(target, limit)
+                yield parked.job, parked.request, self._permit(target, limit)
             if not waiting:
                 del self._parked[target]
 
@@ -180,7 +185,6 @@ class FlowControl:
         """Every parked job, no longer held here (the worker stops: their leases are released)."""
         jobs = [p.job for waiting in self._parked.values() for p in waiting]
         self._parked.clear()
-        self.parked = 0
         return jobs
 
     def held_back(self, event: Mapping[str, Any], now: float) -> float:
@@ -217,7 +221,6 @@ class FlowControl:
         return limit
 
     def _permit(self, target: str, limit: AimdLimit) -> Permit:
-        self.in_flight += 1
         return Permit(target, limit, limit.acquire())
 
     async def _read_capacity(self, destination: TargetedDestination) -> None:

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from eventrelay.config.model import Destination as DestinationConfig
 from eventrelay.core.size import format_size
+from eventrelay.delivery.filtering import event_of
 from eventrelay.delivery.routing import route
 from eventrelay.destinations.base import Destination
 from eventrelay.filters.evaluate import Predicate, compile_expr
@@ -45,11 +44,8 @@ class Matcher:
         self._destinations: Mapping[str, Destination] = {config.name: destination}
 
     def matches(self, archived: ArchivedEvent) -> bool:
-        try:
-            event = orjson.loads(archived.body)
-        except orjson.JSONDecodeError:
-            return False
-        if not isinstance(event, dict):
+        event = event_of(archived.body)
+        if event is None:
             return False
         if self._event is not None and event.get("event") != self._event:
             return False

@@ -6,9 +6,10 @@ backoff), so a slow or failing destination never slows another.
     loop: paused? sleep until the pause ends
           free slots? claim up to that many due jobs (lease = timeout + margin), start one task each
           nothing due? wait for notify() or an idle timeout that grows 10 ms -> 500 ms
-    task: parse the body, apply the destination's filters (delivery/filtering.py: a filtered
-          event is not sent), send (the destination bounds the attempt by the timeout, measures
-          it and classifies it: destinations/base.py), decide, hand the settlement to the settler
+    claimed: parse the body and apply the destination's filters (delivery/filtering.py: a
+          filtered event is not sent, nor waits for room), then wait for room in flow control
+    task: send (the destination bounds the attempt by the timeout, measures it and classifies
+          it: destinations/base.py), decide, hand the settlement to the settler
           (which records it, batched, then makes the queue call), freeing the slot at once
 
 Free slots come from flow control (``flow.py``): an adaptive limit per function (AIMD on
@@ -27,10 +28,8 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
-from typing import Any
-
-import orjson
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 from eventrelay.config.model import DeliveryPolicy
 from eventrelay.core import telemetry
@@ -42,7 +41,7 @@ from eventrelay.delivery.filtering import NO_FILTERS, screen
 from eventrelay.delivery.flow import FlowControl, Permit
 from eventrelay.delivery.pauses import NO_SHARING, PauseBoard
 from eventrelay.delivery.settler import Settler
-from eventrelay.destinations.base import Destination
+from eventrelay.destinations.base import Destination, SendRequest
 from eventrelay.filters.rules import Filters
 from eventrelay.queue.base import OrderedQueue, Queue
 
@@ -62,6 +61,8 @@ PAUSE_MIN = 5.0  # destination-wide backoff (AccessDenied, Invalid Credentials):
 PAUSE_MAX = 300.0  # ... doubling up to 5 minutes, reset by the next success
 
 log = logging.getLogger("eventrelay.delivery")
+
+T = TypeVar("T")
 
 
 class DestinationWorker:
@@ -234,8 +235,8 @@ class DestinationWorker:
     def _tend_parked(self) -> None:
         """Start parked jobs that have room now; extend the leases of those parked long."""
         now = self._clock()
-        for job, event, permit in self._flow.ready(now):
-            self._start(job, event, permit)
+        for job, request, permit in self._flow.ready(now):
+            self._start(job, request, permit)
         for job in self._flow.lapsing(now, self.lease_seconds):
             extended = asyncio.ensure_future(self._queue.extend(job, self.lease_seconds))
             extended.add_done_callback(_log_release_failure)
@@ -256,16 +257,20 @@ class DestinationWorker:
 
     def _launch(self, job: Job) -> None:
         """Start ``job`` now if its function has room, else leave it waiting in flow control."""
-        event = _parse(job.body)
-        if event is None:  # nothing to route by: the attempt only records the discard
-            self._start(job, None, None)
+        request = screen(self.filters, job)
+        if isinstance(request, Outcome):  # nothing to send: the attempt only records why
+            self._start(job, request, None)
             return
-        permit = self._flow.admit(job, event, self._clock())
+        permit = self._flow.admit(job, request, self._clock())
         if permit is not None:
-            self._start(job, event, permit)
+            self._start(job, request, permit)
 
-    def _start(self, job: Job, event: dict[str, Any] | None, permit: Permit | None) -> None:
-        task = asyncio.create_task(self._attempt(job, event, permit))
+    def _start(self, job: Job, request: SendRequest | Outcome, permit: Permit | None) -> None:
+        self._spawn(self._attempt(job, request, permit))
+
+    def _spawn(self, attempt: Coroutine[Any, Any, None]) -> None:
+        """Run ``attempt`` (of one event or a batch) as a task in flight."""
+        task = asyncio.create_task(attempt)
         self._inflight.add(task)
         task.add_done_callback(self._done)
 
@@ -280,26 +285,39 @@ class DestinationWorker:
             self._kick.set()
 
     # -- one attempt ---------------------------------------------------------------------------
-    async def _attempt(self, job: Job, event: dict[str, Any] | None, permit: Permit | None) -> None:
+    async def _attempt(self, job: Job, request: SendRequest | Outcome, permit: Permit | None) -> None:
         started = self._clock()
-        try:
-            outcome = await self._send(job, event)
-        except BaseException:  # cancelled: the slot is given back, nothing learnt
-            if permit is not None:
-                self._flow.release(permit, None, self._clock())
-            raise
-        if permit is not None:
-            self._flow.release(permit, outcome, self._clock())
+        outcome = await self._invoked(permit, self._send(request))
+        now, not_before = self._ended(permit, outcome)
         if outcome.verdict is not Verdict.FILTERED:  # a filtered event made no attempt
             self._meter.attempt(str(outcome.category), outcome.latency_ms / 1000.0)
-        now = self._clock()
-        not_before = self._pace(outcome, now)
         settlement = decide(
             job, outcome, self.policy, started_at=started, now=now, not_before=not_before, rng=self._rng
         )
-        # the settler records (batched), then settles; this attempt's slot is free from now
-        self._unsettled += 1
-        self._settler.submit(settlement, self._settled)
+        self._submit([settlement])
+
+    async def _invoked(self, permit: Permit | None, send: Awaitable[T]) -> T:
+        """The answer of ``send`` (one invoke); cancelled, its permit is given back, nothing learnt."""
+        try:
+            return await send
+        except BaseException:
+            if permit is not None:
+                self._flow.release(permit, None, self._clock())
+            raise
+
+    def _ended(self, permit: Permit | None, invoke: Outcome) -> tuple[float, float | None]:
+        """An invoke ended with ``invoke``: its function's limit learns from it and the destination
+        is paced (``_pace``). Returns now and the end of a pause in force (no retry due before)."""
+        now = self._clock()
+        if permit is not None:
+            self._flow.release(permit, invoke, now)
+        return now, self._pace(invoke, now)
+
+    def _submit(self, settlements: list[Settlement]) -> None:
+        """The settler records (batched), then settles; the attempt's slot is free from now."""
+        self._unsettled += len(settlements)
+        for settlement in settlements:
+            self._settler.submit(settlement, self._settled)
 
     def _settled(self, settlement: Settlement, ok: bool) -> None:
         self._unsettled -= 1
@@ -327,25 +345,15 @@ class DestinationWorker:
         elif ok and settlement.job.lane is not None and settlement.action in ("ack", "filter", "dead_letter"):
             self._kick.set()  # a user lane's head left: its next event is due now (ordering: user)
 
-    async def _send(self, job: Job, event: dict[str, Any] | None) -> Outcome:
-        if event is None:
-            return Outcome(
-                Category.CONFIGURATION,
-                Verdict.DISCARD,
-                error_type="InvalidEvent",
-                error_message="the stored event is not a JSON object",
-            )
-        request = screen(self.filters, job, event)
-        if isinstance(request, Outcome):
+    async def _send(self, request: SendRequest | Outcome) -> Outcome:
+        if isinstance(request, Outcome):  # screened out before the send
             return request
         try:
             return await self.destination.send(request, self.policy.timeout)
         except Exception as exc:  # the contract says never; if one does, retry rather than lose the event
             # (tests/delivery/test_engine.py: test_a_destination_that_raises_is_retried_not_lost)
             log.exception("destination %s: send raised instead of returning an outcome", self.name)
-            return Outcome(
-                Category.AWS_ERROR, Verdict.RETRY, error_type=type(exc).__name__, error_message=str(exc)[:500]
-            )
+            return raised(exc)
 
     def _pace(self, outcome: Outcome, now: float) -> float | None:
         """Destination-wide pacing after an attempt (one invoke, of one event or a batch): pause
@@ -373,13 +381,9 @@ class DestinationWorker:
         )
 
 
-def _parse(body: bytes) -> dict[str, Any] | None:
-    """The stored event, or None when it is not a JSON object."""
-    try:
-        event = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    return event if isinstance(event, dict) else None
+def raised(exc: Exception) -> Outcome:
+    """The outcome of a send that raised instead of returning one: retried, not lost."""
+    return Outcome(Category.AWS_ERROR, Verdict.RETRY, error_type=type(exc).__name__, error_message=str(exc)[:500])
 
 
 def _log_release_failure(future: asyncio.Future[None]) -> None:
