@@ -89,9 +89,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _direct(config: Config, destination: str, wanted: RedriveFilter, now: float) -> int:
+    from eventrelay.config.store import merge_api_entities
     from eventrelay.runtime.build import open_log, open_queue
 
-    names = [d.name for d in _all_destinations(config)]
+    names = [d.name for d in merge_api_entities(config).destinations]
     if destination not in names:
         raise ConfigError("destination", f"no destination named {destination!r} ({', '.join(names) or 'none'})")
     # the SQLite queue belongs to one process: refused (naming the server's pid) while one runs
@@ -111,14 +112,6 @@ async def _direct(config: Config, destination: str, wanted: RedriveFilter, now: 
     finally:
         if lock is not None:
             lock.release()
-
-
-def _all_destinations(config: Config) -> list[Any]:
-    try:
-        from eventrelay.config.store import merge_api_entities
-    except ImportError:  # pragma: no cover - the Config API store is optional
-        return list(config.destinations)
-    return list(merge_api_entities(config).destinations)
 
 
 class ProgressBar:
