@@ -68,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
         until=parse_flag_time("--until", args.until, now),
         statuses=tuple(args.statuses) if args.statuses else None,
     )
-    config = None if args.url else discover.load(args.config)
-    if config is not None and not discover.running_server(args, config):
+    config = discover.store_to_open(args)
+    if config is not None:
         moved = asyncio.run(_direct(config, args.destination, wanted, now))
     else:
         body = {

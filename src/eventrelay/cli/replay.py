@@ -75,8 +75,8 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--where", exc.message) from None
     window = Window(since, now if until is None else until, args.source, args.type)
     request = ReplayRequest(args.destination, window, Selection(args.event, args.where), args.share)
-    config = None if args.url else discover.load(args.config)
-    if config is not None and not discover.running_server(args, config):
+    config = discover.store_to_open(args)
+    if config is not None:
         return asyncio.run(_direct(args, config, request))
     return _remote(args, request)
 
