@@ -64,8 +64,8 @@ def _eventrelay(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
     return run_eventrelay(list(args), cwd=server.workdir, env=server.env, timeout=REFUSAL_SECONDS)
 
 
-def _refused_start(server: Server) -> str:
-    done = _eventrelay(server, "serve", "--config", str(server.config_path), "--port", str(server.port))
+def _refused_start(server: Server, *more: str) -> str:
+    done = _eventrelay(server, "serve", "--config", str(server.config_path), "--port", str(server.port), *more)
     assert done.returncode == 1, done.stdout + done.stderr
     return done.stderr
 
@@ -103,6 +103,8 @@ def test_a_damaged_page_is_refused_at_start_and_recover_saves_the_readable_jobs(
 
         refusal = _refused_start(server)
         assert f"{db} fails its integrity check" in refusal and "eventrelay recover" in refusal
+        # serve --workers: the parent checks once, before it opens the queue or starts a worker
+        assert f"{db} fails its integrity check" in _refused_start(server, "--workers", "2")
 
         recovered = _eventrelay(server, "recover", "--config", str(server.config_path))
         assert recovered.returncode == 0, recovered.stderr

@@ -186,10 +186,10 @@ async def _lane_json(runtime: Any, destination: str, lane: BlockedLane) -> dict[
 # -- parameters -------------------------------------------------------------------------------------
 def _destination(request: Request, runtime: Any) -> Any:
     name = request.path_params["name"]
-    for dest in runtime.config.destinations:
-        if dest.name == name:
-            return dest
-    raise NotFound(f"unknown destination {name!r}")
+    dest = runtime.destination_config(name)
+    if dest is None:
+        raise NotFound(f"unknown destination {name!r}")
+    return dest
 
 
 def _category(value: str | None) -> str | None:

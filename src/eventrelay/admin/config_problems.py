@@ -3,7 +3,7 @@
 Every refusal is ``{"error": {"code", "message"[, "errors"]}}``; a 422 lists each wrong field
 (relative to the entity: ``settings.region``) with what is wrong, as configuration errors do.
 ``guarded`` puts a handler behind the admin token and answers its refusals so (the Config API,
-the Event Tester).
+the Event Tester, replays).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from eventrelay.admin.auth import check as auth_check
-from eventrelay.core.errors import ConfigError, EventRelayError
+from eventrelay.core.errors import ConfigError, EventRelayError, ReplayError
 
 MAX_BODY_BYTES = 64 * 1024  # a destination's settings fit in a few KB; bigger bodies are refused
 
@@ -83,8 +83,9 @@ async def json_body(request: Request) -> dict[str, Any]:
 
 
 def guarded(handler: Handler, runtime: Any) -> Handler:
-    """``handler`` behind the admin token (401 without), its ``ApiProblem`` answered as JSON and
-    any other eventrelay error as a 500 with its message."""
+    """``handler`` behind the admin token (401 without), its ``ApiProblem`` answered as JSON, a
+    ``ReplayError`` with its status (404 ``not_found``, else ``conflict``) and any other eventrelay
+    error as a 500 with its message."""
 
     async def endpoint(request: Request) -> Response:
         denied = auth_check(request, runtime)
@@ -94,6 +95,9 @@ def guarded(handler: Handler, runtime: Any) -> Handler:
             return await handler(request)
         except ApiProblem as problem:
             return problem.response()
+        except ReplayError as exc:
+            code = "not_found" if exc.status == 404 else "conflict"
+            return ApiProblem(exc.status, code, str(exc)).response()
         except EventRelayError as exc:
             return ApiProblem(500, "internal", str(exc)).response()
 

@@ -22,8 +22,10 @@ OPENAPI_VERSION = "3.1.0"
 
 
 def routes(runtime: Any) -> list[BaseRoute]:
+    body = JSONResponse(document()).body  # the same for every request: built and serialised once
+
     async def openapi(request: Request) -> Response:
-        return JSONResponse(document())
+        return Response(body, media_type="application/json")
 
     return [Route("/openapi.json", openapi, methods=["GET"])]
 

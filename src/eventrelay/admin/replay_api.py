@@ -24,9 +24,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from eventrelay.admin.auth import check as auth_check
-from eventrelay.admin.config_problems import ApiProblem, invalid, json_body, no_extra
-from eventrelay.core.errors import ExpressionError, ReplayError
+from eventrelay.admin.config_problems import ApiProblem, guarded, invalid, json_body, no_extra
+from eventrelay.core.errors import ExpressionError
 from eventrelay.core.size import format_size
 from eventrelay.core.spec import CALL_TYPES
 from eventrelay.delivery.replay import ReplayRequest
@@ -43,19 +42,7 @@ Handler = Callable[[Request, Any], Awaitable[Response]]
 
 def routes(runtime: Any) -> list[BaseRoute]:
     def bind(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
-            denied = auth_check(request, runtime)
-            if denied is not None:
-                return denied
-            try:
-                return await handler(request, runtime)
-            except ApiProblem as problem:
-                return problem.response()
-            except ReplayError as exc:
-                code = "not_found" if exc.status == 404 else "conflict"
-                return ApiProblem(exc.status, code, str(exc)).response()
-
-        return endpoint
+        return guarded(lambda request: handler(request, runtime), runtime)
 
     base = "/api/v1/destinations/{name:str}/replays"
     return [

@@ -70,3 +70,13 @@ def running_server(args: argparse.Namespace, config: Config) -> bool:
         )
     args.url, args.token = url, token
     return True
+
+
+def store_to_open(args: argparse.Namespace) -> Config | None:
+    """The configuration whose store the command opens itself, or None when it asks a server
+    instead: ``--url``, or one running on the configuration's data directory (``running_server``
+    then points ``args`` at it)."""
+    if args.url:
+        return None
+    config = load(args.config)
+    return None if running_server(args, config) else config

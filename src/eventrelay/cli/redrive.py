@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import sys
 import time
-from pathlib import Path
 from typing import Any, TextIO
 
 from eventrelay.cli import discover
@@ -28,7 +27,6 @@ from eventrelay.config.model import Config
 from eventrelay.core.errors import ConfigError
 from eventrelay.core.outcome import NOT_FAILURES, Category
 from eventrelay.delivery.redrive import REDRIVABLE, RedriveFilter, redrive, redrive_summary
-from eventrelay.storage.dirlock import lock_data_dir
 
 BAR_WIDTH = 30  # characters of the progress bar
 
@@ -68,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
         until=parse_flag_time("--until", args.until, now),
         statuses=tuple(args.statuses) if args.statuses else None,
     )
-    config = None if args.url else discover.load(args.config)
-    if config is not None and not discover.running_server(args, config):
+    config = discover.store_to_open(args)
+    if config is not None:
         moved = asyncio.run(_direct(config, args.destination, wanted, now))
     else:
         body = {
@@ -89,36 +87,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _direct(config: Config, destination: str, wanted: RedriveFilter, now: float) -> int:
-    from eventrelay.runtime.build import open_log, open_queue
+    from eventrelay.config.store import merge_api_entities
+    from eventrelay.runtime.build import open_stores
 
-    names = [d.name for d in _all_destinations(config)]
+    names = [d.name for d in merge_api_entities(config).destinations]
     if destination not in names:
         raise ConfigError("destination", f"no destination named {destination!r} ({', '.join(names) or 'none'})")
-    # the SQLite queue belongs to one process: refused (naming the server's pid) while one runs
-    lock = lock_data_dir(Path(config.storage.path)) if config.storage.backend == "sqlite" else None
-    try:
-        queue, log = open_queue(config), open_log(config)
-        await queue.start()
-        try:
-            await log.start()
-            try:
-                with ProgressBar(sys.stderr) as bar:
-                    return await redrive(queue, log, destination, wanted, now=now, progress=bar)
-            finally:
-                await log.close()
-        finally:
-            await queue.close()
-    finally:
-        if lock is not None:
-            lock.release()
-
-
-def _all_destinations(config: Config) -> list[Any]:
-    try:
-        from eventrelay.config.store import merge_api_entities
-    except ImportError:  # pragma: no cover - the Config API store is optional
-        return list(config.destinations)
-    return list(merge_api_entities(config).destinations)
+    async with open_stores(config) as (queue, log):  # refused while a server runs on its data directory
+        with ProgressBar(sys.stderr) as bar:
+            return await redrive(queue, log, destination, wanted, now=now, progress=bar)
 
 
 class ProgressBar:

@@ -9,9 +9,9 @@
 shorter than asked, when the archive no longer holds its start), without sending. Otherwise the
 replay starts and its progress is shown until it ends (``--detach`` only prints its id). The
 server asked is found as ``redrive`` finds it (``cli/discover.py``: ``--url``, else a server
-running on the configuration's data directory); when none runs, the store is opened directly (the
-SQLite queue belongs to one process): a dry run reads the archive, a replay is stored and runs
-when ``eventrelay serve`` starts.
+running on the configuration's data directory); when none runs, the store is opened directly,
+holding the data directory's lock (the SQLite queue belongs to one process): a dry run reads the
+archive, a replay is stored and runs when ``eventrelay serve`` starts.
 """
 
 from __future__ import annotations
@@ -75,8 +75,8 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--where", exc.message) from None
     window = Window(since, now if until is None else until, args.source, args.type)
     request = ReplayRequest(args.destination, window, Selection(args.event, args.where), args.share)
-    config = None if args.url else discover.load(args.config)
-    if config is not None and not discover.running_server(args, config):
+    config = discover.store_to_open(args)
+    if config is not None:
         return asyncio.run(_direct(args, config, request))
     return _remote(args, request)
 
@@ -110,7 +110,7 @@ def _remote(args: argparse.Namespace, request: ReplayRequest) -> int:
 
 async def _direct(args: argparse.Namespace, config: Config, request: ReplayRequest) -> int:
     from eventrelay.config.store import merge_api_entities
-    from eventrelay.runtime.build import build_destination, open_log, open_queue
+    from eventrelay.runtime.build import build_destination, open_stores
 
     config = merge_api_entities(config)
     targets = _Targets({d.name: d for d in config.destinations}, {})
@@ -120,21 +120,15 @@ async def _direct(args: argparse.Namespace, config: Config, request: ReplayReque
         raise ConfigError("destination", f"no destination named {request.destination!r} ({names})")
     instance = build_destination(found, config)
     targets.instances[found.name] = instance
-    queue, log = open_queue(config), open_log(config)
-    await queue.start()
     try:
-        await log.start()
-        try:
+        async with open_stores(config) as (queue, log):  # refused while a server runs on its data directory
             replays = Replays(queue, log, targets, lambda names: None)
             if args.dry_run:
                 return _show_plan(args, (await replays.dry_run(request)).to_json())
             record = await replays.start(request)
             await replays.stop()  # ``serve`` runs it: this process only stores it
             return _show_replay(args, await replays.progress(record), stored=True)
-        finally:
-            await log.close()
     finally:
-        await queue.close()
         await instance.close()
 
 

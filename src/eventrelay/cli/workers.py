@@ -6,6 +6,9 @@ The parent (this module's ``supervise``) does what must happen once per deployme
 N worker processes (``eventrelay serve`` again, with the hidden ``--worker-socket``) and keeps
 them running:
 
+- it checks the data directory once (``storage/datadir.py``: a missing, emptied or damaged
+  store file refuses the start before anything opens; the workers check only that the files are
+  there, not their integrity again);
 - it opens the SQLite queue once unshared (leases of a previous run released, the ready jobs
   counted), so the workers open it shared and never release the leases of a live sibling;
 - it binds one listening socket per worker, all with ``SO_REUSEPORT`` on the one port (the
@@ -166,6 +169,7 @@ def supervise(args: argparse.Namespace, count: int, config_file: Path) -> int:
         token = env[ADMIN_TOKEN_ENV] = secrets.token_urlsafe(32)
     if isinstance(config.storage, SqliteStorage):
         env[MULTIPROCESS_DIR_ENV] = str(_fresh_dir(Path(config.storage.path) / METRICS_DIR))
+        _check_data_dir(config)
         asyncio.run(_recover_queue(config))
     sockets = _listening_sockets(args.host, args.port, count)
     try:
@@ -281,6 +285,15 @@ class _Supervisor:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+
+
+def _check_data_dir(config: Config) -> None:
+    """Refuse a damaged data directory before the queue is opened (as ``Runtime.start`` does)."""
+    from eventrelay.runtime.build import data_layout
+    from eventrelay.storage import datadir
+
+    layout = data_layout(config)
+    datadir.check(layout.directory, layout.files, check_integrity=layout.integrity_check)
 
 
 async def _recover_queue(config: Config) -> None:

@@ -5,7 +5,9 @@ The composition root's factories: the lower packages know nothing of the configu
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from eventrelay.destinations.base import Destination
 from eventrelay.destinations.kind import BuildSpec
 from eventrelay.queue.archive import ArchiveLimits
 from eventrelay.queue.base import Queue
+from eventrelay.storage.dirlock import lock_data_dir
 from eventrelay.storage.space import Space
 
 QUEUE_FILE = "queue.db"
@@ -116,6 +119,28 @@ def open_log(config: Config, space: Space | None = None) -> DeliveryLog:
     from eventrelay.deliverylog.sqlite import SQLiteDeliveryLog
 
     return SQLiteDeliveryLog(Path(storage.path) / LOG_FILE, space=space)
+
+
+@contextlib.asynccontextmanager
+async def open_stores(config: Config) -> AsyncIterator[tuple[Queue, DeliveryLog]]:
+    """The queue and delivery log of ``config``, started, for a command that works on them without
+    a server (``redrive``, ``replay``); closed at the end. The SQLite queue belongs to one process:
+    the data directory's lock is held meanwhile, refused (naming the server's pid) while one runs."""
+    lock = lock_data_dir(Path(config.storage.path)) if config.storage.backend == "sqlite" else None
+    try:
+        queue, log = open_queue(config), open_log(config)
+        await queue.start()
+        try:
+            await log.start()
+            try:
+                yield queue, log
+            finally:
+                await log.close()
+        finally:
+            await queue.close()
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def build_destination(dest: DestinationConfig, config: Config) -> Destination:

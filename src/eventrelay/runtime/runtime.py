@@ -74,7 +74,9 @@ class Runtime:
         ``storage/datadir.py``), open the stores (on a nearly full disk too: the space reserve
         gives way), record the layout, hold the reserve, start delivery."""
         layout = self.layout
-        await asyncio.to_thread(datadir.check, layout.directory, layout.files, check_integrity=layout.integrity_check)
+        # a worker of ``serve --workers``: its parent ran the integrity check before starting it
+        integrity_check = layout.integrity_check and self.workers == 1
+        await asyncio.to_thread(datadir.check, layout.directory, layout.files, check_integrity=integrity_check)
         if self.space is not None:  # a nearly full disk: the reserve's room lets the files open
             await asyncio.to_thread(self.space.before_start)
         await self.queue.start()
