@@ -6,6 +6,7 @@
 (function () {
   const TOKEN_KEY = "eventrelay.adminToken";
   const POLL_MS = 1000;
+  const ARCHIVE_REFRESH_MS = 5000; // as the page's own refresh
   const TYPES = ["", "track", "identify", "page", "screen", "group", "alias"];
   let destination = null;
   let polling = null;
@@ -131,16 +132,26 @@
     clearTimeout(polling);
     document.getElementById("replay-running").hidden = true;
     document.getElementById("replay-result").textContent = "";
+    await showArchive();
     try {
-      const archive = await call("/api/v1/archive");
-      document.getElementById("archive-size").textContent = archive.enabled
-        ? "Archive: " + archive.events + " events, " + archive.size + ", oldest " + when(archive.oldest) + " (keeps " +
-          Math.round(archive.retention_seconds / 3600) + " h or " + Math.round(archive.max_bytes / 1e6) + " MB)"
-        : "Archive: off (" + (archive.note || "archive.enabled is false") + ")";
       const listed = await call("/api/v1/destinations/" + encodeURIComponent(name) + "/replays");
       if (listed.replays.length) show(listed.replays[0]);
     } catch (err) {
-      document.getElementById("archive-size").textContent = "Archive: " + err.message;
+      document.getElementById("replay-result").textContent = "Could not list replays: " + err.message;
+    }
+  }
+
+  // The archive grows with every accepted event: its line is read again as often as the page refreshes.
+  async function showArchive() {
+    const line = document.getElementById("archive-size");
+    try {
+      const archive = await call("/api/v1/archive");
+      line.textContent = archive.enabled
+        ? "Archive: " + archive.events + " events, " + archive.size + ", oldest " + when(archive.oldest) + " (keeps " +
+          Math.round(archive.retention_seconds / 3600) + " h or " + Math.round(archive.max_bytes / 1e6) + " MB)"
+        : "Archive: off (" + (archive.note || "archive.enabled is false") + ")";
+    } catch (err) {
+      line.textContent = "Archive: " + err.message;
     }
   }
 
@@ -151,6 +162,7 @@
     build(root);
     new MutationObserver(() => selected(title.textContent)).observe(title, { childList: true, characterData: true, subtree: true });
     selected(title.textContent);
+    setInterval(() => { if (destination) showArchive(); }, ARCHIVE_REFRESH_MS);
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
