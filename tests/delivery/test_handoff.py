@@ -88,7 +88,7 @@ async def test_engine_delivers_handed_jobs_without_claiming_them(queue: SQLiteQu
         await asyncio.sleep(0.2)  # the worker's first claims (empty queue) are done
         before = claims
         covered: set[str] = set()
-        future = append_with_handoff(queue, engine, items(("a",), "h1", "h2", "h3"), ["a"], covered)
+        future = append_with_handoff(queue, engine, items(("a",), "h1", "h2", "h3"), {"a": 3}, covered)
         assert future is not None
         assert await future == [True, True, True]
         assert covered == {"a"}  # all three were handed: ingest need not wake the worker
@@ -111,11 +111,11 @@ async def test_room_is_given_back_when_the_append_fails(tmp_path: Path) -> None:
     engine = DeliveryEngine(queue, MemoryDeliveryLog(), {"a": (dest, policy(concurrency=4))})  # type: ignore[dict-item]
     await engine.start()
     try:
-        future = append_with_handoff(queue, engine, items(("a",), "f1", "f2", "f3"), ["a"], set())
+        future = append_with_handoff(queue, engine, items(("a",), "f1", "f2", "f3"), {"a": 3}, set())
         assert future is not None
         with pytest.raises(QueueFull):
             await future
-        reservation = engine.reserve(["a"])  # the failed append's room is free again
+        reservation = engine.reserve({"a": 10})  # the failed append's room is free again
         assert reservation is not None and reservation.offers["a"][0] == 4
         reservation.cancel()
     finally:
@@ -127,7 +127,7 @@ async def test_a_worker_stopped_before_the_append_commits_releases_the_handed_jo
     dest = FakeDestination("a")
     engine = DeliveryEngine(queue, MemoryDeliveryLog(), {"a": (dest, policy(concurrency=4))})  # type: ignore[dict-item]
     await engine.start()
-    reservation = engine.reserve(["a"])  # an append in progress reserved room ...
+    reservation = engine.reserve({"a": 1})  # an append in progress reserved room ...
     assert reservation is not None
     await engine.stop()  # ... then the destination was reconfigured away
     fresh, handed = await queue.append_handoff(items(("a",), "r1"), reservation.offers)
@@ -139,3 +139,22 @@ async def test_a_worker_stopped_before_the_append_commits_releases_the_handed_jo
             break
         await asyncio.sleep(0.02)
     assert [j.message_id for j in claimed] == ["r1"] and dest.sent == []
+
+
+async def test_an_append_reserves_no_more_room_than_it_has_jobs(queue: SQLiteQueue) -> None:
+    """A single event reserves one slot: the rest stays free for the claim loop (reserving the
+    hand-off maximum per append left a busy worker with every slot promised and nothing claimed)."""
+    dest = FakeDestination("a", delay=5.0)
+    engine = DeliveryEngine(queue, MemoryDeliveryLog(), {"a": (dest, policy(concurrency=8))})  # type: ignore[dict-item]
+    await engine.start()
+    try:
+        first = engine.reserve({"a": 1})
+        second = engine.reserve({"a": 2})
+        assert first is not None and first.offers["a"][0] == 1
+        assert second is not None and second.offers["a"][0] == 2
+        rest = engine.reserve({"a": 100})
+        assert rest is not None and rest.offers["a"][0] == 5  # 8 slots: 1 + 2 promised already
+        for reservation in (first, second, rest):
+            reservation.cancel()
+    finally:
+        await engine.stop(wait_seconds=0.1)

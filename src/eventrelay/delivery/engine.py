@@ -130,15 +130,16 @@ class DeliveryEngine:
             if found is not None:
                 found.notify()
 
-    def reserve(self, destinations: Iterable[str]) -> Reservation | None:
-        """Room in the workers of ``destinations`` for jobs handed over by an append (see
-        ``delivery/handoff.py``); None when none has room."""
+    def reserve(self, wanted: Mapping[str, int]) -> Reservation | None:
+        """Room in the workers of the destinations of ``wanted`` (destination -> the append's
+        jobs for it) for jobs handed over by an append (see ``delivery/handoff.py``); None when
+        none has room."""
         room: dict[str, tuple[DestinationWorker, int]] = {}
-        for name in destinations:
+        for name, jobs in wanted.items():
             worker = self._workers.get(name)
-            if worker is not None and (count := worker.reserve()):
+            if worker is not None and (count := worker.reserve(jobs)):
                 room[name] = (worker, count)
-        return Reservation(room) if room else None
+        return Reservation(room, wanted) if room else None
 
     def status(self) -> dict[str, dict[str, object]]:
         """Per destination: attempts in flight, the destination-wide pause and the adaptive limit

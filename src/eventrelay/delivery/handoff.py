@@ -9,16 +9,16 @@ append commits. The guarantees are a claim's: the jobs are in the database, leas
 releases them at the next start; a lapsed lease makes them due again), and settled by id.
 Room not used (duplicates, a failed append) is given back at once.
 
-    reservation = engine.reserve(destinations)           # None: nothing to hand to
+    reservation = engine.reserve(wanted)                 # None: nothing to hand to
     fresh, jobs = await queue.append_handoff(items, reservation.offers)
     covered = reservation.hand_over(jobs)                # or reservation.cancel() on failure
-    engine.notify(destinations - covered)                # the rest is claimed as before
+    engine.notify(set(wanted) - covered)                 # the rest is claimed as before
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from eventrelay.core.records import Accepted, Job
@@ -33,10 +33,11 @@ class Reservation:
     """Room reserved in some workers for one append: ``offers`` is what the queue needs
     (destination -> (jobs at most, lease seconds))."""
 
-    __slots__ = ("_settled", "_workers", "offers")
+    __slots__ = ("_settled", "_wanted", "_workers", "offers")
 
-    def __init__(self, workers: dict[str, tuple[DestinationWorker, int]]) -> None:
+    def __init__(self, workers: dict[str, tuple[DestinationWorker, int]], wanted: Mapping[str, int]) -> None:
         self._workers = workers
+        self._wanted = wanted
         self.offers = {name: (count, worker.lease_seconds) for name, (worker, count) in workers.items()}
         self._settled = False
 
@@ -53,7 +54,7 @@ class Reservation:
         for name, (worker, count) in self._workers.items():
             mine = taken.get(name, [])
             worker.take(mine, reserved=count)
-            if len(mine) < count:  # room left over: every new job of it was handed
+            if len(mine) < count or count >= self._wanted.get(name, 0):  # every new job of it was handed
                 covered.add(name)
         return covered
 
@@ -66,13 +67,13 @@ def append_with_handoff(
     queue: HandoffQueue,
     engine: DeliveryEngine,
     items: Sequence[Accepted],
-    destinations: Iterable[str],
+    wanted: Mapping[str, int],
     covered: set[str],
 ) -> asyncio.Future[list[bool]] | None:
     """Append ``items`` handing new jobs to the workers that have room: a future of the fresh
     flags, after which ``covered`` holds the destinations whose new jobs were all handed over
     (they need no claim); None when no worker has room: append the ordinary way."""
-    reservation = engine.reserve(destinations)
+    reservation = engine.reserve(wanted)
     if reservation is None:
         return None
     try:

@@ -32,11 +32,15 @@ class QueueSink:
         engine = self.engine
         if engine is None:
             return self._calls.append(items)
-        destinations = frozenset(d for item in items for d in item.destinations)
+        wanted: dict[str, int] = {}  # destination -> this append's jobs for it
+        for item in items:
+            for destination in item.destinations:
+                wanted[destination] = wanted.get(destination, 0) + 1
+        destinations = frozenset(wanted)
         covered: set[str] = set()  # destinations whose new jobs were all handed over: no claim needed
         stored = None
-        if self._handoff is not None and destinations:
-            stored = append_with_handoff(self._handoff, engine, items, destinations, covered)
+        if self._handoff is not None and wanted:
+            stored = append_with_handoff(self._handoff, engine, items, wanted, covered)
         if stored is None:
             stored = self._calls.append(items)
 

@@ -139,12 +139,15 @@ class DestinationWorker:
                 async with asyncio.timeout(wait):
                     await self._all_settled
 
-    def reserve(self) -> int:
-        """Promise free slots (up to ``HANDOFF_MAX``) to an append in progress: the jobs it
-        leases to this worker arrive through ``take``. 0 when stopped, paused or full."""
+    def reserve(self, wanted: int) -> int:
+        """Promise free slots (up to ``wanted``, the append's jobs for this destination, and
+        ``HANDOFF_MAX``) to an append in progress: the jobs it leases to this worker arrive
+        through ``take``. 0 when stopped, paused or full. Never more than the append can use:
+        slots promised to appends in the writer's queue are slots the claim loop cannot fill
+        (reserving ``HANDOFF_MAX`` for a single event left a busy worker claiming nothing)."""
         if self._stopped.is_set() or self.paused or self._ordered:
             return 0
-        count = min(self._free() - self._reserved, HANDOFF_MAX)
+        count = min(self._free() - self._reserved, HANDOFF_MAX, wanted)
         if count <= 0:
             return 0
         self._reserved += count
