@@ -68,7 +68,7 @@ async def test_the_page_shell_is_served_without_secrets(served: Served, http: ai
             html = await r.text()
         assert "Event Delivery" in html
         assert ADMIN_TOKEN not in html and WRITE_KEY not in html
-    for script in ("app.js", "chart.js", "settings.js"):
+    for script in ("app.js", "chart.js", "settings.js", "settings_filters.js"):
         async with http.get(served.url + "/admin/static/" + script) as r:
             assert r.status == 200
             js = await r.text()

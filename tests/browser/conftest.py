@@ -6,13 +6,14 @@ Playwright's own browser download is unreachable here, so it launches /usr/bin/c
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from tests.admin.server import Served, make_config, serve
+from tests.support.demo import Demo, running_demo
 
 CHROMIUM = os.environ.get("EVENTRELAY_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -31,6 +32,13 @@ PAGE_TIMEOUT_MS = 20_000  # generous: a loaded 2-core machine
 async def served(tmp_path: Path) -> AsyncIterator[Served]:
     async with serve(make_config(tmp_path / "data")) as s:
         yield s
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[Demo]:
+    """``eventrelay serve`` without a config, as a newcomer runs it (delivering to the local Lambda runtime)."""
+    with running_demo(tmp_path) as d:
+        yield d
 
 
 @pytest.fixture

@@ -4,57 +4,14 @@ explained next to their field and change nothing; a file-managed destination is 
 
 from __future__ import annotations
 
-import base64
-import json
 import re
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import pytest
 from playwright.async_api import Page, expect
 
 from tests.admin.server import ADMIN_TOKEN, make_config, serve
-from tests.support.demo import Demo, running_demo
-
-DELIVERY_TIMEOUT_MS = 60_000  # an awslambdaric process starts on the first invoke of a loaded machine
-
-
-@pytest.fixture
-def demo(tmp_path: Path) -> Iterator[Demo]:
-    with running_demo(tmp_path) as d:
-        yield d
-
-
-def track(demo: Demo, user_id: str, event: str) -> None:
-    """One event through the Tracking API, as analytics-python sends it."""
-    body = json.dumps({"userId": user_id, "event": event}).encode()
-    basic = base64.b64encode(f"{demo.write_key}:".encode()).decode()
-    request = urllib.request.Request(
-        demo.url + "/v1/track",
-        data=body,
-        headers={"Content-Type": "application/json", "Authorization": f"Basic {basic}"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        assert answer.status == 200
-
-
-def config_api(demo: Demo, path: str) -> Any:
-    request = urllib.request.Request(demo.url + path, headers={"Authorization": f"Bearer {demo.token}"})
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        return json.loads(answer.read())
-
-
-async def open_settings(page: Page, url: str, token: str) -> None:
-    await page.goto(f"{url}/#token={token}")
-    await page.get_by_role("tab", name="Settings").click()
-    await expect(page.get_by_label("Lambda", exact=True)).to_be_visible()
-
-
-def field_error(page: Page, label: str) -> Any:
-    """The error shown next to the field a person knows by ``label``."""
-    return page.locator(".field", has=page.get_by_label(label, exact=True)).locator(".field-error")
+from tests.browser.settings_page import DELIVERY_TIMEOUT_MS, config_api, field_error, open_settings, track
+from tests.support.demo import Demo
 
 
 async def test_log_type_tail_saved_on_the_demo_destination_shows_the_next_events_log_tail(

@@ -7,7 +7,10 @@ const CALL_TYPES = ["track", "identify", "page", "screen", "group", "alias"];
 const EXTERNAL_ID_REASON = "Read-only: always the workspace id, so that only your eventrelay can assume the role " +
   "with it (the confused-deputy protection). Put it in the role's trust policy as sts:ExternalId.";
 
-// kind: text (default), select, json, list, duration, integer, checkbox, readonly.
+const FQL_HELP = 'FQL: paths (event, properties.plan), = != < > <= >=, and, or, !, ( ), contains(path, "s"), ' +
+  'match(path, "glob*"), null for missing.';
+
+// kind: text (default), select, json, list, duration, integer, checkbox, readonly, filters (settings_filters.js).
 const SETTINGS_GROUPS = [
   { legend: "Destination", fields: [
     { label: "Name", path: "name", only: "new", help: "Letters, digits, . _ - (up to 64); it cannot change later." },
@@ -32,6 +35,14 @@ const SETTINGS_GROUPS = [
     ...CALL_TYPES.map((t) => ({ label: t, path: "settings.functions." + t, placeholder: "(Lambda)" })),
     { label: "Track events allow-list", path: "settings.functions.events", kind: "list",
       help: "Comma-separated track event names to deliver; empty: every track event." },
+  ] },
+  { legend: "Destination filters", note: "Applied before each send, in order. An event kept out is counted as " +
+      "Filtered, never retried. " + FQL_HELP, fields: [
+    { label: "Only send events that match", path: "only",
+      help: 'An FQL condition, e.g. type = "track" and event != "Debug"; empty: every event.' },
+    { label: "Filters", path: "filters", kind: "filters",
+      help: "Each filter: if an event matches the condition (empty: every event), drop it, send a sample of " +
+        "such events, or drop or allow only the listed property paths." },
   ] },
   { legend: "Delivery", fields: [
     { label: "Timeout", path: "delivery.timeout", kind: "duration", help: "Per attempt, e.g. 5s." },
@@ -137,6 +148,8 @@ function buildField(f, entity, readOnly) {
   } else if (f.kind === "json") {
     input = el("textarea", { id: id, rows: "3", spellcheck: "false", "aria-describedby": described });
     input.value = value && Object.keys(value).length ? JSON.stringify(value, null, 2) : "";
+  } else if (f.kind === "filters") {
+    input = FilterEditor.build(id, value, readOnly, id + "-label", described);
   } else if (f.kind === "checkbox") {
     input = el("input", { id: id, type: "checkbox", "aria-describedby": described });
     input.checked = value !== false;
@@ -148,8 +161,10 @@ function buildField(f, entity, readOnly) {
   if (f.kind === "readonly") input.readOnly = true;
   else if (readOnly) input.disabled = true;
   form.fields.push({ spec: f, input: input });
-  return el("div", { class: "field" + (f.kind === "checkbox" ? " checkbox" : ""), "data-path": f.path },
-    el("label", { for: id }, f.label), input,
+  const label = f.kind === "filters" ? el("span", { class: "label", id: id + "-label" }, f.label)
+    : el("label", { for: id }, f.label);
+  return el("div", { class: "field" + (f.kind === "checkbox" ? " checkbox" : f.kind === "filters" ? " wide" : ""),
+    "data-path": f.path }, label, input,
     el("small", { class: "help", id: id + "-help" }, f.help || ""),
     el("p", { class: "field-error", id: id + "-error", hidden: "" }));
 }
@@ -168,6 +183,7 @@ function readForm() {
   const problems = [];
   for (const { spec, input } of form.fields) {
     if (spec.kind === "readonly") continue;
+    if (spec.kind === "filters") { entity.filters = FilterEditor.read(input, problems); continue; }
     const text = input.type === "checkbox" ? "" : input.value.trim();
     let value;
     if (spec.kind === "checkbox") value = input.checked;
@@ -185,8 +201,8 @@ function readForm() {
 }
 
 function clearErrors() {
+  for (const node of document.querySelectorAll("#settings-form [aria-invalid]")) node.removeAttribute("aria-invalid");
   for (const { input } of form.fields) {
-    input.removeAttribute("aria-invalid");
     const box = $(input.id + "-error");
     box.textContent = "";
     box.hidden = true;
@@ -204,10 +220,12 @@ function showErrors(errors, fallback) {
       .filter(({ spec }) => e.field === spec.path || e.field.startsWith(spec.path + ".") || e.field.startsWith(spec.path + "["))
       .sort((a, b) => b.spec.path.length - a.spec.path.length)[0];
     if (!match) { rest.push(e.field ? e.field + ": " + e.message : e.message); continue; }
+    const { target, prefix } = match.spec.kind === "filters" ? FilterEditor.errorTarget(match.input, e.field)
+      : { target: match.input, prefix: "" };
     const box = $(match.input.id + "-error");
-    box.textContent = (box.textContent ? box.textContent + " " : "") + e.message;
+    box.textContent = (box.textContent ? box.textContent + " " : "") + prefix + e.message;
     box.hidden = false;
-    match.input.setAttribute("aria-invalid", "true");
+    if (target) target.setAttribute("aria-invalid", "true");
   }
   if (!errors.length && fallback) rest.push(fallback);
   if (rest.length) { $("settings-error").textContent = rest.join("; "); $("settings-error").hidden = false; }
