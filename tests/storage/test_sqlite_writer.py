@@ -20,10 +20,13 @@ from eventrelay.storage.sqlite_writer import GroupCommitWriter
 class Op:
     """A write of the test store: ``run`` on the writer's connection inside its transaction."""
 
-    def __init__(self, run: Callable[[sqlite3.Connection], Any], *, durable: bool = False, rows: int = 1) -> None:
+    def __init__(
+        self, run: Callable[[sqlite3.Connection], Any], *, durable: bool = False, rows: int = 1, bulk: bool = False
+    ) -> None:
         self.run = run
         self.durable = durable
         self.rows = rows
+        self.bulk = bulk  # deferrable, for the writer opened with ``deferrable=``
 
 
 class Rows:
@@ -67,7 +70,7 @@ Writer = GroupCommitWriter[Op, int]
 async def opened(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     writers: list[Writer] = []
 
-    async def _open(*, max_rows: int = 100) -> tuple[Writer, list[int]]:
+    async def _open(*, max_rows: int = 100, deferrable: bool = False) -> tuple[Writer, list[int]]:
         seen: list[int] = []  # each committed change, as the event loop received it
         writer: Writer = GroupCommitWriter(
             Rows(tmp_path / "w.db"),
@@ -75,6 +78,7 @@ async def opened(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
             thread_name="test-writer",
             max_rows=max_rows,
             on_commit=seen.append,
+            deferrable=(lambda op: op.bulk) if deferrable else None,
         )
         await writer.start()
         writers.append(writer)
@@ -97,6 +101,33 @@ async def test_a_transaction_is_bounded_by_rows(opened: Callable[..., Any]) -> N
     writer, _ = await opened(max_rows=3)
     await asyncio.gather(*(writer.submit(Op(insert(f"v{i}"), rows=2)) for i in range(3)))
     assert writer.commits == 3  # 2 + 2 > 3: one op per transaction (and never none)
+
+
+async def test_deferrable_calls_wait_one_transaction_behind_the_others_and_no_more(
+    opened: Callable[..., Any],
+) -> None:
+    """A claim handed over with many appends commits first, alone; the appends come in the next
+    transaction (with whatever arrives meanwhile, so neither kind starves)."""
+    writer, seen = await opened(deferrable=True)
+    order: list[str] = []
+
+    def mark(name: str) -> Callable[[sqlite3.Connection], int]:
+        def run(conn: sqlite3.Connection) -> int:
+            order.append(name)
+            return insert(name)(conn)
+
+        return run
+
+    first = [writer.submit(Op(mark(f"bulk{i}"), bulk=True)) for i in range(5)]
+    first.append(writer.submit(Op(mark("urgent0"))))
+    await asyncio.gather(*first)
+    assert order == ["urgent0", "bulk0", "bulk1", "bulk2", "bulk3", "bulk4"]
+    assert seen[1:] == [1, 5]  # two transactions: the urgent call alone, then the bulk ones
+    order.clear()
+    seen.clear()
+    # the split is made again for the next calls handed over together
+    await asyncio.gather(writer.submit(Op(mark("bulk5"), bulk=True)), writer.submit(Op(mark("urgent1"))))
+    assert order == ["urgent1", "bulk5"]
 
 
 async def test_a_failing_call_is_refused_alone_and_the_others_commit(

@@ -94,8 +94,9 @@ class GroupCommitWriter(Generic[OpT, ChangeT]):
     file (a corruption error reports it to ``storage/integrity.py``); with ``space`` the WAL
     is kept small when the disk is nearly full and a full disk releases the space reserve
     (``storage/space.py``; ``wal_bytes``: the WAL's usual bound); ``max_rows``
-    bounds a transaction (the rows of its ops; at least one op); ``on_commit`` runs on the event
-    loop with each committed change, before the callers' futures resolve. ``commits`` counts
+    bounds a transaction (the rows of its ops; at least one op); ``deferrable`` names the ops
+    that may wait behind the others handed over with them (see ``_next_batch``); ``on_commit``
+    runs on the event loop with each committed change, before the callers' futures resolve. ``commits`` counts
     committed transactions and ``operations`` the calls they carried (the group commit ratio).
     """
 
@@ -107,6 +108,7 @@ class GroupCommitWriter(Generic[OpT, ChangeT]):
         thread_name: str,
         max_rows: int,
         on_commit: Callable[[ChangeT], None] | None = None,
+        deferrable: Callable[[OpT], bool] | None = None,
         turns: WriteTurns | None = None,
         path: Path | None = None,
         space: Space | None = None,
@@ -123,6 +125,8 @@ class GroupCommitWriter(Generic[OpT, ChangeT]):
         self._thread_name = thread_name
         self._max_rows = max_rows
         self._on_commit = on_commit
+        self._deferrable = deferrable
+        self._deferred = False  # the last batch left deferrable ops for the next (writer thread)
         self._gathering: list[tuple[OpT, asyncio.Future[Any]]] = []  # this loop iteration's calls
         self._inbox: SimpleQueue[list[tuple[OpT, asyncio.Future[Any]]] | None] = SimpleQueue()  # None: stop
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -256,6 +260,19 @@ class GroupCommitWriter(Generic[OpT, ChangeT]):
                 stopping = True
             else:
                 batch.extend(more)  # lists handed over belong to the writer from then on
+        deferrable = self._deferrable
+        if deferrable is not None and not self._deferred and len(batch) > 1:
+            # The ops that are not deferrable go first, in a transaction of their own; the
+            # deferrable ones (their order kept) come in the next one, whatever arrives
+            # meanwhile, so neither kind waits more than one transaction for the other. A claim
+            # or an ack handed over behind thousands of appended rows otherwise waits for all
+            # of them, and delivery with it (measured: batches of 100 on 64 connections kept
+            # claims 300 ms behind: 350 events/s delivered while 30,000/s were accepted).
+            first = [entry for entry in batch if not deferrable(entry[0])]
+            if first and len(first) < len(batch):
+                self._deferred = True
+                return first, [entry for entry in batch if deferrable(entry[0])], stopping
+        self._deferred = False
         limit = self._max_rows
         rows = 0
         for count, (op, _) in enumerate(batch):

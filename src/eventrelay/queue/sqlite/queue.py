@@ -36,7 +36,7 @@ from eventrelay.storage.write_turns import WriteTurns
 # a few thousand rows already makes the fsync a small share of its cost; beyond that a bigger
 # one saves little and makes every caller sharing it wait longer, while smaller ones let the
 # event loop work on the next requests while the writer commits.
-MAX_BATCH_ROWS = 4_000
+MAX_BATCH_ROWS = 1_000
 
 
 class SQLiteQueue:
@@ -77,6 +77,7 @@ class SQLiteQueue:
             thread_name="eventrelay-sqlite",
             max_rows=MAX_BATCH_ROWS,
             on_commit=self._ready.update,
+            deferrable=_is_plain_append,
             turns=WriteTurns(self.path),
             path=self.path,
             space=space,
@@ -230,3 +231,10 @@ def _job_id(job: Job) -> int:
         return int(job.handle)
     except ValueError as exc:
         raise StorageError(f"{job.handle!r} is not a handle of the SQLite queue") from exc
+
+
+def _is_plain_append(op: Op) -> bool:
+    """Appends without a hand-off may wait behind delivery's claims, acks and hand-offs in the
+    writer's next transaction (``GroupCommitWriter``'s ``deferrable``): they only answer ingest,
+    while those hold delivery slots."""
+    return type(op) is Append
