@@ -154,6 +154,25 @@ async def test_beyond_max_bytes_the_oldest_events_go_first_and_no_waiting_job_is
     assert len(await queue.claim("lambda", 100, 30.0)) == 16
 
 
+async def test_a_window_takes_events_by_receipt_time_source_and_type_and_pages_by_seq(archives: Archives) -> None:
+    queue = await archives.open(WEEK)
+    now = time.time()
+    items = [
+        Accepted(f"e{i}", "ios" if i % 2 else "web", "identify" if i % 3 == 0 else "track", now - 30 + i, BODY, ("a",))
+        for i in range(30)
+    ]
+    await queue.append(items)
+    window = Window(now - 20, now - 10, source="web", call_type="track")  # e10..e20, even, not a multiple of 3
+    span = await queue.archive_span(window)
+    expected = [f"e{i}" for i in range(10, 21) if i % 2 == 0 and i % 3]
+    assert span.events == len(expected) and span.first_seq is not None and span.last_seq is not None
+    page = await queue.archived(window, span.first_seq - 1, span.last_seq, 2)
+    rest = await queue.archived(window, page[-1].seq, span.last_seq, 100)
+    assert [e.message_id for e in page + rest] == expected
+    assert await queue.archived(window, span.first_seq - 1, span.first_seq, 100) == page[:1]  # last_seq is kept
+    assert (await queue.archive_span(Window(now + 10, now + 20))).events == 0
+
+
 async def test_a_replay_enqueues_archived_events_as_marked_jobs_and_moves_its_cursor_once(
     archives: Archives,
 ) -> None:

@@ -10,9 +10,9 @@ itself removes the oldest events first, which is the archive's rule. The work st
 An archived event's ``seq`` is its sequence in this stream (receipt order across every ingest
 process). Starting with other limits updates the stream (the server applies the new ones at once).
 
-Reads run on a connection of their own, each with an ephemeral pull consumer (memory storage,
-no acks, removed at the end or by the server after ``SCAN_IDLE``) and bounded pulls: a dry run
-over a large archive never holds up ingest or delivery. A window's start is found by time
+Reads run on a connection of their own, each with an ephemeral pull consumer and bounded pulls
+(``archive_scan.py``): a dry run over a large archive never holds up ingest or delivery. A page
+read keeps ``READ_AHEAD`` events for the pages after it. A window's start is found by time
 (``opt_start_time``, with ``TIME_SLACK`` for the publish time and clock skew: a stored message's
 time is JetStream's, ``receivedAt`` the ingest host's), and every event is checked against
 ``receivedAt`` itself. A span is read headers only.
@@ -23,13 +23,12 @@ server must have ``archive.max_bytes`` (times the replicas) to spare.
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from collections import OrderedDict
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
 
 from nats.aio.client import Client
-from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext, api
 from nats.js.errors import APIError, NotFoundError
@@ -37,17 +36,16 @@ from nats.js.errors import APIError, NotFoundError
 from eventrelay.core.errors import StorageError
 from eventrelay.core.records import Accepted
 from eventrelay.queue.archive import ArchivedEvent, ArchiveInfo, ArchiveLimits, Span, Window
-from eventrelay.queue.jetstream.fetch import pull
+from eventrelay.queue.jetstream.archive_scan import Scan
 from eventrelay.queue.jetstream.messages import archive_headers, archived_of
 from eventrelay.queue.jetstream.names import Names
 from eventrelay.storage.nats import API_TIMEOUT, ERRS_DISK, connect, ensure_stream, translate
 
 SCAN_BATCH = 1_000  # messages per pull of a span (headers only: ~250 bytes each)
-SCAN_IDLE = 30.0  # seconds after which the server removes a read's consumer a crash left behind
-TIME_SLACK = 60.0  # seconds a message's stream time may be after its receivedAt (publish, clock skew)
+READ_AHEAD = 500  # archived events one read of a page keeps for the pages after it (~0.6 MB of 1 KB events)
+PAGES_KEPT = 4  # windows whose read-ahead is kept (replays and dry runs at once in this process)
+TIME_SLACK = 300.0  # seconds a stored message's time may be off its receivedAt: publish retries, clock skew
 MAX_STORED_EVENT = 64 * 1024  # stored bytes of the largest archived event: a 32 KB body, headers, subject
-
-Pull = Callable[[int], Awaitable[list[Msg]]]
 
 
 class ArchiveStream:
@@ -64,7 +62,7 @@ class ArchiveStream:
         self.dedup_window = dedup_window
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
-        self._page: dict[int, ArchivedEvent] = {}  # the last page read: what the next enqueue asks for
+        self._pages: OrderedDict[Window, _Page] = OrderedDict()  # read-ahead of the windows read last
 
     async def start(self, js: JetStreamContext, connect_name: str) -> None:
         """Make or update the stream (on the queue's connection), then open the read connection."""
@@ -139,11 +137,11 @@ class ArchiveStream:
         last event stored when the read began)."""
         if self.limits is None:
             return Span(None, None, 0)
+        first, last, count = None, None, 0
         try:
             end = (await self._jsc().stream_info(self.names.archive_stream)).state.last_seq
-            first, last, count = None, None, 0
-            async with self._scan(window, None, headers_only=True) as next_batch:
-                while msgs := await next_batch(SCAN_BATCH):
+            async with self._scan(window, start_time=min(window.since - TIME_SLACK, time.time())) as scan:
+                while msgs := await scan.batch(SCAN_BATCH):
                     for msg in msgs:
                         seq = msg.metadata.sequence.stream
                         if seq > end or msg.metadata.timestamp.timestamp() > window.until + TIME_SLACK:
@@ -151,34 +149,35 @@ class ArchiveStream:
                         if _within(archived_of(seq, msg.headers or {}, b""), window):
                             first = seq if first is None else first
                             last, count = seq, count + 1
+                await scan.ended(end, window.until + TIME_SLACK)
         except (TimeoutError, NatsError) as exc:
             raise translate(exc, "archive read") from exc
         return Span(first, last, count)
 
     async def archived(self, window: Window, after_seq: int, last_seq: int, limit: int) -> list[ArchivedEvent]:
+        """From the window's read-ahead when it holds the page, else one read of ``READ_AHEAD``
+        events (a replay's steps take a few at a time: most steps read nothing from the server)."""
         if self.limits is None or after_seq >= last_seq or limit <= 0:
             return []
-        found: list[ArchivedEvent] = []
-        try:
-            async with self._scan(window, after_seq + 1, headers_only=False) as next_batch:
-                while len(found) < limit and (msgs := await next_batch(limit - len(found))):
-                    for msg in msgs:
-                        seq = msg.metadata.sequence.stream
-                        if seq > last_seq:
-                            return self._keep(found)
-                        event = archived_of(seq, msg.headers or {}, msg.data)
-                        if _within(event, window):
-                            found.append(event)
-        except (TimeoutError, NatsError) as exc:
-            raise translate(exc, "archive read") from exc
-        return self._keep(found)
+        page = self._pages.get(window)
+        if page is None or not page.serves(after_seq, last_seq, limit):
+            try:
+                page = await self._read(window, after_seq, last_seq, max(limit, READ_AHEAD))
+            except (TimeoutError, NatsError) as exc:
+                raise translate(exc, "archive read") from exc
+            self._pages[window] = page
+        self._pages.move_to_end(window)
+        while len(self._pages) > PAGES_KEPT:
+            self._pages.popitem(last=False)
+        return page.take(after_seq, last_seq, limit)
 
     async def events(self, seqs: Sequence[int]) -> list[ArchivedEvent]:
         """The archived events ``seqs`` still kept, in their order (those removed meanwhile are left
-        out). The last page read is at hand; anything else is one read of the stream's leader each."""
+        out): from a read-ahead when there, else one read of the stream's leader each."""
+        held = {e.seq: e for page in self._pages.values() for e in page.events}
         found: list[ArchivedEvent] = []
         for seq in seqs:
-            event = self._page.get(seq)
+            event = held.get(seq)
             if event is None:
                 try:
                     raw = await self._jsc().get_msg(self.names.archive_stream, seq)
@@ -191,9 +190,22 @@ class ArchiveStream:
         return found
 
     # -- internals -------------------------------------------------------------------------------
-    def _keep(self, page: list[ArchivedEvent]) -> list[ArchivedEvent]:
-        self._page = {e.seq: e for e in page}
-        return page
+    async def _read(self, window: Window, after_seq: int, last_seq: int, want: int) -> _Page:
+        events: list[ArchivedEvent] = []
+        async with self._scan(window, start_seq=after_seq + 1, headers_only=False) as scan:
+            while len(events) < want:
+                msgs = await scan.batch(want - len(events))
+                if not msgs:  # the end of the stream: everything stored up to the last one read is here
+                    await scan.ended(last_seq)
+                    break
+                for msg in msgs:
+                    seq = msg.metadata.sequence.stream
+                    if seq > last_seq:
+                        return _Page(after_seq, last_seq, events)
+                    event = archived_of(seq, msg.headers or {}, msg.data)
+                    if _within(event, window):
+                        events.append(event)
+            return _Page(after_seq, min(last_seq, scan.position - 1), events)
 
     async def _received_at(self, seq: int) -> float | None:
         """The receivedAt of the first event kept at or after ``seq``."""
@@ -205,45 +217,24 @@ class ArchiveStream:
             return None
         return archived_of(seq, dict(raw.headers or {}), b"").received_at
 
-    @contextlib.asynccontextmanager
-    async def _scan(self, window: Window, start_seq: int | None, *, headers_only: bool) -> AsyncIterator[Pull]:
-        """An ephemeral consumer over the window's subjects from ``start_seq`` (None: from the
-        window's start by time); yields a pull of up to n messages available now."""
-        config = api.ConsumerConfig(
-            ack_policy=api.AckPolicy.NONE,
-            filter_subject=self.names.archive_filter(window.source, window.call_type),
-            headers_only=headers_only or None,
-            inactive_threshold=SCAN_IDLE,
-            mem_storage=True,
-            num_replicas=1,
-            replay_policy=api.ReplayPolicy.INSTANT,
+    def _scan(
+        self,
+        window: Window,
+        *,
+        start_seq: int | None = None,
+        start_time: float | None = None,
+        headers_only: bool = True,
+    ) -> Scan:
+        subject = self.names.archive_filter(window.source, window.call_type)
+        return Scan(
+            self._client(),
+            self._jsc(),
+            self.names.archive_stream,
+            subject,
+            start_seq=start_seq,
+            start_time=start_time,
+            headers_only=headers_only,
         )
-        start_at = min(window.since - TIME_SLACK, time.time())
-        if start_seq is not None:
-            config.deliver_policy, config.opt_start_seq = api.DeliverPolicy.BY_START_SEQUENCE, start_seq
-        elif start_at > 0:
-            config.deliver_policy = api.DeliverPolicy.BY_START_TIME
-            config.opt_start_time = datetime.fromtimestamp(start_at, UTC)
-        else:
-            config.deliver_policy = api.DeliverPolicy.ALL
-        js, nc, stream = self._jsc(), self._client(), self.names.archive_stream
-        consumer = (await js.add_consumer(stream, config)).name
-        assert consumer is not None
-        done = False
-
-        async def next_batch(n: int) -> list[Msg]:
-            nonlocal done
-            if done:
-                return []
-            msgs = await pull(nc, stream, consumer, max(1, n))
-            done = not msgs or msgs[-1].metadata.num_pending == 0
-            return msgs
-
-        try:
-            yield next_batch
-        finally:
-            with contextlib.suppress(TimeoutError, NatsError):  # else the server removes it after SCAN_IDLE
-                await js.delete_consumer(stream, consumer)
 
     def _client(self) -> Client:
         if self._nc is None:
@@ -254,6 +245,23 @@ class ArchiveStream:
         if self._js is None:
             raise StorageError("the JetStream archive is not open")
         return self._js
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    """What one read found: every event of its window with ``after < seq <= covered``."""
+
+    after: int
+    covered: int
+    events: list[ArchivedEvent]
+
+    def serves(self, after_seq: int, last_seq: int, limit: int) -> bool:
+        if after_seq < self.after:
+            return False
+        return self.covered >= last_seq or sum(1 for e in self.events if e.seq > after_seq) >= limit
+
+    def take(self, after_seq: int, last_seq: int, limit: int) -> list[ArchivedEvent]:
+        return [e for e in self.events if after_seq < e.seq <= last_seq][:limit]
 
 
 def _within(event: ArchivedEvent, window: Window) -> bool:

@@ -115,7 +115,7 @@ class Redrive:
         try:
             await self._publish(subject, raw.data or b"", fresh)
             if replay:  # a replay's job counts while it is in the stream: the old copy goes
-                await delete_message(self._js, self.names.stream, waiting.seq)
+                await delete_message(self._nc, self.names.stream, waiting.seq)
             if waiting.reply is not None:
                 await self._nc.request(waiting.reply, b"+ACK", timeout=SETTLE_TIMEOUT)
         except (TimeoutError, NatsError) as exc:
