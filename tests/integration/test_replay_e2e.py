@@ -182,6 +182,8 @@ async def test_past_max_bytes_the_oldest_leave_the_archive_the_dry_run_says_so_a
         await s.api("POST", "/api/v1/config/destinations", destination("live", "live-fn"), status=201)
         await s.send(padded)
         archive = await s.api("GET", "/api/v1/archive")
+        async with s.http.get(f"{s.url}/metrics", headers=ADMIN) as r:
+            metrics = await r.text()
         await s.api("POST", "/api/v1/config/destinations", destination("late", "late-fn"), status=201)
         dry = (await s.api("POST", "/api/v1/destinations/late/replays", {"since": "1h", "dry_run": True}))["dry_run"]
         deadline = time.monotonic() + DEADLINE
@@ -191,6 +193,8 @@ async def test_past_max_bytes_the_oldest_leave_the_archive_the_dry_run_says_so_a
             await asyncio.sleep(0.2)
     assert archive["max_bytes"] == 10**6 and archive["bytes"] <= 10**6 and archive["pruned_until"] is not None
     assert 0 < archive["events"] < len(padded) and archive["oldest"] >= archive["pruned_until"]
+    assert f"eventrelay_archive_events {float(archive['events'])}" in metrics  # its size at /metrics too
+    assert f"eventrelay_archive_bytes {float(archive['bytes'])}" in metrics
     assert "archive.max_bytes" in dry["note"] and dry["window"]["since"] == archive["oldest"]
     assert dry["matched"] == dry["events_in_window"] == archive["events"]
     got = Counter(e["messageId"] for e in received(s.seen))  # the live destination: every event, once

@@ -9,6 +9,8 @@ itself removes the oldest events first, which is the archive's rule. The work st
 ``discard: new`` and no byte limit, so a full archive never drops a job waiting for delivery.
 An archived event's ``seq`` is its sequence in this stream (receipt order across every ingest
 process). Starting with other limits updates the stream (the server applies the new ones at once).
+With ``archive: {enabled: false}`` nothing is written or read; a stream an earlier start made is
+left as it is (its own max age empties it).
 
 Reads run on a connection of their own, each with an ephemeral pull consumer and bounded pulls
 (``archive_scan.py``): a dry run over a large archive never holds up ingest or delivery. A page
