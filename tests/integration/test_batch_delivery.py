@@ -102,6 +102,7 @@ def make_config(data: Path, functions: Path, local_url: str, storage: dict[str, 
         {
             "workspace": {"id": WORKSPACE},
             "storage": {**storage, "path": str(data)},
+            "archive": {"max_bytes": "100MB"},  # JetStream reserves it per stream: the tests share one server
             "admin": {"token": ADMIN_TOKEN},
             "sources": [{"name": "app", "write_key": WRITE_KEY}],
             "destinations": [

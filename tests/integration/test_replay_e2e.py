@@ -1,11 +1,13 @@
-"""End to end: events accepted while no destination wanted them, a destination created afterwards
-through the Config API, then a replay (HTTP API) into it: each archived event reaches the real
-handler exactly once, sent in receipt order, each attempt marked with the replay id; the dry run
-counts what a direct count finds, and says why a window past the retention is shorter."""
+"""End to end, on SQLite and on JetStream (a real nats-server): events accepted while no destination
+wanted them, a destination created afterwards through the Config API, then a replay (HTTP API)
+into it: each archived event reaches the real handler exactly once, sent in receipt order, each
+attempt marked with the replay id; the dry run counts what a direct count finds, and says why a
+window past the retention, or past what ``max_bytes`` kept, is shorter."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -19,6 +21,7 @@ from aiohttp import BasicAuth, ClientSession
 
 from eventrelay.config.model import Config
 from eventrelay.runtime import Runtime
+from tests.jetstream.natsserver import shared_server_url
 from tests.support.inprocess import serving
 from tests.support.recording import ROLE, WORKSPACE, received, recording_functions
 
@@ -28,6 +31,8 @@ TOKEN = "adm_replay_e2e_0123456789abcdef"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 DEADLINE = 240.0  # seconds for 10,000 events through the local runtime on a loaded 2-core machine
 BATCH = 100  # events per /v1/batch request
+JETSTREAM_ARCHIVE = "100MB"  # JetStream reserves a stream's max_bytes of its storage: the tests share one server
+_streams = itertools.count(1)
 
 
 @dataclass
@@ -59,11 +64,22 @@ class Stack:
         raise AssertionError(f"replay not done in {DEADLINE}s: {replay}")
 
 
-def config(data: Path, **archive: Any) -> Config:
+@pytest.fixture(params=["sqlite", "jetstream"])
+async def storage(request: pytest.FixtureRequest) -> dict[str, Any]:
+    if request.param == "sqlite":
+        return {"backend": "sqlite"}
+    url = await shared_server_url(request)
+    return {"backend": "jetstream", "servers": [url], "stream": f"REPLAYE2E{next(_streams)}"}
+
+
+def config(data: Path, storage: dict[str, Any] | None = None, **archive: Any) -> Config:
+    storage = storage or {"backend": "sqlite"}
+    if storage["backend"] == "jetstream":
+        archive = {"max_bytes": JETSTREAM_ARCHIVE, **archive}
     return Config.model_validate(
         {
             "workspace": {"id": WORKSPACE},
-            "storage": {"backend": "sqlite", "path": str(data)},
+            "storage": {**storage, "path": str(data)},
             "admin": {"token": TOKEN},
             "sources": [{"name": "web", "write_key": WRITE_KEY}, {"name": "ios", "write_key": IOS_KEY}],
             "archive": archive,
@@ -80,10 +96,12 @@ def destination(name: str, function: str) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **archive: Any) -> AsyncIterator[Stack]:
+async def stack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, storage: dict[str, Any], **archive: Any
+) -> AsyncIterator[Stack]:
     seen = tmp_path / "seen.jsonl"
-    async with recording_functions(tmp_path, monkeypatch, seen, "late-fn"):
-        runtime = Runtime(config(tmp_path / "data", **archive))
+    async with recording_functions(tmp_path, monkeypatch, seen, "late-fn", "live-fn"):
+        runtime = Runtime(config(tmp_path / "data", storage, **archive))
         await runtime.start()
         try:
             async with serving(runtime) as url, ClientSession() as http:
@@ -102,10 +120,10 @@ def events(count: int) -> list[dict[str, Any]]:
 
 @pytest.mark.timeout(600)
 async def test_ten_thousand_archived_events_reach_a_destination_created_afterwards_once_each_in_order(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, storage: dict[str, Any]
 ) -> None:
     sent = events(10_000)
-    async with stack(tmp_path, monkeypatch) as s:
+    async with stack(tmp_path, monkeypatch, storage) as s:
         await s.send(sent)  # no destination yet: accepted and archived, delivered nowhere
         archive = await s.api("GET", "/api/v1/archive")
         assert archive["events"] == 10_000 and archive["bytes"] > 10_000 * 100
@@ -141,9 +159,9 @@ async def test_ten_thousand_archived_events_reach_a_destination_created_afterwar
 
 
 async def test_a_window_past_the_retention_is_shorter_and_the_dry_run_says_why(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, storage: dict[str, Any]
 ) -> None:
-    async with stack(tmp_path, monkeypatch, retention="2s") as s:
+    async with stack(tmp_path, monkeypatch, storage, retention="2s") as s:
         await s.send(events(3))
         await asyncio.sleep(3.2)  # past the retention; the next append's commit prunes them
         await s.send([{**events(4)[3], "messageId": "fresh"}])
@@ -156,10 +174,37 @@ async def test_a_window_past_the_retention_is_shorter_and_the_dry_run_says_why(
     assert done["enqueued"] == 1 and [e["messageId"] for e in received(s.seen)] == ["fresh"]
 
 
-async def test_a_replay_can_be_cancelled_and_refusals_name_the_field(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+async def test_past_max_bytes_the_oldest_leave_the_archive_the_dry_run_says_so_and_no_delivery_is_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, storage: dict[str, Any]
 ) -> None:
-    async with stack(tmp_path, monkeypatch) as s:
+    padded = [{**e, "properties": {**e["properties"], "pad": "x" * 1000}} for e in events(1_200)]  # ~1.2 MB
+    async with stack(tmp_path, monkeypatch, storage, max_bytes="1MB") as s:
+        await s.api("POST", "/api/v1/config/destinations", destination("live", "live-fn"), status=201)
+        await s.send(padded)
+        archive = await s.api("GET", "/api/v1/archive")
+        async with s.http.get(f"{s.url}/metrics", headers=ADMIN) as r:
+            metrics = await r.text()
+        await s.api("POST", "/api/v1/config/destinations", destination("late", "late-fn"), status=201)
+        dry = (await s.api("POST", "/api/v1/destinations/late/replays", {"since": "1h", "dry_run": True}))["dry_run"]
+        deadline = time.monotonic() + DEADLINE
+        while True:
+            if len(received(s.seen)) >= len(padded) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+    assert archive["max_bytes"] == 10**6 and archive["bytes"] <= 10**6 and archive["pruned_until"] is not None
+    assert 0 < archive["events"] < len(padded) and archive["oldest"] >= archive["pruned_until"]
+    assert f"eventrelay_archive_events {float(archive['events'])}" in metrics  # its size at /metrics too
+    assert f"eventrelay_archive_bytes {float(archive['bytes'])}" in metrics
+    assert "archive.max_bytes" in dry["note"] and dry["window"]["since"] == archive["oldest"]
+    assert dry["matched"] == dry["events_in_window"] == archive["events"]
+    got = Counter(e["messageId"] for e in received(s.seen))  # the live destination: every event, once
+    assert got == Counter(e["messageId"] for e in padded)
+
+
+async def test_a_replay_can_be_cancelled_and_refusals_name_the_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, storage: dict[str, Any]
+) -> None:
+    async with stack(tmp_path, monkeypatch, storage) as s:
         await s.send(events(300))
         await s.api("POST", "/api/v1/config/destinations", destination("late", "late-fn") | {"enabled": True},
                     status=201)  # fmt: skip

@@ -126,10 +126,12 @@ def write_config(
     concurrency: int = 8,
     function_concurrency: int = 2,
     destinations: str | None = None,
+    storage: str | None = None,
 ) -> Path:
     """The config of the ``sink`` destination (and ``extra_dest``) and its local function
     (``handler``'s source), or ``destinations`` (a YAML ``destinations:`` block) instead of both;
-    ``batch`` is the sink's batch setting as YAML (None: one event per invoke)."""
+    ``batch`` is the sink's batch setting as YAML (None: one event per invoke); ``storage`` the
+    keys of ``storage:`` besides its path (None: SQLite)."""
     functions = workdir / "functions"
     functions.mkdir(parents=True, exist_ok=True)
     (functions / "sink.py").write_text(handler)
@@ -137,7 +139,7 @@ def write_config(
     config = workdir / "eventrelay.yaml"
     config.write_text(f"""
 workspace: {{id: {WORKSPACE}}}
-storage: {{backend: sqlite, path: {workdir / "data"}}}
+storage: {{{storage or "backend: sqlite"}, path: {workdir / "data"}}}
 admin: {{token: {ADMIN_TOKEN}}}
 sources:
   - {{name: app, write_key: {WRITE_KEY}}}

@@ -1,8 +1,10 @@
-"""A replay survives kill -9: eventrelay (a subprocess) is killed in the middle of a replay into a
-destination created after the events arrived, restarted, and the replay resumes where its last
-commit left it: every archived event reaches the function, none is enqueued twice by the replay
-(duplicates at the function are only the attempts in flight at the kill, as for live traffic).
-The replay is started and dry-run with the ``eventrelay replay`` command."""
+"""A replay survives kill -9, on SQLite and on JetStream (a real nats-server, which stays up):
+eventrelay (a subprocess) is killed in the middle of a replay into a destination created after
+the events arrived, restarted, and the replay resumes where its cursor was left (SQLite: its last
+commit; JetStream: its last compare-and-set, the step after it deduplicated by the work stream):
+every archived event reaches the function, none is enqueued twice by the replay (duplicates at
+the function are only the attempts in flight at the kill, as for live traffic). The replay is
+started and dry-run with the ``eventrelay replay`` command."""
 
 from __future__ import annotations
 
@@ -11,11 +13,13 @@ import signal
 import subprocess
 import urllib.request
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.jetstream.natsserver import single_server
 from tests.reliability.client import Sender
 from tests.reliability.conftest import ADMIN_TOKEN, WRITE_KEY, Server, wait_until, write_config
 from tests.support.process import free_port
@@ -52,11 +56,26 @@ def replay_state(server: Server, replay_id: str) -> dict[str, Any]:
         return state
 
 
+@pytest.fixture(params=["sqlite", "jetstream"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | None]:
+    """``storage:`` of the deployment; JetStream's server is not the process killed."""
+    if request.param == "sqlite":
+        yield None
+        return
+    nats = single_server(tmp_path / "nats")
+    try:
+        yield f'backend: jetstream, servers: ["{nats.url}"], stream: REPLAYCRASH'
+    finally:
+        nats.stop()
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(400)
-def test_kill_9_during_a_replay_then_restart_skips_nothing_and_enqueues_nothing_twice(tmp_path: Path) -> None:
+def test_kill_9_during_a_replay_then_restart_skips_nothing_and_enqueues_nothing_twice(
+    tmp_path: Path, storage: str | None
+) -> None:
     port, aws_port = free_port(), free_port()
-    config = write_config(tmp_path, port, aws_port, destinations="destinations: []")
+    config = write_config(tmp_path, port, aws_port, destinations="destinations: []", storage=storage)
     server = Server(tmp_path, config, port, tmp_path / "functions" / "sink.txt", serve_env(log_level="info"))
     try:
         server.start()
@@ -64,7 +83,8 @@ def test_kill_9_during_a_replay_then_restart_skips_nothing_and_enqueues_nothing_
         while len(sender.acked) < EVENTS:
             sender.send_batch(100)
         server.kill(signal.SIGTERM)
-        write_config(tmp_path, port, aws_port, destinations=LATE.format(aws_port=aws_port, concurrency=CONCURRENCY))
+        late = LATE.format(aws_port=aws_port, concurrency=CONCURRENCY)
+        write_config(tmp_path, port, aws_port, destinations=late, storage=storage)
         server.start()  # the destination exists from now on; the events arrived before it
 
         plan = replay_cli(server, "--dry-run")

@@ -57,9 +57,7 @@ def routes(runtime: Any) -> list[BaseRoute]:
 async def archive(request: Request, runtime: Any) -> Response:
     queue = runtime.queue
     if not isinstance(queue, ArchiveQueue):
-        return JSONResponse(
-            {"enabled": False, "backend": "jetstream", "note": "the work stream's limits are the archive"}
-        )
+        return JSONResponse({"enabled": False, "note": "this storage backend keeps no archive"})
     info = await queue.archive_info()
     return JSONResponse(
         {

@@ -4,8 +4,9 @@
     archive: {enabled: false}                    # keep nothing after delivery (replay finds nothing)
 
 The oldest events go first. On SQLite the archive is a table of the queue's file in the data
-directory (its size on the page and ``/metrics``); on JetStream the work stream's limits are the
-archive (``retention`` is its max age, ``max_bytes`` its max bytes).
+directory (its size on the page and ``/metrics``); on JetStream it is a stream of its own whose
+limits are these (``retention`` is its max age, ``max_bytes`` its max bytes, which JetStream
+reserves of its storage).
 """
 
 from __future__ import annotations

@@ -240,7 +240,7 @@ class Replays:
     # -- helpers -------------------------------------------------------------------------------
     def _archive(self) -> ArchiveQueue:
         if not isinstance(self._queue, ArchiveQueue):
-            raise ReplayError("this storage backend keeps no archive to replay from (replay needs storage: sqlite)")
+            raise ReplayError("this storage backend keeps no archive to replay from")
         return self._queue
 
     async def _kept(self) -> ArchiveQueue:

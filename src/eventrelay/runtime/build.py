@@ -79,6 +79,7 @@ def open_queue(config: Config, space: Space | None = None, *, shared: bool = Fal
             max_events=storage.max_events,
             dedup_window=config.ingest.dedup_window,
             max_age=jetstream_max_age(config),
+            archive=archive_limits(config),
         )
     from eventrelay.queue.sqlite import SQLiteQueue
 
@@ -99,8 +100,9 @@ def archive_limits(config: Config) -> ArchiveLimits | None:
 
 
 def jetstream_max_age(config: Config) -> float:
-    """The work stream's max age: the archive's retention (the stream is the archive), never shorter
-    than a destination's retry window plus a margin (a retrying event must not age out)."""
+    """The work stream's max age (the archive is a stream of its own, ``queue/jetstream/archive.py``):
+    as long as the archive's retention, never shorter than a destination's retry window plus a
+    margin (a retrying event must not age out)."""
     windows = [d.delivery.retry_window for d in config.destinations]
     floor = max(windows, default=0.0) + JETSTREAM_AGE_MARGIN
     return max(config.archive.retention if config.archive.enabled else DEFAULT_JETSTREAM_AGE, floor)

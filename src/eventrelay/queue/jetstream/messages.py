@@ -9,7 +9,9 @@ import time
 from nats.aio.msg import Msg
 
 from eventrelay.core.records import Accepted, DeadStatus, Job
+from eventrelay.queue.archive import ArchivedEvent
 from eventrelay.queue.jetstream.names import (
+    H_ARCHIVE_SEQ,
     H_ATTEMPTS,
     H_CALL_TYPE,
     H_DEAD_AT,
@@ -20,9 +22,11 @@ from eventrelay.queue.jetstream.names import (
     H_REASON,
     H_RECEIVED_AT,
     H_REDRIVEN_AT,
+    H_REPLAY,
     H_SOURCE,
     H_STATUS,
     MSG_ID,
+    Names,
 )
 
 log = logging.getLogger(__name__)
@@ -59,7 +63,42 @@ def job_of(msg: Msg, destination: str) -> Job:
         meta=meta,
         redriven_at=_time_header(headers, H_REDRIVEN_AT),
         lane=headers.get(H_LANE) if token is not None else None,
+        replay=headers.get(H_REPLAY),
     )
+
+
+def archive_headers(item: Accepted) -> dict[str, str]:
+    """The headers of ``item``'s archive message: the event's own, deduplicated by messageId (a
+    client's retry within the dedup window is archived once)."""
+    return {**work_headers(item), MSG_ID: item.message_id}
+
+
+def archived_of(seq: int, headers: dict[str, str], body: bytes) -> ArchivedEvent:
+    """The archived event a message of the archive stream (at ``seq``) holds."""
+    return ArchivedEvent(
+        seq=seq,
+        message_id=headers.get(H_MESSAGE_ID, ""),
+        source=headers.get(H_SOURCE, ""),
+        call_type=headers.get(H_CALL_TYPE, ""),
+        received_at=_time_header(headers, H_RECEIVED_AT) or 0.0,
+        body=body,
+    )
+
+
+def replay_headers(event: ArchivedEvent, destination: str, replay_id: str) -> dict[str, str]:
+    """The headers of the job that replays ``event`` into ``destination``: the event as accepted
+    (``Er-Received-At`` unchanged), the replay's id, and a ``Nats-Msg-Id`` of replay, archived
+    event and destination, so a step repeated after a crash is deduplicated by the work stream."""
+    return {
+        H_MESSAGE_ID: event.message_id,
+        H_SOURCE: event.source,
+        H_CALL_TYPE: event.call_type,
+        H_RECEIVED_AT: repr(event.received_at),
+        H_DESTINATION: destination,
+        H_REPLAY: replay_id,
+        H_ARCHIVE_SEQ: str(event.seq),
+        MSG_ID: Names.replay_msg_id(replay_id, event.seq, destination),
+    }
 
 
 def lane_token_of(subject: str) -> str | None:
@@ -76,8 +115,10 @@ def lane_header(lane: str) -> str:
 def dead_headers(job: Job, status: DeadStatus, reason: str) -> dict[str, str]:
     """The headers of ``job``'s dead letter (its attempt counted; its lane, if it has one)."""
     lane = {H_LANE: lane_header(job.lane), H_LANE_TOKEN: job.meta["lane"]} if job.lane and "lane" in job.meta else {}
+    replay = {H_REPLAY: job.replay} if job.replay is not None else {}
     return {
         **lane,
+        **replay,
         H_MESSAGE_ID: job.message_id,
         H_SOURCE: job.source,
         H_CALL_TYPE: job.call_type,

@@ -16,19 +16,17 @@ from nats.js.errors import NotFoundError
 
 from eventrelay.core.errors import QueueFull, StorageError
 from eventrelay.core.records import Accepted, DeadStatus, Job
+from eventrelay.queue.archive import ArchivedEvent, ArchiveInfo, ArchiveLimits, ReplayRecord, ReplayState, Span, Window
 from eventrelay.queue.base import BlockedLane
-from eventrelay.queue.jetstream.attempts import AttemptStore, Waiting
+from eventrelay.queue.jetstream.archive import ArchiveStream
+from eventrelay.queue.jetstream.attempts import AttemptStore
 from eventrelay.queue.jetstream.fetch import pull
 from eventrelay.queue.jetstream.keepalive import IN_PROGRESS, Keepalive
 from eventrelay.queue.jetstream.lanes import Lanes
-from eventrelay.queue.jetstream.messages import (
-    dead_headers,
-    job_of,
-    lane_token_of,
-    redriven_headers,
-    work_headers,
-)
-from eventrelay.queue.jetstream.names import H_DESTINATION, H_LANE_TOKEN, H_MESSAGE_ID, H_SOURCE, MSG_ID, Names
+from eventrelay.queue.jetstream.messages import dead_headers, job_of, work_headers
+from eventrelay.queue.jetstream.names import H_DESTINATION, MSG_ID, Names
+from eventrelay.queue.jetstream.redrive import SETTLE_TIMEOUT, Redrive
+from eventrelay.queue.jetstream.replays import ReplayStore
 from eventrelay.storage.nats import API_TIMEOUT, connect, ensure_stream, redact, translate
 
 log = logging.getLogger(__name__)
@@ -36,13 +34,13 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_AGE = 7 * 86400.0  # archive + safety margin over the 4 h default retry window (Kafka's default)
 ACK_WAIT_SLACK = 0.5  # a lease this much longer than AckWait is kept alive by in-progress acks
 MAX_ACK_PENDING = 20_000  # jobs claimed or waiting for a delayed retry per destination, across all processes
-SETTLE_TIMEOUT = 5  # ack/nak confirmation from the server
 BOUND_REFRESH = 0.5  # seconds between recounts of waiting jobs for the max_events bound
 
 
 class JetStreamQueue:
-    """Queue Protocol (and ``OrderedQueue``: ``lanes.py``) on JetStream. ``servers``: NATS URLs;
-    ``stream``: the name prefix."""
+    """Queue Protocol (and ``OrderedQueue``: ``lanes.py``; ``ArchiveQueue``: ``archive.py``,
+    ``replays.py``) on JetStream. ``servers``: NATS URLs; ``stream``: the name prefix;
+    ``archive``: the archive stream's limits (None: no archive)."""
 
     def __init__(
         self,
@@ -53,6 +51,7 @@ class JetStreamQueue:
         dedup_window: float,
         *,
         max_age: float = DEFAULT_MAX_AGE,
+        archive: ArchiveLimits | None = None,
         connect_name: str = "eventrelay",
     ) -> None:
         self.servers = list(servers)
@@ -73,6 +72,10 @@ class JetStreamQueue:
         self._waiting = 0  # waiting jobs counted at the last refresh + published since
         self._lanes = Lanes(self.names)  # per-user ordering (lanes.py)
         self._waiting_at = -1e18
+        self._archive = ArchiveStream(
+            self.names, archive, servers=self.servers, replicas=replicas, dedup_window=dedup_window
+        )
+        self._replays = ReplayStore(self.names, self._archive)
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -84,6 +87,8 @@ class JetStreamQueue:
                 self._jsc(), self.names.attempts_bucket, ttl=self.max_age, replicas=self.replicas
             )
             await self._lanes.start(self._jsc(), replicas=self.replicas, max_age=self.max_age)
+            await self._archive.start(self._jsc(), self._connect_name)
+            await self._replays.start(self._client(), self._jsc(), replicas=self.replicas)
         except (TimeoutError, NatsError, OSError) as exc:
             raise StorageError(
                 f"cannot open JetStream stream {self.names.stream} on {redact(self.servers)}: {exc}"
@@ -93,6 +98,7 @@ class JetStreamQueue:
         if self._nc is None:
             return
         self._keepalive.stop_all()
+        await self._archive.close()
         nc, self._nc = self._nc, None
         try:
             for handle in list(self._claimed):  # unsettled claims return to the queue now, not after AckWait
@@ -110,7 +116,10 @@ class JetStreamQueue:
         await self._check_bound(jobs)
         owners: list[int] = []
         pubs: list[Awaitable[api.PubAck]] = []
+        archived: list[Awaitable[api.PubAck]] = []  # one each, in the same gather: durable before the 200
         for n, item in enumerate(items):
+            if self._archive.enabled:
+                archived.append(self._archive.publish(self._jsc(), item))
             headers = work_headers(item)
             for dest in item.destinations:
                 hdr = {**headers, H_DESTINATION: dest, MSG_ID: Names.work_msg_id(dest, item.message_id)}
@@ -121,9 +130,12 @@ class JetStreamQueue:
                 hdr = {**headers, MSG_ID: Names.unrouted_msg_id(item.message_id)}
                 pubs.append(self._publish(self.names.unrouted_subject(item.source), item.body, hdr))
                 owners.append(n)
-        acks = await asyncio.gather(*pubs, return_exceptions=True)
+        acks = await asyncio.gather(*pubs, *archived, return_exceptions=True)
+        for ack in acks[len(pubs) :]:
+            if isinstance(ack, BaseException):
+                raise translate(ack, "archive publish") from ack
         new = [False] * len(items)
-        for n, ack in zip(owners, acks, strict=True):
+        for n, ack in zip(owners, acks[: len(pubs)], strict=True):
             if isinstance(ack, BaseException):
                 raise translate(ack, "publish") from ack
             if not ack.duplicate:
@@ -165,6 +177,8 @@ class JetStreamQueue:
 
     async def ack(self, job: Job) -> None:
         await self._lanes.settled(job)
+        if job.replay is not None:
+            await self._replays.settled(job)
         await self._settle(job, b"+ACK")
         await self._attempts().settled(job)
 
@@ -183,77 +197,29 @@ class JetStreamQueue:
 
     async def dead_letter(self, job: Job, status: DeadStatus, reason: str) -> None:
         headers = dead_headers(job, status, reason)
+        subject = self.names.dead_subject(job.destination)
+        if job.replay is not None:  # counted as the replay's (replays.py)
+            subject = self.names.dead_replay_subject(job.destination, job.replay)
         try:
-            await self._publish(self.names.dead_subject(job.destination), job.body, headers)
+            await self._publish(subject, job.body, headers)
         except (TimeoutError, NatsError) as exc:
             raise translate(exc, "dead letter") from exc
         await self._lanes.settled(job)  # after the dead letter is stored: its lane moves on
+        if job.replay is not None:
+            await self._replays.settled(job)
         await self._settle(job, b"+ACK")
         await self._attempts().settled(job)
 
     async def redrive(self, destination: str, message_ids: Sequence[str] | None = None) -> int:
         """Dead letters become fresh work messages; jobs waiting for a delayed retry get a fresh
-        work message due now and their waiting message is acked. A job claimed here is left alone;
-        one being attempted by another process at that very moment may be delivered twice
-        (at-least-once)."""
+        work message due now and their waiting message is acked (``redrive.py``). A job claimed
+        here is left alone; one being attempted by another process at that very moment may be
+        delivered twice (at-least-once)."""
         wanted = set(message_ids) if message_ids is not None else None
-        redriven_at = time.time()
-        moved = await self._redrive_dead(destination, wanted, redriven_at)
-        claimed = set(self._claimed.values())
-        for waiting in await self._attempts().waiting(destination, wanted):
-            if str(waiting.seq) not in claimed:
-                moved += await self._retry_now(destination, waiting, redriven_at)
+        redrive = Redrive(self.names, self._client(), self._jsc(), self._attempts(), self._publish)
+        moved = await redrive.run(destination, wanted, set(self._claimed.values()))
+        self._waiting += redrive.dead_moved
         return moved
-
-    async def _redrive_dead(self, destination: str, wanted: set[str] | None, redriven_at: float) -> int:
-        js = self._jsc()
-        moved, seq = 0, 1
-        subject = self.names.dead_subject(destination)
-        while True:
-            try:
-                raw = await js.get_msg(self.names.dead_stream, seq, subject=subject, next=True)
-            except NotFoundError:
-                return moved
-            except (TimeoutError, NatsError) as exc:
-                raise translate(exc, "redrive") from exc
-            assert raw.seq is not None
-            seq = raw.seq + 1
-            headers = dict(raw.headers or {})
-            if wanted is not None and headers.get(H_MESSAGE_ID) not in wanted:
-                continue
-            await self._redrive_one(destination, raw.seq, headers, raw.data or b"", redriven_at)
-            moved += 1
-
-    async def _retry_now(self, destination: str, waiting: Waiting, redriven_at: float) -> int:
-        """A fresh copy of the waiting job's work message, due now; the waiting one acked."""
-        try:
-            raw = await self._jsc().get_msg(self.names.stream, waiting.seq)
-        except NotFoundError:  # past max_age: nothing waits any more
-            await self._attempts().forget(waiting.key)
-            return 0
-        except (TimeoutError, NatsError) as exc:
-            raise translate(exc, "redrive") from exc
-        if lane_token_of(raw.subject or "") is not None and waiting.reply is not None:
-            # a lane's head keeps its place (a fresh copy would go behind the lane's later events):
-            # offered again now, its attempt count forgotten (its window is still its own)
-            try:
-                await self._client().request(waiting.reply, b"-NAK", timeout=SETTLE_TIMEOUT)
-            except (TimeoutError, NatsError) as exc:
-                raise translate(exc, "redrive") from exc
-            await self._attempts().forget(waiting.key)
-            return 1
-        headers = dict(raw.headers or {})
-        fresh = redriven_headers(destination, f"w{waiting.seq}", headers, redriven_at)
-        try:
-            await self._publish(
-                self.names.job_subject(destination, fresh.get(H_SOURCE, "unknown")), raw.data or b"", fresh
-            )
-            if waiting.reply is not None:
-                await self._client().request(waiting.reply, b"+ACK", timeout=SETTLE_TIMEOUT)
-        except (TimeoutError, NatsError) as exc:
-            raise translate(exc, "redrive") from exc
-        await self._attempts().forget(waiting.key)
-        return 1
 
     async def depth(self, destination: str | None = None) -> int:
         """Per consumer: not yet delivered + delivered and not acked (leased or waiting for a
@@ -274,6 +240,41 @@ class JetStreamQueue:
         except (TimeoutError, NatsError) as exc:
             raise translate(exc, "depth") from exc
         return unclaimed + sum(n for name, n in consumers.items() if name.startswith("d-"))
+
+    # -- the archive and replays (archive.py, replays.py) -----------------------------------------
+    async def archive_info(self) -> ArchiveInfo:
+        return await self._archive.info()
+
+    async def archive_span(self, window: Window) -> Span:
+        return await self._archive.span(window)
+
+    async def archived(self, window: Window, after_seq: int, last_seq: int, limit: int) -> list[ArchivedEvent]:
+        return await self._archive.archived(window, after_seq, last_seq, limit)
+
+    async def create_replay(self, replay: ReplayRecord) -> None:
+        await self._replays.create(replay)
+
+    async def replays(self, destination: str | None = None) -> list[ReplayRecord]:
+        return await self._replays.listed(destination)
+
+    async def replay(self, replay_id: str) -> ReplayRecord | None:
+        return await self._replays.get(replay_id)
+
+    async def enqueue_replay(
+        self, replay_id: str, cursor: int, new_cursor: int, seqs: Sequence[int], skipped: int
+    ) -> bool:
+        """The jobs first, then the cursor (a compare-and-set): not one commit as on SQLite; the
+        work stream's duplicate window covers a step repeated after a crash (``replays.py``)."""
+        return await self._replays.enqueue(replay_id, cursor, new_cursor, seqs, skipped)
+
+    async def replay_waiting(self, replay_id: str) -> int:
+        return await self._replays.waiting(replay_id)
+
+    async def replay_dead(self, replay_id: str) -> int:
+        return await self._replays.dead(replay_id)
+
+    async def end_replay(self, replay_id: str, state: ReplayState) -> int:
+        return await self._replays.end(replay_id, state)
 
     # -- per-user ordering (lanes.py) ------------------------------------------------------------
     async def order_lanes(self, destinations: Collection[str]) -> None:
@@ -325,21 +326,6 @@ class JetStreamQueue:
             await self._client().request(job.handle, payload, timeout=SETTLE_TIMEOUT)
         except (TimeoutError, NatsError) as exc:
             raise translate(exc, "settle") from exc
-
-    async def _redrive_one(
-        self, destination: str, dead_seq: int, headers: dict[str, str], body: bytes, redriven_at: float
-    ) -> None:
-        fresh = redriven_headers(destination, str(dead_seq), headers, redriven_at)
-        source = fresh.get(H_SOURCE, "unknown")
-        subject = self.names.job_subject(destination, source)
-        if H_LANE_TOKEN in headers:  # back in its lane, at its end
-            subject = self.names.lane_subject(destination, source, headers[H_LANE_TOKEN])
-        try:
-            await self._publish(subject, body, fresh)
-            await self._jsc().delete_msg(self.names.dead_stream, dead_seq)
-        except (TimeoutError, NatsError) as exc:
-            raise translate(exc, "redrive") from exc
-        self._waiting += 1
 
     async def _check_bound(self, jobs: int) -> None:
         if jobs == 0:
