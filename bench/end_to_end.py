@@ -159,7 +159,9 @@ def write_config(
     concurrency: int = 64,
     backoff_cap: str = "5m",
     max_events: int = 2_000_000,
+    deliver: bool = True,
 ) -> Path:
+    """The bench's configuration; ``deliver=False``: no destination (ingest only)."""
     path = workdir / "eventrelay.yaml"
     path.write_text(f"""
 workspace: {{id: ws_bench}}
@@ -172,6 +174,9 @@ destinations:
     settings: {{lambda: bench-fn, region: us-west-2, role_address: "{ROLE}", endpoint_url: "{stub_url}"}}
     delivery: {{timeout: 5s, concurrency: {concurrency}, backoff_base: 200ms, backoff_cap: {backoff_cap}}}
 """)
+    if not deliver:
+        text = path.read_text()
+        path.write_text(text[: text.index("destinations:")] + "destinations: []\n")
     return path
 
 

@@ -2,11 +2,13 @@
 
     python bench/wrk_bench.py steady  [--seconds 30] [--workers 1]
     python bench/wrk_bench.py workers [--seconds 10] [--counts 1,2,auto]
+    python bench/wrk_bench.py ingest  [--seconds 10] [--counts 1,2]
 
 ``steady``: single events at the highest rate wrk reaches for ``--seconds`` with delivery on (the
 zero-latency Invoke stub of ``end_to_end.py``): accepted/s, delivered/s in the same seconds, and
 the backlog (``eventrelay_queue_depth``) at the end. ``workers``: for each ``--workers`` count,
-single events and batches of 100: accepted and delivered events/s. Both print the ceiling
+single events and batches of 100: accepted and delivered events/s. ``ingest``: the same with no
+destination (ingest only: a durable 200 per request, nothing delivered). All print the ceiling
 measured in the same run: the bare uvicorn + orjson ASGI app of ``ingest_single.py`` (one
 process) under the same wrk script and bodies. wrk's Lua script (``bench/wrk/events.lua``) gives
 every event a fresh messageId per thread and request. The load average is printed beside each
@@ -103,11 +105,12 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def eventrelay(workdir: Path, stub_url: str, workers: str) -> Iterator[str]:
-    """``eventrelay serve --workers N`` on a fresh data directory, delivering to the stub."""
+def eventrelay(workdir: Path, stub_url: str, workers: str, *, deliver: bool = True) -> Iterator[str]:
+    """``eventrelay serve --workers N`` on a fresh data directory, delivering to the stub
+    (``deliver=False``: no destination)."""
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    config = write_config(workdir, stub_url, concurrency=64)
+    config = write_config(workdir, stub_url, concurrency=64, deliver=deliver)
     with eventrelay_process(config, extra=("--workers", workers), stop_timeout=90) as (url, _):
         time.sleep(2.0 if workers != "1" else 0.5)  # every worker up, not only the first to answer
         yield url
@@ -163,34 +166,45 @@ def steady(args: argparse.Namespace, tmp: Path, event: Path) -> None:
 
 
 def workers(args: argparse.Namespace, tmp: Path, event: Path) -> None:
-    print(f"# workers: {args.seconds:g} s per run, delivery on, single events and batches of {BATCH}")
+    deliver = args.bench == "workers"
+    mode = "delivery on" if deliver else "ingest only (no destination)"
+    print(f"# {args.bench}: {args.seconds:g} s per run, {mode}, single events and batches of {BATCH}")
     bare = {batch: ceiling(args.seconds, batch, event) for batch in (0, BATCH)}
     print(
         f"ceiling (bare ASGI app, 1 process): single {bare[0]:,.0f} events/s, batch {bare[BATCH]:,.0f} events/s"
         f"   [load {load_average()}]"
     )
+    accepted: dict[tuple[str, int], float] = {}
     for count in args.counts.split(","):
         for batch in (0, BATCH):
-            with stub_process() as stub_url, eventrelay(tmp / f"w{count}-{batch}", stub_url, count) as url:
+            workdir = tmp / f"w{count}-{batch}"
+            with stub_process() as stub_url, eventrelay(workdir, stub_url, count, deliver=deliver) as url:
                 m = measure(url, stub_url, args.seconds, batch, event)
+            accepted[(count, batch)] = m["accepted_per_s"]
             kind = "single" if batch == 0 else f"batch {batch}"
             print(
                 f"--workers {count:>4} {kind:>9}: accepted {m['accepted_per_s']:>9,.0f} events/s"
                 f" ({m['accepted_per_s'] / bare[batch]:.2f} of the ceiling), delivered {m['delivered_per_s']:>8,.0f}/s,"
                 f" backlog {m['backlog']:>8,}, refused {m['refused']:.0f}   [load {load_average()}]"
             )
+    if ("1", BATCH) in accepted and ("2", BATCH) in accepted:
+        print(
+            f"batches, --workers 2 / --workers 1: {accepted[('2', BATCH)] / accepted[('1', BATCH)]:.2f}x"
+            " (issue 18's target >= 1.5x; ingest only: single >= 0.5 and batch >= 0.3 of the ceiling with 1)"
+        )
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("bench", choices=("steady", "workers"))
+    p.add_argument("bench", choices=("steady", "workers", "ingest"))
     p.add_argument("--seconds", type=float, default=None, help="seconds per run (steady 30, workers 10)")
     p.add_argument("--workers", default="1", help="steady: serve --workers (default 1)")
-    p.add_argument("--counts", default="1,2,auto", help="workers: the --workers values (default 1,2,auto)")
+    p.add_argument("--counts", default=None, help="workers/ingest: the --workers values (default 1,2,auto / 1,2)")
     args = p.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not on the PATH (Debian: apt-get install -y wrk)")
     args.seconds = args.seconds or (30.0 if args.bench == "steady" else 10.0)
+    args.counts = args.counts or ("1,2" if args.bench == "ingest" else "1,2,auto")
     with tempfile.TemporaryDirectory(prefix="eventrelay-wrk-") as name:
         tmp = Path(name)
         event = event_file(tmp)

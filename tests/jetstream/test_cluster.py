@@ -72,8 +72,11 @@ async def _deliverer(queue: JetStreamQueue, delivered: list[str], stop: asyncio.
         try:
             jobs = await queue.claim("lambda", 100, LEASE)
             for job in jobs:
-                await queue.ack(job)
+                # noted before the ack, as the engine records an attempt before it settles: an ack
+                # applied by the server whose confirmation was lost in the leader change (a
+                # StorageError here) must still count the event as reached
                 delivered.append(job.message_id)
+                await queue.ack(job)
         except StorageError:
             jobs = []
         if not jobs:
