@@ -36,7 +36,6 @@ class QueueSink:
         for item in items:
             for destination in item.destinations:
                 wanted[destination] = wanted.get(destination, 0) + 1
-        destinations = frozenset(wanted)
         covered: set[str] = set()  # destinations whose new jobs were all handed over: no claim needed
         stored = None
         if self._handoff is not None and wanted:
@@ -46,7 +45,7 @@ class QueueSink:
 
         def wake(done: asyncio.Future[list[bool]]) -> None:
             if not done.cancelled() and done.exception() is None and any(done.result()):
-                engine.notify(destinations - covered)
+                engine.notify(wanted.keys() - covered)
 
         stored.add_done_callback(wake)
         return stored

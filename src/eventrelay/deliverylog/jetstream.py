@@ -55,7 +55,7 @@ from eventrelay.core.outcome import Category
 from eventrelay.core.records import AttemptRecord
 from eventrelay.deliverylog.base import DeliveryRow, Stats
 from eventrelay.deliverylog.sqlite import DEFAULT_MAX_AGE, SQLiteDeliveryLog
-from eventrelay.storage.nats import API_TIMEOUT, connect, ensure_stream, redact, token, translate
+from eventrelay.storage.nats import API_TIMEOUT, connect, ensure_stream, redact, started, token, translate
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +108,7 @@ class JetStreamDeliveryLog:
         async with self._open_lock:
             if self._projection is not None:
                 return self._projection
-            if self._js is None:
-                raise StorageError("the delivery log is not started")
+            js = self._jsc()  # refuses before start
             db = self._projection_path(self._stream_created)
             projection = SQLiteDeliveryLog(db, max_age=self.max_age)
             await projection.start()
@@ -118,7 +117,7 @@ class JetStreamDeliveryLog:
                 start_at = api.ConsumerConfig(
                     opt_start_seq=self._applied + 1, deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE
                 )
-                self._sub = await self._js.subscribe(
+                self._sub = await js.subscribe(
                     f"{self.prefix}.>", cb=self._apply, ordered_consumer=True, config=start_at
                 )
             except (TimeoutError, NatsError) as exc:
@@ -202,9 +201,7 @@ class JetStreamDeliveryLog:
 
     # -- internals -------------------------------------------------------------------------------
     def _jsc(self) -> JetStreamContext:
-        if self._js is None:
-            raise StorageError("the delivery log is not started")
-        return self._js
+        return started(self._js, "the delivery log")
 
     async def _publish(self, subject: str, payload: bytes) -> api.PubAck:
         try:

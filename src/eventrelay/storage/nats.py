@@ -5,7 +5,7 @@ name things and show servers, and one translation of NATS errors into the error 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 import nats
 from nats.aio.client import Client
@@ -80,3 +80,14 @@ def translate(exc: BaseException, what: str) -> StorageError:
             return QueueFull(f"JetStream {what} refused: {exc.description}")
     detail: Any = exc if str(exc) else type(exc).__name__
     return StorageError(f"JetStream {what} failed: {detail}")
+
+
+_T = TypeVar("_T")
+
+
+def started(value: _T | None, what: str = "the JetStream queue") -> _T:
+    """``value`` (a connection, a JetStream context, a bucket) once its owner has started;
+    before that (or after close) a ``StorageError`` saying so."""
+    if value is None:
+        raise StorageError(f"{what} is not started")
+    return value

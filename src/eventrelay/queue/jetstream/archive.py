@@ -41,7 +41,7 @@ from eventrelay.queue.archive import ArchivedEvent, ArchiveInfo, ArchiveLimits, 
 from eventrelay.queue.jetstream.archive_scan import Scan
 from eventrelay.queue.jetstream.messages import archive_headers, archived_of
 from eventrelay.queue.jetstream.names import Names
-from eventrelay.storage.nats import API_TIMEOUT, ERRS_DISK, connect, ensure_stream, translate
+from eventrelay.storage.nats import API_TIMEOUT, ERRS_DISK, connect, ensure_stream, started, translate
 
 SCAN_BATCH = 1_000  # messages per pull of a span (headers only: ~250 bytes each)
 READ_AHEAD = 500  # archived events one read of a page keeps for the pages after it (~0.6 MB of 1 KB events)
@@ -239,14 +239,10 @@ class ArchiveStream:
         )
 
     def _client(self) -> Client:
-        if self._nc is None:
-            raise StorageError("the JetStream archive is not open")
-        return self._nc
+        return started(self._nc, "the JetStream archive")
 
     def _jsc(self) -> JetStreamContext:
-        if self._js is None:
-            raise StorageError("the JetStream archive is not open")
-        return self._js
+        return started(self._js, "the JetStream archive")
 
 
 @dataclass(frozen=True, slots=True)

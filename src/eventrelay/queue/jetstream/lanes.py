@@ -37,12 +37,11 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
-from eventrelay.core.errors import StorageError
 from eventrelay.core.records import Accepted, Job
 from eventrelay.queue.base import BlockedLane
 from eventrelay.queue.jetstream.messages import lane_header, lane_token_of
 from eventrelay.queue.jetstream.names import H_LANE, Names
-from eventrelay.storage.nats import open_bucket, translate
+from eventrelay.storage.nats import open_bucket, started, translate
 
 log = logging.getLogger(__name__)
 
@@ -172,9 +171,7 @@ class Lanes:
             await self._ledger_().waits(job, due_at)
 
     def _ledger_(self) -> LaneLedger:
-        if self._ledger is None:
-            raise StorageError("the JetStream queue is not started")
-        return self._ledger
+        return started(self._ledger)
 
 
 async def keep_heads(ledger: LaneLedger, view: LaneView, msgs: list[Msg], destination: str, reply: Reply) -> list[Msg]:

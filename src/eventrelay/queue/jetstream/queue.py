@@ -27,7 +27,7 @@ from eventrelay.queue.jetstream.messages import dead_headers, job_of, work_heade
 from eventrelay.queue.jetstream.names import H_DESTINATION, MSG_ID, Names
 from eventrelay.queue.jetstream.redrive import SETTLE_TIMEOUT, Redrive
 from eventrelay.queue.jetstream.replays import ReplayStore
-from eventrelay.storage.nats import API_TIMEOUT, connect, ensure_stream, redact, translate
+from eventrelay.storage.nats import API_TIMEOUT, connect, ensure_stream, redact, started, translate
 
 log = logging.getLogger(__name__)
 
@@ -298,19 +298,13 @@ class JetStreamQueue:
 
     # -- internals -------------------------------------------------------------------------------
     def _client(self) -> Client:
-        if self._nc is None:
-            raise StorageError("the JetStream queue is not started")
-        return self._nc
+        return started(self._nc)
 
     def _jsc(self) -> JetStreamContext:
-        if self._js is None:
-            raise StorageError("the JetStream queue is not started")
-        return self._js
+        return started(self._js)
 
     def _attempts(self) -> AttemptStore:
-        if self._retries is None:
-            raise StorageError("the JetStream queue is not started")
-        return self._retries
+        return started(self._retries)
 
     async def _job(self, msg: Msg, destination: str) -> Job:
         return await self._attempts().read(job_of(msg, destination), msg.metadata.num_delivered)

@@ -44,7 +44,7 @@ from eventrelay.queue.archive import ReplayRecord, ReplayState, Window
 from eventrelay.queue.jetstream.archive import ArchiveStream
 from eventrelay.queue.jetstream.messages import replay_headers
 from eventrelay.queue.jetstream.names import Names
-from eventrelay.storage.nats import API_TIMEOUT, open_bucket, translate
+from eventrelay.storage.nats import API_TIMEOUT, open_bucket, started, translate
 
 log = logging.getLogger(__name__)
 
@@ -220,19 +220,13 @@ class ReplayStore:
                 log.warning("jetstream: a job of a cancelled replay (seq %d) was not withdrawn: %s", seq, exc)
 
     def _bucket(self) -> KeyValue:
-        if self._kv is None:
-            raise StorageError("the JetStream queue is not started")
-        return self._kv
+        return started(self._kv)
 
     def _client(self) -> Client:
-        if self._nc is None:
-            raise StorageError("the JetStream queue is not started")
-        return self._nc
+        return started(self._nc)
 
     def _jsc(self) -> JetStreamContext:
-        if self._js is None:
-            raise StorageError("the JetStream queue is not started")
-        return self._js
+        return started(self._js)
 
 
 async def delete_message(nc: Client, stream: str, seq: int) -> bool:
